@@ -1,0 +1,303 @@
+//! `cluster { name …; director NAME { address IP [port N] [interface CONFIGURED ACTUAL] };
+//! tls { ca PATH dir PATH }; placement { hold_down 30s max_moves_per_second 20 } }`.
+//!
+//! Inside `director`, `tls` and `placement` several settings may share a line
+//! (`director d1 { address 10.99.0.1 port 7180 }`): each setting has a fixed number of
+//! values, so the line is read as a sequence of settings. This is flotilla's own block, so
+//! keepalived's one-keyword-per-line rule does not have to bind it; keepalived itself skips
+//! the whole block as an unknown keyword.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::Ctx;
+use crate::ast::{Node, Token};
+use crate::model::Config;
+use crate::model::cluster::{Cluster, DEFAULT_MESH_PORT, Director, PlacementSettings, Tls};
+use crate::model::common::{Micros, Origin};
+use crate::print::{Printer, word};
+
+pub(crate) fn lower_top(node: &Node, ctx: &mut Ctx<'_>, cfg: &mut Config) -> bool {
+    if node.word() != "cluster" {
+        return false;
+    }
+    ctx.extra_tokens(node, 0);
+    if let Some(first) = &cfg.cluster {
+        let at = first
+            .origin
+            .0
+            .map(|s| format!(" (the first is at line {})", s.line))
+            .unwrap_or_default();
+        ctx.error(
+            node.span(),
+            format!("a second 'cluster' block; only one is allowed{at}"),
+        );
+        return true;
+    }
+    let mut cluster = Cluster {
+        name: String::new(),
+        directors: Vec::new(),
+        tls: None,
+        placement: PlacementSettings::default(),
+        origin: Origin::at(node.span()),
+    };
+    let mut named = false;
+    for child in ctx.block(node) {
+        match child.word() {
+            "name" => {
+                if let Some(t) = ctx.single(child, "the cluster's name") {
+                    cluster.name = t.text.clone();
+                    named = true;
+                }
+            }
+            "director" => {
+                if let Some(d) = director(child, ctx) {
+                    cluster.directors.push(d);
+                }
+            }
+            "tls" => cluster.tls = tls(child, ctx),
+            "placement" => placement(child, ctx, &mut cluster.placement),
+            _ => ctx.unknown_keyword(child, "cluster"),
+        }
+    }
+    if !named {
+        ctx.error(node.span(), "the cluster block needs 'name NAME'");
+    }
+    cfg.cluster = Some(cluster);
+    true
+}
+
+fn director(node: &Node, ctx: &mut Ctx<'_>) -> Option<Director> {
+    ctx.extra_tokens(node, 1);
+    let name = ctx.arg(node, 0, "the director's name")?.text.clone();
+    let mut address = None;
+    let mut port = DEFAULT_MESH_PORT;
+    let mut interfaces = BTreeMap::new();
+    for child in settings(ctx.block(node), director_arity) {
+        let child = &child;
+        match child.word() {
+            "address" => {
+                if let Some(t) = ctx.single(child, "an IP address") {
+                    address = ctx.ip(t, "director address").or(address);
+                }
+            }
+            "port" => {
+                if let Some(t) = ctx.single(child, "a UDP port") {
+                    if let Some(p) = ctx.uint_in(t, 1, 65535, "mesh port") {
+                        port = p as u16;
+                    }
+                }
+            }
+            "interface" => {
+                ctx.no_block(child);
+                ctx.extra_tokens(child, 2);
+                let configured = ctx.arg(child, 0, "the interface name used in the config");
+                let actual = ctx.arg(child, 1, "this director's interface name");
+                if let (Some(c), Some(a)) = (configured, actual) {
+                    if interfaces.insert(c.text.clone(), a.text.clone()).is_some() {
+                        ctx.error(
+                            c.span,
+                            format!("interface '{}' is mapped twice for director {name}", c.text),
+                        );
+                    }
+                }
+            }
+            _ => ctx.unknown_keyword(child, "director"),
+        }
+    }
+    let Some(address) = address else {
+        ctx.error(
+            node.span(),
+            format!("director {name} needs 'address IP' (its address on the mesh)"),
+        );
+        return None;
+    };
+    Some(Director {
+        name,
+        address,
+        port,
+        interfaces,
+        origin: Origin::at(node.span()),
+    })
+}
+
+fn tls(node: &Node, ctx: &mut Ctx<'_>) -> Option<Tls> {
+    ctx.extra_tokens(node, 0);
+    let mut ca = None;
+    let mut dir = None;
+    for child in settings(ctx.block(node), tls_arity) {
+        let child = &child;
+        match child.word() {
+            "ca" => ca = ctx.single(child, "the CA certificate's path").map(path),
+            "dir" => dir = ctx.single(child, "the directory of director certificates").map(path),
+            _ => ctx.unknown_keyword(child, "tls"),
+        }
+    }
+    match (ca, dir) {
+        (Some(ca), Some(dir)) => Some(Tls { ca, dir }),
+        _ => {
+            ctx.error(node.span(), "tls needs both 'ca PATH' and 'dir PATH'");
+            None
+        }
+    }
+}
+
+fn director_arity(key: &str) -> Option<usize> {
+    match key {
+        "address" | "port" => Some(1),
+        "interface" => Some(2),
+        _ => None,
+    }
+}
+
+fn tls_arity(key: &str) -> Option<usize> {
+    matches!(key, "ca" | "dir").then_some(1)
+}
+
+fn placement_arity(key: &str) -> Option<usize> {
+    matches!(key, "hold_down" | "max_moves_per_second").then_some(1)
+}
+
+/// Splits each line of a settings block into one node per setting, using each key's number
+/// of values. An unknown key takes the rest of its line, so it is reported once.
+fn settings(lines: &[Node], arity: fn(&str) -> Option<usize>) -> Vec<Node> {
+    let mut out = Vec::new();
+    for line in lines {
+        if line.block.is_some() {
+            out.push(line.clone());
+            continue;
+        }
+        let words: Vec<&Token> = line.words().collect();
+        let mut i = 0;
+        while i < words.len() {
+            let n = arity(&words[i].text).unwrap_or(words.len() - i - 1);
+            let end = (i + 1 + n).min(words.len());
+            out.push(Node {
+                keyword: words[i].clone(),
+                args: words[i + 1..end].iter().map(|t| (*t).clone()).collect(),
+                rest: String::new(),
+                block: None,
+            });
+            i = end;
+        }
+    }
+    out
+}
+
+fn path(t: &Token) -> PathBuf {
+    PathBuf::from(&t.text)
+}
+
+fn placement(node: &Node, ctx: &mut Ctx<'_>, out: &mut PlacementSettings) {
+    ctx.extra_tokens(node, 0);
+    for child in settings(ctx.block(node), placement_arity) {
+        let child = &child;
+        match child.word() {
+            "hold_down" => {
+                if let Some(t) = ctx.single(child, "a duration (e.g. 30s)") {
+                    if let Some(d) = duration(t, ctx) {
+                        out.hold_down = d;
+                    }
+                }
+            }
+            "max_moves_per_second" => {
+                if let Some(t) = ctx.single(child, "a number of moves") {
+                    if let Some(n) = ctx.uint_in(t, 1, 100_000, "max_moves_per_second") {
+                        out.max_moves_per_second = n as u32;
+                    }
+                }
+            }
+            _ => ctx.unknown_keyword(child, "placement"),
+        }
+    }
+}
+
+/// A duration: seconds as keepalived writes them (`30`, `0.5`) or with a unit (`30s`,
+/// `500ms`, `2m`).
+fn duration(t: &Token, ctx: &mut Ctx<'_>) -> Option<Micros> {
+    let s = t.text.as_str();
+    let (number, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1_000)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60_000_000)
+    } else {
+        (s.strip_suffix('s').unwrap_or(s), 1)
+    };
+    let parsed = number.parse::<Micros>().ok().and_then(|m| {
+        if scale == 1 {
+            Some(m)
+        } else if scale == 1_000 {
+            // milliseconds: the number is whole ms
+            number.parse::<u64>().ok().map(Micros::from_millis)
+        } else {
+            m.0.checked_mul(60).map(Micros)
+        }
+    });
+    if parsed.is_none() {
+        ctx.error(
+            t.span,
+            format!("'{s}' is not a duration (write e.g. 30s, 500ms, 2m)"),
+        );
+    }
+    parsed
+}
+
+pub(crate) fn validate(cfg: &Config, ctx: &mut Ctx<'_>) {
+    let Some(cluster) = &cfg.cluster else {
+        return;
+    };
+    let at = cluster.origin.0;
+    if cluster.directors.is_empty() {
+        if let Some(span) = at {
+            ctx.error(span, "the cluster has no 'director' entries");
+        }
+    }
+    for (i, d) in cluster.directors.iter().enumerate() {
+        for earlier in &cluster.directors[..i] {
+            let Some(span) = d.origin.0 else { continue };
+            if earlier.name == d.name {
+                ctx.error(span, format!("director {} is declared twice", d.name));
+            } else if earlier.address == d.address && earlier.port == d.port {
+                ctx.error(
+                    span,
+                    format!(
+                        "directors {} and {} have the same mesh address {}:{}",
+                        earlier.name, d.name, d.address, d.port
+                    ),
+                );
+            }
+        }
+    }
+}
+
+pub(crate) fn print(cfg: &Config, p: &mut Printer) {
+    let Some(c) = &cfg.cluster else {
+        return;
+    };
+    p.open(&["cluster"]);
+    p.line(&["name".to_string(), word(&c.name)]);
+    for d in &c.directors {
+        p.open(&["director".to_string(), word(&d.name)]);
+        p.line(&["address".to_string(), d.address.to_string()]);
+        p.line(&["port".to_string(), d.port.to_string()]);
+        for (configured, actual) in &d.interfaces {
+            p.line(&["interface".to_string(), word(configured), word(actual)]);
+        }
+        p.close();
+    }
+    if let Some(t) = &c.tls {
+        p.open(&["tls"]);
+        p.line(&["ca".to_string(), word(&t.ca.to_string_lossy())]);
+        p.line(&["dir".to_string(), word(&t.dir.to_string_lossy())]);
+        p.close();
+    }
+    p.open(&["placement"]);
+    p.line(&["hold_down".to_string(), format!("{}s", c.placement.hold_down.keepalived_text())]);
+    p.line(&[
+        "max_moves_per_second".to_string(),
+        c.placement.max_moves_per_second.to_string(),
+    ]);
+    p.close();
+    p.close();
+    p.blank();
+}

@@ -1,0 +1,92 @@
+//! flotilla's fleet extension: the `cluster { }` block. keepalived does not know it (it would
+//! warn "Unknown keyword 'cluster'" and skip the block), so a file with it stays valid
+//! keepalived grammar.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::common::{Micros, Origin};
+
+/// Default UDP port of the QUIC mesh between directors.
+pub const DEFAULT_MESH_PORT: u16 = 7180;
+
+/// The fleet: which directors exist, how they authenticate and how units are placed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cluster {
+    pub name: String,
+    pub directors: Vec<Director>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+    pub placement: PlacementSettings,
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+impl Cluster {
+    pub fn director(&self, name: &str) -> Option<&Director> {
+        self.directors.iter().find(|d| d.name == name)
+    }
+}
+
+/// One director of the fleet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Director {
+    pub name: String,
+    /// Its address on the mesh; also its `unicast_src_ip` for VRRP.
+    pub address: IpAddr,
+    pub port: u16,
+    /// Interface names that differ on this director: name used in the config → name here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub interfaces: BTreeMap<String, String>,
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+impl Director {
+    /// The interface this director uses for one named in the config.
+    pub fn interface<'a>(&'a self, configured: &'a str) -> &'a str {
+        self.interfaces
+            .get(configured)
+            .map(String::as_str)
+            .unwrap_or(configured)
+    }
+}
+
+/// Mutual TLS material: the cluster CA, and a directory holding each director's
+/// `NAME.pem` and `NAME-key.pem`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tls {
+    pub ca: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl Tls {
+    pub fn certificate(&self, director: &str) -> PathBuf {
+        self.dir.join(format!("{director}.pem"))
+    }
+
+    pub fn key(&self, director: &str) -> PathBuf {
+        self.dir.join(format!("{director}-key.pem"))
+    }
+}
+
+/// Stability knobs for placement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlacementSettings {
+    /// How long a recovered or new director waits before units move back to it.
+    pub hold_down: Micros,
+    /// Upper bound on planned moves per second across the fleet.
+    pub max_moves_per_second: u32,
+}
+
+impl Default for PlacementSettings {
+    fn default() -> Self {
+        PlacementSettings {
+            hold_down: Micros::from_secs(30),
+            max_moves_per_second: 20,
+        }
+    }
+}

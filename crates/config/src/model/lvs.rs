@@ -1,0 +1,6 @@
+//! PROVISIONAL stub, being filled in.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LvsSection {}

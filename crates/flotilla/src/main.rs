@@ -1,0 +1,71 @@
+//! `flotilla`: the one binary of the fleet. Subcommands arrive with the issues that build
+//! them; today it reads and checks configurations.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod config_cmd;
+
+#[derive(Parser)]
+#[command(name = "flotilla", version, about = "A fleet of LVS/IPVS directors that speaks VRRP and reads keepalived.conf")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read, check and show configurations.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check a configuration: diagnostics on stderr, exit 0 when valid (warnings allowed),
+    /// 1 on errors.
+    ///
+    /// Example: flotilla config check /etc/keepalived/keepalived.conf
+    Check(ConfigArgs),
+    /// Print the resolved configuration (includes expanded, defaults filled) as keepalived
+    /// syntax, or as JSON with --json.
+    ///
+    /// Example: flotilla config show --json cluster-configs/lab.conf
+    Show {
+        #[command(flatten)]
+        args: ConfigArgs,
+        /// Print the model as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct ConfigArgs {
+    /// The configuration file (keepalived.conf syntax).
+    file: PathBuf,
+    /// Selects `@ID` conditional lines, like keepalived's --config-id (default: the first
+    /// label of the host name).
+    #[arg(long, short = 'i')]
+    config_id: Option<String>,
+    /// Treat unknown keywords and extra tokens as errors.
+    #[arg(long)]
+    strict: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Config(ConfigCommand::Check(args)) => config_cmd::check(&args),
+        Command::Config(ConfigCommand::Show { args, json }) => config_cmd::show(&args, json),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("flotilla: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
