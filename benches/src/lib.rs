@@ -1,0 +1,57 @@
+//! Inputs for flotilla's benchmarks and measurement harnesses: generated configurations of a
+//! chosen size. Nothing here is used by the product.
+
+use std::fmt::Write;
+
+/// A keepalived configuration with `virtual_servers` LVS services and `real_servers` real
+/// servers spread evenly over them, shaped like keepalived issue #2318 (2,277 VS, 37,205
+/// RS, one checker each, which took keepalived 2.2.x 132 s to reload): every VS is wrr/DR on
+/// its own VIP:port, every RS has one checker, alternating TCP_CHECK and HTTP_GET, plus one
+/// VRRP instance per 250 VIPs.
+pub fn large_config(virtual_servers: usize, real_servers: usize) -> String {
+    let mut s = String::with_capacity(real_servers * 200 + virtual_servers * 200);
+    s.push_str("global_defs {\n    router_id bench\n}\n\n");
+    let vip = |i: usize| format!("10.{}.{}.{}", 100 + i / 65_536 % 100, i / 256 % 256, i % 256);
+    for (n, chunk) in (0..virtual_servers).collect::<Vec<_>>().chunks(250).enumerate() {
+        let _ = writeln!(
+            s,
+            "vrrp_instance VI_{n} {{\n    state BACKUP\n    interface eth0\n    virtual_router_id {}\n    priority 100\n    virtual_ipaddress {{",
+            n % 255 + 1
+        );
+        for &i in chunk {
+            let _ = writeln!(s, "        {}/32 dev eth0", vip(i));
+        }
+        s.push_str("    }\n}\n\n");
+    }
+    let per_vs = real_servers / virtual_servers.max(1);
+    let extra = real_servers % virtual_servers.max(1);
+    let mut rs_index = 0usize;
+    for i in 0..virtual_servers {
+        let _ = writeln!(
+            s,
+            "virtual_server {} {} {{\n    delay_loop 10\n    lb_algo wrr\n    lb_kind DR\n    protocol TCP",
+            vip(i),
+            80 + i % 2
+        );
+        let count = per_vs + usize::from(i < extra);
+        for _ in 0..count {
+            let ip = format!("172.{}.{}.{}", 16 + rs_index / 65_536 % 16, rs_index / 256 % 256, rs_index % 256);
+            if rs_index % 2 == 0 {
+                let _ = writeln!(
+                    s,
+                    "    real_server {ip} 80 {{\n        weight {}\n        TCP_CHECK {{\n            connect_timeout 3\n        }}\n    }}",
+                    1 + rs_index % 3
+                );
+            } else {
+                let _ = writeln!(
+                    s,
+                    "    real_server {ip} 80 {{\n        weight {}\n        HTTP_GET {{\n            url {{\n                path /health\n                status_code 200\n            }}\n            connect_timeout 3\n        }}\n    }}",
+                    1 + rs_index % 3
+                );
+            }
+            rs_index += 1;
+        }
+        s.push_str("}\n\n");
+    }
+    s
+}
