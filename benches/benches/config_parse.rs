@@ -15,7 +15,11 @@ fn parse_large(c: &mut Criterion) {
         let text = flotilla_benches::large_config(vs, rs);
         group.bench_function(format!("parse_{vs}vs_{rs}rs"), |b| {
             b.iter(|| {
-                let loaded = load_str(Path::new("bench.conf"), black_box(&text), &LoadOptions::default());
+                let loaded = load_str(
+                    Path::new("bench.conf"),
+                    black_box(&text),
+                    &LoadOptions::default(),
+                );
                 black_box(loaded.config.version)
             })
         });

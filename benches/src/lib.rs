@@ -11,8 +11,19 @@ use std::fmt::Write;
 pub fn large_config(virtual_servers: usize, real_servers: usize) -> String {
     let mut s = String::with_capacity(real_servers * 200 + virtual_servers * 200);
     s.push_str("global_defs {\n    router_id bench\n}\n\n");
-    let vip = |i: usize| format!("10.{}.{}.{}", 100 + i / 65_536 % 100, i / 256 % 256, i % 256);
-    for (n, chunk) in (0..virtual_servers).collect::<Vec<_>>().chunks(250).enumerate() {
+    let vip = |i: usize| {
+        format!(
+            "10.{}.{}.{}",
+            100 + i / 65_536 % 100,
+            i / 256 % 256,
+            i % 256
+        )
+    };
+    for (n, chunk) in (0..virtual_servers)
+        .collect::<Vec<_>>()
+        .chunks(250)
+        .enumerate()
+    {
         let _ = writeln!(
             s,
             "vrrp_instance VI_{n} {{\n    state BACKUP\n    interface eth0\n    virtual_router_id {}\n    priority 100\n    virtual_ipaddress {{",
@@ -35,8 +46,13 @@ pub fn large_config(virtual_servers: usize, real_servers: usize) -> String {
         );
         let count = per_vs + usize::from(i < extra);
         for _ in 0..count {
-            let ip = format!("172.{}.{}.{}", 16 + rs_index / 65_536 % 16, rs_index / 256 % 256, rs_index % 256);
-            if rs_index % 2 == 0 {
+            let ip = format!(
+                "172.{}.{}.{}",
+                16 + rs_index / 65_536 % 16,
+                rs_index / 256 % 256,
+                rs_index % 256
+            );
+            if rs_index.is_multiple_of(2) {
                 let _ = writeln!(
                     s,
                     "    real_server {ip} 80 {{\n        weight {}\n        TCP_CHECK {{\n            connect_timeout 3\n        }}\n    }}",

@@ -69,7 +69,10 @@ impl Node {
 
     /// The node's children, or nothing when it has no block.
     pub fn children(&self) -> &[Node] {
-        self.block.as_ref().map(|b| b.children.as_slice()).unwrap_or(&[])
+        self.block
+            .as_ref()
+            .map(|b| b.children.as_slice())
+            .unwrap_or(&[])
     }
 
     /// Argument `i` as text, when present.

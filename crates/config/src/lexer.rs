@@ -52,11 +52,23 @@ fn lex_text(file: FileId, text: &str, _opts: &LexOptions, _diags: &mut Diagnosti
         let mut i = 0;
         let mut tokens: Vec<Token> = Vec::new();
         let mut raw_start: Option<usize> = None;
-        let flush = |tokens: &mut Vec<Token>, raw_start: &mut Option<usize>, end: usize, out: &mut Vec<Line>| {
+        let flush = |tokens: &mut Vec<Token>,
+                     raw_start: &mut Option<usize>,
+                     end: usize,
+                     out: &mut Vec<Line>| {
             if let Some(st) = raw_start.take() {
                 let raw: String = chars[st..end].iter().collect();
-                let span = tokens.first().map(|t| t.span).unwrap_or(Span::new(file, line_no, st as u32 + 1));
-                out.push(Line { kind: LineKind::Words, tokens: std::mem::take(tokens), raw: raw.trim_end().to_string(), span });
+                let span = tokens.first().map(|t| t.span).unwrap_or(Span::new(
+                    file,
+                    line_no,
+                    st as u32 + 1,
+                ));
+                out.push(Line {
+                    kind: LineKind::Words,
+                    tokens: std::mem::take(tokens),
+                    raw: raw.trim_end().to_string(),
+                    span,
+                });
             }
         };
         while i < chars.len() {
@@ -71,7 +83,11 @@ fn lex_text(file: FileId, text: &str, _opts: &LexOptions, _diags: &mut Diagnosti
             if c == '{' || c == '}' {
                 flush(&mut tokens, &mut raw_start, i, &mut out);
                 out.push(Line {
-                    kind: if c == '{' { LineKind::Open } else { LineKind::Close },
+                    kind: if c == '{' {
+                        LineKind::Open
+                    } else {
+                        LineKind::Close
+                    },
                     tokens: Vec::new(),
                     raw: c.to_string(),
                     span: Span::new(file, line_no, i as u32 + 1),
@@ -96,7 +112,11 @@ fn lex_text(file: FileId, text: &str, _opts: &LexOptions, _diags: &mut Diagnosti
                     i += 1;
                 }
             }
-            tokens.push(Token { text, span: Span::new(file, line_no, start as u32 + 1), quoted });
+            tokens.push(Token {
+                text,
+                span: Span::new(file, line_no, start as u32 + 1),
+                quoted,
+            });
         }
         let end = i.min(chars.len());
         flush(&mut tokens, &mut raw_start, end, &mut out);

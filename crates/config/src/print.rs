@@ -51,8 +51,12 @@ impl Printer {
 /// word containing one cannot be written; callers only pass words that came from a config.
 pub fn word(s: &str) -> String {
     let plain = !s.is_empty()
-        && s
-            .chars()
-            .all(|c| !c.is_whitespace() && !matches!(c, '"' | '#' | '!' | '{' | '}' | '$' | '~' | '@'));
-    if plain { s.to_string() } else { format!("\"{s}\"") }
+        && s.chars().all(|c| {
+            !c.is_whitespace() && !matches!(c, '"' | '#' | '!' | '{' | '}' | '$' | '~' | '@')
+        });
+    if plain {
+        s.to_string()
+    } else {
+        format!("\"{s}\"")
+    }
 }

@@ -174,8 +174,14 @@ mod tests {
 
     #[test]
     fn bad_strings_are_errors() {
-        assert_eq!(split_quoted("'abc", true), Err(QuoteError::Unterminated('\'')));
-        assert_eq!(split_quoted("abc\\", true), Err(QuoteError::TrailingBackslash));
+        assert_eq!(
+            split_quoted("'abc", true),
+            Err(QuoteError::Unterminated('\''))
+        );
+        assert_eq!(
+            split_quoted("abc\\", true),
+            Err(QuoteError::TrailingBackslash)
+        );
     }
 
     proptest::proptest! {

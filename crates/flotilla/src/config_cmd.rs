@@ -52,7 +52,8 @@ pub fn show(args: &ConfigArgs, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     let text = if json {
-        let mut s = serde_json::to_string_pretty(&loaded.config).context("serialising the model")?;
+        let mut s =
+            serde_json::to_string_pretty(&loaded.config).context("serialising the model")?;
         s.push('\n');
         s
     } else {

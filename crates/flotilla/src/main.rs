@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 mod config_cmd;
 
 #[derive(Parser)]
-#[command(name = "flotilla", version, about = "A fleet of LVS/IPVS directors that speaks VRRP and reads keepalived.conf")]
+#[command(
+    name = "flotilla",
+    version,
+    about = "A fleet of LVS/IPVS directors that speaks VRRP and reads keepalived.conf"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

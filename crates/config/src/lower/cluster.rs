@@ -82,10 +82,10 @@ fn director(node: &Node, ctx: &mut Ctx<'_>) -> Option<Director> {
                 }
             }
             "port" => {
-                if let Some(t) = ctx.single(child, "a UDP port") {
-                    if let Some(p) = ctx.uint_in(t, 1, 65535, "mesh port") {
-                        port = p as u16;
-                    }
+                if let Some(t) = ctx.single(child, "a UDP port")
+                    && let Some(p) = ctx.uint_in(t, 1, 65535, "mesh port")
+                {
+                    port = p as u16;
                 }
             }
             "interface" => {
@@ -93,13 +93,13 @@ fn director(node: &Node, ctx: &mut Ctx<'_>) -> Option<Director> {
                 ctx.extra_tokens(child, 2);
                 let configured = ctx.arg(child, 0, "the interface name used in the config");
                 let actual = ctx.arg(child, 1, "this director's interface name");
-                if let (Some(c), Some(a)) = (configured, actual) {
-                    if interfaces.insert(c.text.clone(), a.text.clone()).is_some() {
-                        ctx.error(
-                            c.span,
-                            format!("interface '{}' is mapped twice for director {name}", c.text),
-                        );
-                    }
+                if let (Some(c), Some(a)) = (configured, actual)
+                    && interfaces.insert(c.text.clone(), a.text.clone()).is_some()
+                {
+                    ctx.error(
+                        c.span,
+                        format!("interface '{}' is mapped twice for director {name}", c.text),
+                    );
                 }
             }
             _ => ctx.unknown_keyword(child, "director"),
@@ -129,7 +129,11 @@ fn tls(node: &Node, ctx: &mut Ctx<'_>) -> Option<Tls> {
         let child = &child;
         match child.word() {
             "ca" => ca = ctx.single(child, "the CA certificate's path").map(path),
-            "dir" => dir = ctx.single(child, "the directory of director certificates").map(path),
+            "dir" => {
+                dir = ctx
+                    .single(child, "the directory of director certificates")
+                    .map(path)
+            }
             _ => ctx.unknown_keyword(child, "tls"),
         }
     }
@@ -194,17 +198,17 @@ fn placement(node: &Node, ctx: &mut Ctx<'_>, out: &mut PlacementSettings) {
         let child = &child;
         match child.word() {
             "hold_down" => {
-                if let Some(t) = ctx.single(child, "a duration (e.g. 30s)") {
-                    if let Some(d) = duration(t, ctx) {
-                        out.hold_down = d;
-                    }
+                if let Some(t) = ctx.single(child, "a duration (e.g. 30s)")
+                    && let Some(d) = duration(t, ctx)
+                {
+                    out.hold_down = d;
                 }
             }
             "max_moves_per_second" => {
-                if let Some(t) = ctx.single(child, "a number of moves") {
-                    if let Some(n) = ctx.uint_in(t, 1, 100_000, "max_moves_per_second") {
-                        out.max_moves_per_second = n as u32;
-                    }
+                if let Some(t) = ctx.single(child, "a number of moves")
+                    && let Some(n) = ctx.uint_in(t, 1, 100_000, "max_moves_per_second")
+                {
+                    out.max_moves_per_second = n as u32;
                 }
             }
             _ => ctx.unknown_keyword(child, "placement"),
@@ -247,10 +251,10 @@ pub(crate) fn validate(cfg: &Config, ctx: &mut Ctx<'_>) {
         return;
     };
     let at = cluster.origin.0;
-    if cluster.directors.is_empty() {
-        if let Some(span) = at {
-            ctx.error(span, "the cluster has no 'director' entries");
-        }
+    if cluster.directors.is_empty()
+        && let Some(span) = at
+    {
+        ctx.error(span, "the cluster has no 'director' entries");
     }
     for (i, d) in cluster.directors.iter().enumerate() {
         for earlier in &cluster.directors[..i] {
@@ -292,7 +296,10 @@ pub(crate) fn print(cfg: &Config, p: &mut Printer) {
         p.close();
     }
     p.open(&["placement"]);
-    p.line(&["hold_down".to_string(), format!("{}s", c.placement.hold_down.keepalived_text())]);
+    p.line(&[
+        "hold_down".to_string(),
+        format!("{}s", c.placement.hold_down.keepalived_text()),
+    ]);
     p.line(&[
         "max_moves_per_second".to_string(),
         c.placement.max_moves_per_second.to_string(),
@@ -300,4 +307,132 @@ pub(crate) fn print(cfg: &Config, p: &mut Printer) {
     p.close();
     p.close();
     p.blank();
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::path::Path;
+
+    use proptest::prelude::*;
+
+    use crate::model::Config;
+    use crate::{LoadOptions, Loaded, load_str};
+
+    fn load(text: &str) -> Loaded {
+        load_str(Path::new("t.conf"), text, &LoadOptions::default())
+    }
+
+    fn report(text: &str) -> String {
+        load(text).report()
+    }
+
+    const LAB: &str = "cluster {
+    name lab
+    director d1 { address 10.99.0.1 }
+    director d2 { address 10.99.0.2 port 7000 }
+    director d3 {
+        address 10.99.0.3
+        interface eth0 ens3
+    }
+    tls { ca /pki/ca.pem  dir /pki }
+    placement { hold_down 45s  max_moves_per_second 5 }
+}
+";
+
+    #[test]
+    fn the_issue_example_reads_with_settings_sharing_lines() {
+        let l = load(LAB);
+        assert!(l.is_ok(), "{}", l.report());
+        assert_eq!(l.report(), "");
+        let c = l.config.cluster.unwrap();
+        assert_eq!(c.name, "lab");
+        let names: Vec<_> = c.directors.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["d1", "d2", "d3"]);
+        assert_eq!(c.directors[0].port, super::DEFAULT_MESH_PORT);
+        assert_eq!(c.directors[1].port, 7000);
+        assert_eq!(c.directors[2].interface("eth0"), "ens3");
+        assert_eq!(c.directors[2].interface("eth1"), "eth1");
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.certificate("d2"), Path::new("/pki/d2.pem"));
+        assert_eq!(tls.key("d2"), Path::new("/pki/d2-key.pem"));
+        assert_eq!(c.placement.hold_down, super::Micros::from_secs(45));
+        assert_eq!(c.placement.max_moves_per_second, 5);
+    }
+
+    #[test]
+    fn durations_take_units() {
+        for (text, us) in [
+            ("30", 30_000_000),
+            ("1.5s", 1_500_000),
+            ("500ms", 500_000),
+            ("2m", 120_000_000),
+        ] {
+            let l = load(&format!(
+                "cluster {{\n name x\n director a {{ address 10.0.0.1 }}\n placement {{ hold_down {text} }}\n}}\n"
+            ));
+            assert!(l.is_ok(), "{text}: {}", l.report());
+            assert_eq!(
+                l.config.cluster.unwrap().placement.hold_down.0,
+                us,
+                "{text}"
+            );
+        }
+        assert!(report("cluster {\n name x\n director a { address 10.0.0.1 }\n placement { hold_down soon }\n}\n")
+            .contains("t.conf:4:24: error: 'soon' is not a duration"));
+    }
+
+    #[test]
+    fn mistakes_are_located() {
+        let r = report(
+            "cluster {\n name x\n director a { address 10.0.0.1 }\n director a { address 10.0.0.2 }\n director b { address 10.0.0.1 }\n director c { port 9 }\n tls { ca /x }\n colour blue\n}\ncluster {\n}\n",
+        );
+        assert!(
+            r.contains("t.conf:4:2: error: director a is declared twice"),
+            "{r}"
+        );
+        assert!(
+            r.contains(
+                "t.conf:5:2: error: directors a and b have the same mesh address 10.0.0.1:7180"
+            ),
+            "{r}"
+        );
+        assert!(
+            r.contains("t.conf:6:2: error: director c needs 'address IP'"),
+            "{r}"
+        );
+        assert!(
+            r.contains("t.conf:7:2: error: tls needs both 'ca PATH' and 'dir PATH'"),
+            "{r}"
+        );
+        assert!(
+            r.contains("t.conf:8:2: warning: unknown keyword 'colour' in cluster"),
+            "{r}"
+        );
+        assert!(r.contains("t.conf:10:1: error: a second 'cluster' block; only one is allowed (the first is at line 1)"), "{r}");
+    }
+
+    #[test]
+    fn a_cluster_needs_a_name_and_directors() {
+        let r = report("cluster {\n}\n");
+        assert!(
+            r.contains("t.conf:1:1: error: the cluster block needs 'name NAME'"),
+            "{r}"
+        );
+        assert!(
+            r.contains("t.conf:1:1: error: the cluster has no 'director' entries"),
+            "{r}"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn printed_clusters_read_back_equal(cluster in crate::model::cluster::arb::cluster()) {
+            let cfg = Config { cluster: Some(cluster), ..Config::default() };
+            let text = crate::to_keepalived(&cfg);
+            let l = load(&text);
+            prop_assert!(l.is_ok(), "{}\n{}", text, l.report());
+            prop_assert_eq!(l.config, cfg);
+        }
+    }
 }

@@ -52,7 +52,10 @@ impl<'a> Ctx<'a> {
     /// them (L7), which hides typos like `virtual_router_id 9 priority 50`.
     pub fn extra_tokens(&mut self, node: &Node, expected: usize) {
         if let Some(t) = node.args.get(expected) {
-            let extra: Vec<&str> = node.args[expected..].iter().map(|t| t.text.as_str()).collect();
+            let extra: Vec<&str> = node.args[expected..]
+                .iter()
+                .map(|t| t.text.as_str())
+                .collect();
             self.diags.strict_warning(
                 t.span,
                 format!(
@@ -68,10 +71,7 @@ impl<'a> Ctx<'a> {
     pub fn arg<'n>(&mut self, node: &'n Node, i: usize, what: &str) -> Option<&'n Token> {
         let t = node.args.get(i);
         if t.is_none() {
-            self.error(
-                node.span(),
-                format!("'{}' needs {what}", node.word()),
-            );
+            self.error(node.span(), format!("'{}' needs {what}", node.word()));
         }
         t
     }
@@ -177,7 +177,10 @@ impl<'a> Ctx<'a> {
             _ => {
                 self.error(
                     tok.span,
-                    format!("{what} '{}' is not a boolean (on/off, true/false, yes/no)", tok.text),
+                    format!(
+                        "{what} '{}' is not a boolean (on/off, true/false, yes/no)",
+                        tok.text
+                    ),
                 );
                 None
             }

@@ -90,3 +90,74 @@ impl Default for PlacementSettings {
         }
     }
 }
+
+#[cfg(test)]
+pub(crate) mod arb {
+    //! Valid `cluster` blocks for property tests.
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn name() -> impl Strategy<Value = String> {
+        "[a-z][a-z0-9_-]{0,10}"
+    }
+
+    fn address() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            any::<[u8; 4]>().prop_map(|o| IpAddr::V4(Ipv4Addr::from(o))),
+            any::<[u16; 8]>().prop_map(|s| IpAddr::V6(Ipv6Addr::from(s))),
+        ]
+    }
+
+    fn director() -> impl Strategy<Value = Director> {
+        (
+            address(),
+            1u16..,
+            proptest::collection::btree_map("eth[0-9]", "ens[0-9]{1,2}", 0..3),
+        )
+            .prop_map(|(address, port, interfaces)| Director {
+                name: String::new(),
+                address,
+                port,
+                interfaces: interfaces.into_iter().collect::<BTreeMap<_, _>>(),
+                origin: Origin::default(),
+            })
+    }
+
+    pub(crate) fn cluster() -> impl Strategy<Value = Cluster> {
+        (
+            name(),
+            proptest::collection::btree_set(name(), 1..6),
+            proptest::collection::vec(director(), 6),
+            proptest::option::of(("/[a-z/]{1,20}", "/[a-z/]{1,20}")),
+            (0u64..1_000_000_000, 1u32..100_000),
+        )
+            .prop_map(|(cname, names, dirs, tls, (hold, moves))| {
+                let mut seen = BTreeSet::new();
+                let directors = names
+                    .into_iter()
+                    .zip(dirs)
+                    .filter_map(|(n, mut d)| {
+                        d.name = n;
+                        seen.insert((d.address, d.port)).then_some(d)
+                    })
+                    .collect();
+                Cluster {
+                    name: cname,
+                    directors,
+                    tls: tls.map(|(ca, dir)| Tls {
+                        ca: ca.into(),
+                        dir: dir.into(),
+                    }),
+                    placement: PlacementSettings {
+                        hold_down: Micros(hold),
+                        max_moves_per_second: moves,
+                    },
+                    origin: Origin::default(),
+                }
+            })
+    }
+}

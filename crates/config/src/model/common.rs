@@ -166,7 +166,10 @@ mod tests {
             "-1".parse::<Micros>(),
             Err(TimerError::NotANumber(_))
         ));
-        assert!(matches!("".parse::<Micros>(), Err(TimerError::NotANumber(_))));
+        assert!(matches!(
+            "".parse::<Micros>(),
+            Err(TimerError::NotANumber(_))
+        ));
         assert!(matches!(
             "1e3".parse::<Micros>(),
             Err(TimerError::NotANumber(_))
