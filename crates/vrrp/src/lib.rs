@@ -2,3 +2,5 @@
 //! router state machine, sans-IO. Time, packets, priority changes and faults come in as
 //! arguments; adverts to send, VIPs to add or remove, GARPs and notifications come out as
 //! values the caller drains. This crate must never open a socket, read a clock or spawn.
+
+pub mod wire;
