@@ -3,4 +3,5 @@
 //! arguments; adverts to send, VIPs to add or remove, GARPs and notifications come out as
 //! values the caller drains. This crate must never open a socket, read a clock or spawn.
 
+pub mod machine;
 pub mod wire;

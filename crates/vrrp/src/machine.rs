@@ -1,0 +1,1081 @@
+//! One VRRP router for one virtual router id, per RFC 5798 §6.4 with keepalived's
+//! behaviours where they differ (keepalived.md §3). Sans-IO: the caller feeds adverts,
+//! timer expiries, tracker results and shutdown, each with the current time, and drains
+//! [`Action`]s and the next deadline.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use crate::wire::{Advert, Auth, Version};
+
+/// Priority of the address owner (RFC 5798 §5.2.4).
+pub const OWNER_PRIORITY: u8 = 255;
+
+/// The router's state (RFC 5798 §6.4, plus keepalived's FAULT and a stopped state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Not started, or stopped.
+    Init,
+    Backup,
+    Master,
+    /// A tracked interface, script or file says this router must not serve.
+    Fault,
+}
+
+/// Why the state changed; what `flotilla status` shows as the last transition reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Started as backup and waiting for a master.
+    Startup,
+    /// The address owner (priority 255) takes over at once (RFC 5798 §6.4.1).
+    Owner,
+    /// No advert from a master within Master_Down_Interval.
+    MasterDown,
+    /// The master sent a priority-0 advert (it is stopping); we waited only Skew_Time.
+    MasterReleased,
+    /// An advert with a higher priority arrived.
+    HigherPriority {
+        from: IpAddr,
+        priority: u8,
+    },
+    /// An advert with our priority came from a higher address (RFC 5798 §6.4.3).
+    EqualPriorityHigherAddress {
+        from: IpAddr,
+    },
+    /// A tracker reported a fault.
+    Fault,
+    /// The fault cleared.
+    FaultCleared,
+    Shutdown,
+}
+
+/// What the caller must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send an advert now with this priority (0 = "I am releasing").
+    SendAdvert(Advert),
+    /// Add the virtual addresses (becoming master).
+    AddAddresses,
+    /// Remove the virtual addresses (leaving master).
+    RemoveAddresses,
+    /// Send `count` gratuitous ARPs / unsolicited NAs for every virtual address.
+    SendGarp { count: u32 },
+    /// The state changed.
+    StateChanged {
+        from: State,
+        to: State,
+        reason: Reason,
+    },
+    /// As master, an advert with a lower priority arrived (keepalived's
+    /// `notify_master_rx_lower_pri`): another router thinks it is master; we answered.
+    MasterRxLowerPriority { from: IpAddr, priority: u8 },
+}
+
+/// Gratuitous ARP / NA schedule (keepalived.md §3.6). Defaults: 5 at once, 5 more after 5 s,
+/// no refresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GarpPolicy {
+    pub master_repeat: u32,
+    /// Delay of the second burst; zero disables it.
+    pub master_delay: Duration,
+    /// Periodic refresh while master; zero disables it.
+    pub master_refresh: Duration,
+    pub master_refresh_repeat: u32,
+    pub lower_prio_repeat: u32,
+    pub lower_prio_delay: Duration,
+}
+
+impl Default for GarpPolicy {
+    fn default() -> Self {
+        GarpPolicy {
+            master_repeat: 5,
+            master_delay: Duration::from_secs(5),
+            master_refresh: Duration::ZERO,
+            master_refresh_repeat: 1,
+            lower_prio_repeat: 5,
+            lower_prio_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The configuration of one router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Params {
+    pub vrid: u8,
+    pub version: Version,
+    /// Configured priority; 255 makes this router the address owner.
+    pub priority: u8,
+    /// Our advertisement interval in centiseconds (v2: a multiple of 100).
+    pub advert_interval_cs: u16,
+    pub preempt: bool,
+    pub preempt_delay: Duration,
+    /// The advertised virtual addresses.
+    pub addresses: Vec<IpAddr>,
+    /// Our source address, compared with a peer's at equal priority.
+    pub source: IpAddr,
+    pub auth: Auth,
+    pub garp: GarpPolicy,
+    /// keepalived `lower_prio_no_advert`: as master, do not answer a lower-priority advert.
+    pub lower_prio_no_advert: bool,
+    /// keepalived `higher_prio_send_advert`: send one advert before yielding to a higher one.
+    pub higher_prio_send_advert: bool,
+    /// Adverts missed before the master is declared down (RFC: 3; keepalived
+    /// `down_timer_adverts`, 1–100).
+    pub down_timer_adverts: u8,
+}
+
+impl Params {
+    /// A router with RFC defaults for the given id, priority, interval and addresses.
+    pub fn new(
+        vrid: u8,
+        version: Version,
+        priority: u8,
+        advert_interval_cs: u16,
+        source: IpAddr,
+    ) -> Self {
+        Params {
+            vrid,
+            version,
+            priority,
+            advert_interval_cs,
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            addresses: Vec::new(),
+            source,
+            auth: Auth::None,
+            garp: GarpPolicy::default(),
+            lower_prio_no_advert: false,
+            higher_prio_send_advert: false,
+            down_timer_adverts: 3,
+        }
+    }
+}
+
+/// The state machine of one virtual router on one director.
+#[derive(Debug, Clone)]
+pub struct Router {
+    params: Params,
+    state: State,
+    /// Priority after trackers, clamped to 1–254 (an owner stays 255).
+    effective: u8,
+    fault: bool,
+    /// Master_Adver_Interval: a v3 backup adopts the master's (RFC 5798 §6.4.2).
+    master_interval_cs: u16,
+    master: Option<IpAddr>,
+    preempt_until: Option<Instant>,
+    /// The master's last advert had priority 0: it is stopping.
+    released: bool,
+    advert_at: Option<Instant>,
+    master_down_at: Option<Instant>,
+    garp_second_at: Option<Instant>,
+    garp_refresh_at: Option<Instant>,
+    garp_lower_at: Option<Instant>,
+    actions: VecDeque<Action>,
+}
+
+impl Router {
+    pub fn new(params: Params) -> Self {
+        let effective = params.priority;
+        let master_interval_cs = params.advert_interval_cs;
+        Router {
+            params,
+            state: State::Init,
+            effective,
+            fault: false,
+            master_interval_cs,
+            master: None,
+            preempt_until: None,
+            released: false,
+            advert_at: None,
+            master_down_at: None,
+            garp_second_at: None,
+            garp_refresh_at: None,
+            garp_lower_at: None,
+            actions: VecDeque::new(),
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The priority this router advertises now.
+    pub fn effective_priority(&self) -> u8 {
+        self.effective
+    }
+
+    /// The current master's address as last seen (ours when we are master).
+    pub fn master(&self) -> Option<IpAddr> {
+        self.master
+    }
+
+    fn is_owner(&self) -> bool {
+        self.params.priority == OWNER_PRIORITY
+    }
+
+    /// Skew_Time: RFC 3768 §6.1 for v2 ((256−P)/256 s), RFC 5798 §6.1 for v3
+    /// ((256−P)·Master_Adver_Interval/256).
+    pub fn skew(&self) -> Duration {
+        let p = u64::from(if self.is_owner() {
+            OWNER_PRIORITY
+        } else {
+            self.effective
+        });
+        match self.params.version {
+            Version::V2 => Duration::from_micros((256 - p) * 1_000_000 / 256),
+            Version::V3 => {
+                Duration::from_micros((256 - p) * u64::from(self.master_interval_cs) * 10_000 / 256)
+            }
+        }
+    }
+
+    /// Master_Down_Interval = down_timer_adverts × Master_Adver_Interval + Skew_Time.
+    pub fn master_down_interval(&self) -> Duration {
+        interval(self.master_interval_cs) * u32::from(self.params.down_timer_adverts.max(1))
+            + self.skew()
+    }
+
+    /// The next action to carry out, in order.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`Router::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.advert_at,
+            self.master_down_at,
+            self.garp_second_at,
+            self.garp_refresh_at,
+            self.garp_lower_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Starts the router: FAULT if a tracker already failed, MASTER at once for the address
+    /// owner, otherwise BACKUP waiting one Master_Down_Interval (keepalived.md §3.2).
+    pub fn start(&mut self, now: Instant) {
+        if self.state != State::Init {
+            return;
+        }
+        if self.fault {
+            self.transition(State::Fault, Reason::Fault);
+        } else if self.is_owner() {
+            self.become_master(now, Reason::Owner);
+        } else {
+            self.become_backup(now, Reason::Startup);
+        }
+    }
+
+    /// Stops the router. A master sends a priority-0 advert before it releases the addresses,
+    /// so a backup takes over after Skew_Time only (keepalived.md §3.5).
+    pub fn shutdown(&mut self, now: Instant) {
+        if self.state == State::Master {
+            self.send_advert(now, 0);
+            self.actions.push_back(Action::RemoveAddresses);
+        }
+        if self.state != State::Init {
+            self.transition(State::Init, Reason::Shutdown);
+        }
+        self.clear_timers();
+    }
+
+    /// A tracker result: `fault` takes the router out of service (a master sends priority 0
+    /// first), clearing it returns to BACKUP.
+    pub fn set_fault(&mut self, now: Instant, fault: bool) {
+        if self.fault == fault {
+            return;
+        }
+        self.fault = fault;
+        match (fault, self.state) {
+            (_, State::Init) => {}
+            (true, State::Master) => {
+                self.send_advert(now, 0);
+                self.actions.push_back(Action::RemoveAddresses);
+                self.clear_timers();
+                self.transition(State::Fault, Reason::Fault);
+            }
+            (true, State::Backup) => {
+                self.clear_timers();
+                self.transition(State::Fault, Reason::Fault);
+            }
+            (false, State::Fault) => {
+                if self.is_owner() {
+                    self.become_master(now, Reason::Owner);
+                } else {
+                    self.become_backup(now, Reason::FaultCleared);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Sets the priority after trackers (configured priority ± weights). It is clamped to
+    /// 1–254; the owner's 255 never changes (keepalived.md §2.4).
+    pub fn set_effective_priority(&mut self, priority: i32) {
+        if self.is_owner() {
+            return;
+        }
+        self.effective = priority.clamp(1, 254) as u8;
+    }
+
+    /// An advert that passed the wire checks and is for our VRID. Checks that need our
+    /// configuration (version, v2 interval and authentication) are done here
+    /// (keepalived.md §3.7); the error says why the advert was dropped.
+    pub fn handle_advert(
+        &mut self,
+        now: Instant,
+        from: IpAddr,
+        advert: &Advert,
+    ) -> Result<(), Drop> {
+        if advert.vrid != self.params.vrid {
+            return Err(Drop::OtherVrid);
+        }
+        if advert.version != self.params.version {
+            return Err(Drop::Version);
+        }
+        if advert.version == Version::V2 {
+            if advert.auth != self.params.auth {
+                return Err(Drop::Auth);
+            }
+            // keepalived drops a v2 advert with another interval silently, "to prevent
+            // concurrent VRID running" (keepalived.md §3.7).
+            if advert.interval_cs != self.params.advert_interval_cs {
+                return Err(Drop::Interval);
+            }
+        }
+        match self.state {
+            State::Init | State::Fault => Err(Drop::NotListening),
+            State::Backup => {
+                self.backup_rx(now, from, advert);
+                Ok(())
+            }
+            State::Master => {
+                self.master_rx(now, from, advert);
+                Ok(())
+            }
+        }
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.master_down_at.is_some_and(|t| t <= now) && self.state == State::Backup {
+            self.master_down_at = None;
+            let reason = if self.released {
+                Reason::MasterReleased
+            } else {
+                Reason::MasterDown
+            };
+            self.become_master(now, reason);
+        }
+        if self.state != State::Master {
+            return;
+        }
+        if self.advert_at.is_some_and(|t| t <= now) {
+            self.send_advert(now, self.effective);
+        }
+        if self.garp_second_at.is_some_and(|t| t <= now) {
+            self.garp_second_at = None;
+            self.garp(self.params.garp.master_repeat);
+        }
+        if self.garp_lower_at.is_some_and(|t| t <= now) {
+            self.garp_lower_at = None;
+            self.garp(self.params.garp.lower_prio_repeat);
+        }
+        if self.garp_refresh_at.is_some_and(|t| t <= now) {
+            self.garp(self.params.garp.master_refresh_repeat);
+            self.garp_refresh_at = Some(now + self.params.garp.master_refresh);
+        }
+    }
+
+    fn backup_rx(&mut self, now: Instant, from: IpAddr, advert: &Advert) {
+        // RFC 5798 §6.4.2: priority 0 → wait only Skew_Time.
+        if advert.priority == 0 {
+            self.master_down_at = Some(now + self.skew());
+            self.released = true;
+            return;
+        }
+        let ours = self.effective;
+        if advert.priority >= ours {
+            self.preempt_until = None;
+        } else if self.params.preempt
+            && !self.params.preempt_delay.is_zero()
+            && self.preempt_until.is_none()
+        {
+            // keepalived.md §3.4: the first lower-priority advert starts the delay; until it
+            // runs out such adverts are accepted.
+            self.preempt_until = Some(now + self.params.preempt_delay);
+        }
+        let delaying = self.preempt_until.is_some_and(|t| now < t);
+        if !self.params.preempt || advert.priority >= ours || delaying {
+            if self.params.version == Version::V3 {
+                self.master_interval_cs = advert.interval_cs;
+            }
+            self.master = Some(from);
+            self.master_down_at = Some(now + self.master_down_interval());
+            self.released = false;
+        }
+        // Otherwise the advert is discarded and the timer keeps running: preemption happens by
+        // timeout, as in keepalived.
+    }
+
+    fn master_rx(&mut self, now: Instant, from: IpAddr, advert: &Advert) {
+        if advert.priority == 0 {
+            // Another router released: make sure backups hear us at once.
+            self.send_advert(now, self.effective);
+            return;
+        }
+        let ours = if self.is_owner() {
+            OWNER_PRIORITY
+        } else {
+            self.effective
+        };
+        let higher = advert.priority > ours
+            || (advert.priority == ours && addr_greater(from, self.params.source));
+        if higher {
+            if self.params.higher_prio_send_advert {
+                self.send_advert(now, self.effective);
+            }
+            self.actions.push_back(Action::RemoveAddresses);
+            if self.params.version == Version::V3 {
+                self.master_interval_cs = advert.interval_cs;
+            }
+            self.master = Some(from);
+            let reason = if advert.priority > ours {
+                Reason::HigherPriority {
+                    from,
+                    priority: advert.priority,
+                }
+            } else {
+                Reason::EqualPriorityHigherAddress { from }
+            };
+            self.clear_timers();
+            self.master_down_at = Some(now + self.master_down_interval());
+            self.preempt_until = None;
+            self.transition(State::Backup, reason);
+        } else if from != self.params.source {
+            // A lower-priority router believes it is master (split brain healing,
+            // keepalived.md §3.3): answer at once and re-announce the addresses.
+            if !self.params.lower_prio_no_advert {
+                self.send_advert(now, self.effective);
+            }
+            self.garp(self.params.garp.lower_prio_repeat);
+            if !self.params.garp.lower_prio_delay.is_zero() {
+                self.garp_lower_at = Some(now + self.params.garp.lower_prio_delay);
+            }
+            self.actions.push_back(Action::MasterRxLowerPriority {
+                from,
+                priority: advert.priority,
+            });
+        }
+    }
+
+    fn become_master(&mut self, now: Instant, reason: Reason) {
+        // keepalived.md §3.5: the advert goes first so the old master can let go, then the
+        // addresses, then the GARP burst.
+        self.master_interval_cs = self.params.advert_interval_cs;
+        self.clear_timers();
+        self.send_advert(now, self.effective);
+        self.actions.push_back(Action::AddAddresses);
+        self.garp(self.params.garp.master_repeat);
+        let g = &self.params.garp;
+        if !g.master_delay.is_zero() {
+            self.garp_second_at = Some(now + g.master_delay);
+        }
+        if !g.master_refresh.is_zero() {
+            self.garp_refresh_at = Some(now + g.master_refresh);
+        }
+        self.master = Some(self.params.source);
+        self.preempt_until = None;
+        self.released = false;
+        self.transition(State::Master, reason);
+    }
+
+    fn become_backup(&mut self, now: Instant, reason: Reason) {
+        self.clear_timers();
+        self.master_interval_cs = self.params.advert_interval_cs;
+        self.master = None;
+        self.preempt_until = None;
+        self.released = false;
+        self.master_down_at = Some(now + self.master_down_interval());
+        self.transition(State::Backup, reason);
+    }
+
+    fn send_advert(&mut self, now: Instant, priority: u8) {
+        self.actions.push_back(Action::SendAdvert(Advert {
+            version: self.params.version,
+            vrid: self.params.vrid,
+            priority,
+            interval_cs: self.params.advert_interval_cs,
+            addresses: self.params.addresses.clone(),
+            auth: self.params.auth,
+        }));
+        if self.state == State::Master || priority != 0 {
+            self.advert_at = Some(now + interval(self.params.advert_interval_cs));
+        }
+    }
+
+    fn garp(&mut self, count: u32) {
+        if count > 0 && !self.params.addresses.is_empty() {
+            self.actions.push_back(Action::SendGarp { count });
+        }
+    }
+
+    fn clear_timers(&mut self) {
+        self.advert_at = None;
+        self.master_down_at = None;
+        self.garp_second_at = None;
+        self.garp_refresh_at = None;
+        self.garp_lower_at = None;
+    }
+
+    fn transition(&mut self, to: State, reason: Reason) {
+        let from = self.state;
+        self.state = to;
+        if from != to {
+            self.actions
+                .push_back(Action::StateChanged { from, to, reason });
+        }
+    }
+}
+
+/// Why an advert was not acted on; each is a counter in `flotilla status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum Drop {
+    #[error("advert for another virtual router id")]
+    OtherVrid,
+    #[error("VRRP version differs from ours")]
+    Version,
+    #[error("authentication does not match")]
+    Auth,
+    #[error("VRRPv2 advert interval differs from ours")]
+    Interval,
+    #[error("not listening (initialising, stopped or in fault)")]
+    NotListening,
+}
+
+fn interval(cs: u16) -> Duration {
+    Duration::from_millis(u64::from(cs) * 10)
+}
+
+/// keepalived compares addresses as unsigned numbers (keepalived.md §3.3).
+fn addr_greater(a: IpAddr, b: IpAddr) -> bool {
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => u32::from(a) > u32::from(b),
+        (IpAddr::V6(a), IpAddr::V6(b)) => u128::from(a) > u128::from(b),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(10, 99, 0, last))
+    }
+
+    fn params(last: u8, priority: u8) -> Params {
+        let mut p = Params::new(51, Version::V3, priority, 10, ip(last));
+        p.addresses = vec![ip(100)];
+        p
+    }
+
+    /// Routers on one shared segment with a fake clock: every advert reaches every other live
+    /// router after `latency`.
+    struct Segment {
+        now: Instant,
+        routers: Vec<Router>,
+        alive: Vec<bool>,
+        in_flight: Vec<(Instant, usize, IpAddr, Advert)>,
+        log: Vec<(Duration, usize, Action)>,
+        t0: Instant,
+        latency: Duration,
+    }
+
+    impl Segment {
+        fn new(routers: Vec<Params>) -> Self {
+            let now = Instant::now();
+            let n = routers.len();
+            Segment {
+                now,
+                t0: now,
+                routers: routers.into_iter().map(Router::new).collect(),
+                alive: vec![true; n],
+                in_flight: Vec::new(),
+                log: Vec::new(),
+                latency: Duration::from_micros(200),
+            }
+        }
+
+        fn start(&mut self, i: usize) {
+            self.alive[i] = true;
+            self.routers[i].start(self.now);
+            self.drain(i);
+        }
+
+        fn start_all(&mut self) {
+            for i in 0..self.routers.len() {
+                self.start(i);
+            }
+        }
+
+        fn drain(&mut self, i: usize) {
+            while let Some(a) = self.routers[i].poll_action() {
+                if let Action::SendAdvert(adv) = &a {
+                    let from = self.routers[i].params().source;
+                    for j in 0..self.routers.len() {
+                        if j != i {
+                            self.in_flight
+                                .push((self.now + self.latency, j, from, adv.clone()));
+                        }
+                    }
+                }
+                self.log.push((self.now - self.t0, i, a));
+            }
+        }
+
+        /// Crash: the process dies without a word and its link goes down.
+        fn crash(&mut self, i: usize) {
+            self.alive[i] = false;
+            self.routers[i] = Router::new(self.routers[i].params().clone());
+        }
+
+        fn shutdown(&mut self, i: usize) {
+            self.routers[i].shutdown(self.now);
+            self.drain(i);
+            self.alive[i] = false;
+        }
+
+        fn run_for(&mut self, d: Duration) {
+            let end = self.now + d;
+            loop {
+                let next_timer = (0..self.routers.len())
+                    .filter(|&i| self.alive[i])
+                    .filter_map(|i| self.routers[i].poll_timeout().map(|t| (t, i)))
+                    .min();
+                let next_packet = self.in_flight.iter().map(|(t, _, _, _)| *t).min();
+                let t = match (next_timer.map(|x| x.0), next_packet) {
+                    (Some(a), Some(b)) => a.min(b),
+                    (Some(a), None) => a,
+                    (None, Some(b)) => b,
+                    (None, None) => break,
+                };
+                if t > end {
+                    break;
+                }
+                self.now = self.now.max(t);
+                if next_packet == Some(t) {
+                    let k = self
+                        .in_flight
+                        .iter()
+                        .position(|(pt, _, _, _)| *pt == t)
+                        .unwrap();
+                    let (_, to, from, adv) = self.in_flight.remove(k);
+                    if self.alive[to] {
+                        let _ = self.routers[to].handle_advert(self.now, from, &adv);
+                        self.drain(to);
+                    }
+                } else if let Some((_, i)) = next_timer {
+                    self.routers[i].handle_timeout(self.now);
+                    self.drain(i);
+                }
+            }
+            self.now = end;
+        }
+
+        fn masters(&self) -> Vec<usize> {
+            (0..self.routers.len())
+                .filter(|&i| self.alive[i] && self.routers[i].state() == State::Master)
+                .collect()
+        }
+
+        fn became_master_at(&self, i: usize) -> Option<Duration> {
+            self.log.iter().rev().find_map(|(t, r, a)| {
+                matches!(a, Action::StateChanged { to: State::Master, .. } if *r == i).then_some(*t)
+            })
+        }
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn timers_match_rfc_5798_and_keepalived() {
+        let r = Router::new(params(1, 200));
+        // v3, P=200, advert_int 0.1 s: MDI = 0.3 + 56·0.1/256 = 0.321875 s (keepalived.md §3.1).
+        assert_eq!(r.master_down_interval(), Duration::from_micros(321_875));
+        let mut p = Params::new(1, Version::V2, 100, 100, ip(1));
+        p.addresses = vec![ip(100)];
+        // v2, P=100, advert_int 1: skew 0.609 s, MDI 3.609 s.
+        let r = Router::new(p);
+        assert_eq!(r.skew(), Duration::from_micros(609_375));
+        assert_eq!(r.master_down_interval(), Duration::from_micros(3_609_375));
+    }
+
+    #[test]
+    fn the_higher_priority_becomes_master_after_one_master_down_interval() {
+        let mut s = Segment::new(vec![params(1, 150), params(2, 100)]);
+        s.start_all();
+        s.run_for(ms(2_000));
+        assert_eq!(s.masters(), [0]);
+        let t = s.became_master_at(0).unwrap();
+        assert_eq!(t, Router::new(params(1, 150)).master_down_interval());
+        assert_eq!(s.routers[1].master(), Some(ip(1)));
+    }
+
+    #[test]
+    fn a_crashed_master_is_replaced_within_master_down_interval() {
+        let mut s = Segment::new(vec![params(1, 150), params(2, 100)]);
+        s.start_all();
+        s.run_for(ms(1_000));
+        let crash_at = s.now - s.t0;
+        s.crash(0);
+        s.run_for(ms(1_000));
+        assert_eq!(s.masters(), [1]);
+        let took = s.became_master_at(1).unwrap() - crash_at;
+        let mdi = Router::new(params(2, 100)).master_down_interval();
+        assert!(took <= mdi && took >= mdi - ms(100), "{took:?} vs {mdi:?}");
+    }
+
+    #[test]
+    fn a_stopping_master_sends_priority_zero_first_and_the_backup_waits_only_skew() {
+        let mut s = Segment::new(vec![params(1, 150), params(2, 100)]);
+        s.start_all();
+        s.run_for(ms(1_000));
+        let stop_at = s.now - s.t0;
+        s.shutdown(0);
+        let actions: Vec<&Action> = s
+            .log
+            .iter()
+            .filter(|(t, r, _)| *t == stop_at && *r == 0)
+            .map(|(_, _, a)| a)
+            .collect();
+        assert!(
+            matches!(actions[0], Action::SendAdvert(a) if a.priority == 0),
+            "{actions:?}"
+        );
+        assert_eq!(actions[1], &Action::RemoveAddresses);
+        s.run_for(ms(1_000));
+        assert_eq!(s.masters(), [1]);
+        let took = s.became_master_at(1).unwrap() - stop_at;
+        let skew = Router::new(params(2, 100)).skew();
+        assert_eq!(took, skew + s.latency);
+        assert!(s.log.iter().any(|(_, r, a)| *r == 1
+            && matches!(
+                a,
+                Action::StateChanged {
+                    reason: Reason::MasterReleased,
+                    ..
+                }
+            )));
+    }
+
+    #[test]
+    fn a_higher_priority_router_preempts_by_timeout_and_the_master_yields_without_priority_zero() {
+        let mut s = Segment::new(vec![params(1, 100), params(2, 200)]);
+        s.start(0);
+        s.run_for(ms(1_000));
+        assert_eq!(s.masters(), [0]);
+        s.start(1);
+        s.run_for(ms(1_000));
+        assert_eq!(s.masters(), [1]);
+        // The yielding master sent no priority-0 advert.
+        assert!(
+            !s.log
+                .iter()
+                .any(|(_, r, a)| *r == 0
+                    && matches!(a, Action::SendAdvert(adv) if adv.priority == 0))
+        );
+        assert!(s.log.iter().any(|(_, r, a)| *r == 0
+            && matches!(
+                a,
+                Action::StateChanged {
+                    to: State::Backup,
+                    reason: Reason::HigherPriority { priority: 200, .. },
+                    ..
+                }
+            )));
+    }
+
+    #[test]
+    fn nopreempt_leaves_a_lower_master_in_place() {
+        let mut high = params(2, 200);
+        high.preempt = false;
+        let mut s = Segment::new(vec![params(1, 100), high]);
+        s.start(0);
+        s.run_for(ms(1_000));
+        s.start(1);
+        s.run_for(ms(5_000));
+        assert_eq!(s.masters(), [0]);
+    }
+
+    #[test]
+    fn preempt_delay_postpones_the_takeover() {
+        let mut high = params(2, 200);
+        high.preempt_delay = ms(2_000);
+        let mut s = Segment::new(vec![params(1, 100), high]);
+        s.start(0);
+        s.run_for(ms(1_000));
+        let joined = s.now - s.t0;
+        s.start(1);
+        s.run_for(ms(1_900));
+        assert_eq!(s.masters(), [0], "still delaying");
+        s.run_for(ms(2_000));
+        assert_eq!(s.masters(), [1]);
+        let took = s.became_master_at(1).unwrap() - joined;
+        assert!(took >= ms(2_000) && took <= ms(2_000) + ms(450), "{took:?}");
+    }
+
+    #[test]
+    fn equal_priorities_are_decided_by_the_higher_address() {
+        let mut s = Segment::new(vec![params(1, 100), params(2, 100)]);
+        s.start_all();
+        s.run_for(ms(3_000));
+        assert_eq!(s.masters(), [1]);
+        // An equal-priority advert is accepted by a backup, so the lower address stays backup
+        // instead of timing out and flapping.
+        let flaps = s
+            .log
+            .iter()
+            .filter(|(t, r, a)| {
+                *t > ms(1_000) && *r == 0 && matches!(a, Action::StateChanged { .. })
+            })
+            .count();
+        assert_eq!(flaps, 0);
+    }
+
+    #[test]
+    fn a_master_answers_a_lower_priority_advert_at_once() {
+        let mut r = Router::new(params(1, 150));
+        let now = Instant::now();
+        r.start(now);
+        r.handle_timeout(now + ms(400));
+        assert_eq!(r.state(), State::Master);
+        while r.poll_action().is_some() {}
+        let lower = Advert {
+            priority: 100,
+            ..advert_from(&params(2, 100))
+        };
+        r.handle_advert(now + ms(450), ip(2), &lower).unwrap();
+        let actions: Vec<Action> = std::iter::from_fn(|| r.poll_action()).collect();
+        assert!(
+            matches!(&actions[0], Action::SendAdvert(a) if a.priority == 150),
+            "{actions:?}"
+        );
+        assert_eq!(actions[1], Action::SendGarp { count: 5 });
+        assert_eq!(
+            actions[2],
+            Action::MasterRxLowerPriority {
+                from: ip(2),
+                priority: 100
+            }
+        );
+        assert_eq!(r.state(), State::Master);
+    }
+
+    fn advert_from(p: &Params) -> Advert {
+        Advert {
+            version: p.version,
+            vrid: p.vrid,
+            priority: p.priority,
+            interval_cs: p.advert_interval_cs,
+            addresses: p.addresses.clone(),
+            auth: p.auth,
+        }
+    }
+
+    #[test]
+    fn a_v3_backup_adopts_the_masters_interval() {
+        let mut r = Router::new(params(1, 100));
+        let now = Instant::now();
+        r.start(now);
+        let mut master = params(2, 200);
+        master.advert_interval_cs = 100;
+        r.handle_advert(now, ip(2), &advert_from(&master)).unwrap();
+        assert_eq!(
+            r.master_down_interval(),
+            Duration::from_secs(3) + Duration::from_micros(156 * 1_000_000 / 256)
+        );
+    }
+
+    #[test]
+    fn v2_adverts_with_another_interval_or_password_are_dropped() {
+        let mut p = Params::new(51, Version::V2, 100, 100, ip(1));
+        p.auth = Auth::Pass(*b"secret\0\0");
+        let mut r = Router::new(p.clone());
+        let now = Instant::now();
+        r.start(now);
+        let mut other = p.clone();
+        other.advert_interval_cs = 200;
+        assert_eq!(
+            r.handle_advert(now, ip(2), &advert_from(&other)),
+            Err(Drop::Interval)
+        );
+        let mut other = p.clone();
+        other.auth = Auth::Pass(*b"wrong\0\0\0");
+        assert_eq!(
+            r.handle_advert(now, ip(2), &advert_from(&other)),
+            Err(Drop::Auth)
+        );
+        let mut other = p.clone();
+        other.version = Version::V3;
+        assert_eq!(
+            r.handle_advert(now, ip(2), &advert_from(&other)),
+            Err(Drop::Version)
+        );
+        assert_eq!(r.handle_advert(now, ip(2), &advert_from(&p)), Ok(()));
+    }
+
+    #[test]
+    fn the_owner_is_master_at_once() {
+        let mut r = Router::new(params(1, 255));
+        r.start(Instant::now());
+        assert_eq!(r.state(), State::Master);
+        r.set_effective_priority(10);
+        assert_eq!(r.effective_priority(), 255);
+    }
+
+    #[test]
+    fn effective_priority_is_clamped() {
+        let mut r = Router::new(params(1, 100));
+        r.set_effective_priority(-50);
+        assert_eq!(r.effective_priority(), 1);
+        r.set_effective_priority(400);
+        assert_eq!(r.effective_priority(), 254);
+    }
+
+    #[test]
+    fn a_fault_releases_with_priority_zero_and_recovery_returns_to_backup() {
+        let mut r = Router::new(params(1, 255));
+        let now = Instant::now();
+        r.start(now);
+        while r.poll_action().is_some() {}
+        r.set_fault(now, true);
+        let actions: Vec<Action> = std::iter::from_fn(|| r.poll_action()).collect();
+        assert!(matches!(&actions[0], Action::SendAdvert(a) if a.priority == 0));
+        assert_eq!(actions[1], Action::RemoveAddresses);
+        assert_eq!(
+            actions[2],
+            Action::StateChanged {
+                from: State::Master,
+                to: State::Fault,
+                reason: Reason::Fault
+            }
+        );
+        assert_eq!(r.poll_timeout(), None);
+        assert_eq!(
+            r.handle_advert(now, ip(2), &advert_from(&params(2, 100))),
+            Err(Drop::NotListening)
+        );
+        let mut b = Router::new(params(1, 100));
+        b.start(now);
+        b.set_fault(now, true);
+        b.set_fault(now + ms(10), false);
+        assert_eq!(b.state(), State::Backup);
+        assert_eq!(
+            b.poll_timeout(),
+            Some(now + ms(10) + b.master_down_interval())
+        );
+    }
+
+    #[test]
+    fn garps_follow_the_schedule() {
+        let mut p = params(1, 255);
+        p.garp.master_refresh = Duration::from_secs(60);
+        let mut r = Router::new(p);
+        let now = Instant::now();
+        r.start(now);
+        let garps = |r: &mut Router| -> Vec<u32> {
+            std::iter::from_fn(|| r.poll_action())
+                .filter_map(|a| match a {
+                    Action::SendGarp { count } => Some(count),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(garps(&mut r), [5]);
+        r.handle_timeout(now + Duration::from_secs(5));
+        assert_eq!(garps(&mut r), [5]);
+        r.handle_timeout(now + Duration::from_secs(30));
+        assert_eq!(garps(&mut r), Vec::<u32>::new());
+        r.handle_timeout(now + Duration::from_secs(60));
+        assert_eq!(garps(&mut r), [1]);
+    }
+
+    proptest! {
+        /// With distinct priorities, any start order and any crashes and restarts, once
+        /// adverts flow for a while there is exactly one master: the highest live priority.
+        #[test]
+        fn one_master_the_highest(
+            prios in proptest::collection::btree_set(1u8..=254, 2..5),
+            starts in proptest::collection::vec(0u64..2_000, 5),
+            events in proptest::collection::vec((0usize..5, 0u64..1_500, any::<bool>()), 0..6),
+        ) {
+            let prios: Vec<u8> = prios.into_iter().collect();
+            let n = prios.len();
+            let ps: Vec<Params> = prios.iter().enumerate().map(|(i, &p)| params(i as u8 + 1, p)).collect();
+            let mut s = Segment::new(ps);
+            s.alive = vec![false; n];
+            let mut order: Vec<(u64, usize)> = (0..n).map(|i| (starts[i], i)).collect();
+            order.sort();
+            let mut last = 0;
+            for (t, i) in order {
+                s.run_for(ms(t - last));
+                last = t;
+                s.start(i);
+            }
+            for (who, after, graceful) in events {
+                let i = who % n;
+                s.run_for(ms(after));
+                if s.alive[i] {
+                    if graceful { s.shutdown(i) } else { s.crash(i) }
+                } else {
+                    s.start(i);
+                }
+            }
+            s.run_for(ms(3_000));
+            let live: Vec<usize> = (0..n).filter(|&i| s.alive[i]).collect();
+            if let Some(&best) = live.iter().max_by_key(|&&i| prios[i]) {
+                prop_assert_eq!(s.masters(), vec![best]);
+            } else {
+                prop_assert!(s.masters().is_empty());
+            }
+        }
+
+        /// A master always sends a priority-0 advert before releasing its addresses on stop.
+        #[test]
+        fn stop_sends_priority_zero_before_release(prio in 1u8..=255, run in 0u64..2_000) {
+            let mut r = Router::new(params(1, prio));
+            let now = Instant::now();
+            r.start(now);
+            r.handle_timeout(now + ms(run));
+            let was_master = r.state() == State::Master;
+            while r.poll_action().is_some() {}
+            r.shutdown(now + ms(run));
+            let actions: Vec<Action> = std::iter::from_fn(|| r.poll_action()).collect();
+            let zero = actions.iter().position(|a| matches!(a, Action::SendAdvert(a) if a.priority == 0));
+            let release = actions.iter().position(|a| *a == Action::RemoveAddresses);
+            if was_master {
+                prop_assert!(zero.is_some() && release.is_some() && zero < release, "{:?}", actions);
+            } else {
+                prop_assert_eq!(release, None);
+            }
+            prop_assert_eq!(r.state(), State::Init);
+            prop_assert_eq!(r.poll_timeout(), None);
+        }
+    }
+}
