@@ -4,4 +4,5 @@
 //! values the caller drains. This crate must never open a socket, read a clock or spawn.
 
 pub mod machine;
+pub mod sync;
 pub mod wire;

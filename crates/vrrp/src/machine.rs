@@ -47,6 +47,8 @@ pub enum Reason {
     Fault,
     /// The fault cleared.
     FaultCleared,
+    /// Another member of the sync group changed state and this one followed.
+    SyncGroup,
     Shutdown,
 }
 
@@ -159,7 +161,14 @@ pub struct Router {
     state: State,
     /// Priority after trackers, clamped to 1–254 (an owner stays 255).
     effective: u8,
+    /// A tracker of this router says fault.
     fault: bool,
+    /// Its sync group is in fault because of another member.
+    group_fault: bool,
+    /// Member of a sync group: an expired master-down timer only marks the wish to become
+    /// master; the group decides (keepalived.md §2.3).
+    gated: bool,
+    wants_master: bool,
     /// Master_Adver_Interval: a v3 backup adopts the master's (RFC 5798 §6.4.2).
     master_interval_cs: u16,
     master: Option<IpAddr>,
@@ -183,6 +192,9 @@ impl Router {
             state: State::Init,
             effective,
             fault: false,
+            group_fault: false,
+            gated: false,
+            wants_master: false,
             master_interval_cs,
             master: None,
             preempt_until: None,
@@ -265,12 +277,16 @@ impl Router {
         if self.state != State::Init {
             return;
         }
-        if self.fault {
+        if self.fault || self.group_fault {
             self.transition(State::Fault, Reason::Fault);
-        } else if self.is_owner() {
+        } else if self.is_owner() && !self.gated {
             self.become_master(now, Reason::Owner);
         } else {
             self.become_backup(now, Reason::Startup);
+            if self.is_owner() {
+                // A gated owner asks its group at once instead of waiting.
+                self.master_down_at = Some(now);
+            }
         }
     }
 
@@ -290,24 +306,31 @@ impl Router {
     /// A tracker result: `fault` takes the router out of service (a master sends priority 0
     /// first), clearing it returns to BACKUP.
     pub fn set_fault(&mut self, now: Instant, fault: bool) {
-        if self.fault == fault {
-            return;
-        }
         self.fault = fault;
-        match (fault, self.state) {
+        self.apply_fault(now, Reason::Fault);
+    }
+
+    /// Whether a tracker of this router (not its group) reports a fault.
+    pub fn own_fault(&self) -> bool {
+        self.fault
+    }
+
+    fn apply_fault(&mut self, now: Instant, reason: Reason) {
+        let faulty = self.fault || self.group_fault;
+        match (faulty, self.state) {
             (_, State::Init) => {}
             (true, State::Master) => {
                 self.send_advert(now, 0);
                 self.actions.push_back(Action::RemoveAddresses);
                 self.clear_timers();
-                self.transition(State::Fault, Reason::Fault);
+                self.transition(State::Fault, reason);
             }
             (true, State::Backup) => {
                 self.clear_timers();
-                self.transition(State::Fault, Reason::Fault);
+                self.transition(State::Fault, reason);
             }
             (false, State::Fault) => {
-                if self.is_owner() {
+                if self.is_owner() && !self.gated {
                     self.become_master(now, Reason::Owner);
                 } else {
                     self.become_backup(now, Reason::FaultCleared);
@@ -368,6 +391,12 @@ impl Router {
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.master_down_at.is_some_and(|t| t <= now) && self.state == State::Backup {
             self.master_down_at = None;
+            if self.gated {
+                // Wait for the rest of the group; keep timing so the wish stays fresh.
+                self.wants_master = true;
+                self.master_down_at = Some(now + self.master_down_interval());
+                return;
+            }
             let reason = if self.released {
                 Reason::MasterReleased
             } else {
@@ -421,6 +450,7 @@ impl Router {
             self.master = Some(from);
             self.master_down_at = Some(now + self.master_down_interval());
             self.released = false;
+            self.wants_master = false;
         }
         // Otherwise the advert is discarded and the timer keeps running: preemption happens by
         // timeout, as in keepalived.
@@ -495,6 +525,7 @@ impl Router {
         self.master = Some(self.params.source);
         self.preempt_until = None;
         self.released = false;
+        self.wants_master = false;
         self.transition(State::Master, reason);
     }
 
@@ -504,8 +535,43 @@ impl Router {
         self.master = None;
         self.preempt_until = None;
         self.released = false;
+        self.wants_master = false;
         self.master_down_at = Some(now + self.master_down_interval());
         self.transition(State::Backup, reason);
+    }
+
+    /// Makes this router a sync-group member (see [`crate::sync::SyncGroup`]).
+    pub(crate) fn set_gated(&mut self, gated: bool) {
+        self.gated = gated;
+    }
+
+    /// The master-down timer expired while the group was not ready.
+    pub(crate) fn wants_master(&self) -> bool {
+        self.wants_master
+    }
+
+    /// The group goes master: follow at once.
+    pub(crate) fn force_master(&mut self, now: Instant) {
+        if self.state == State::Backup {
+            self.become_master(now, Reason::SyncGroup);
+        }
+    }
+
+    /// The group goes backup: a master member leaves without a priority-0 advert, as on a
+    /// higher-priority yield.
+    pub(crate) fn force_backup(&mut self, now: Instant) {
+        if self.state == State::Master {
+            self.actions.push_back(Action::RemoveAddresses);
+            self.become_backup(now, Reason::SyncGroup);
+        }
+    }
+
+    /// Another member's fault takes this one out too, or gives it back.
+    pub(crate) fn set_group_fault(&mut self, now: Instant, fault: bool) {
+        if self.group_fault != fault {
+            self.group_fault = fault;
+            self.apply_fault(now, Reason::SyncGroup);
+        }
     }
 
     fn send_advert(&mut self, now: Instant, priority: u8) {
