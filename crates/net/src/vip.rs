@@ -1,0 +1,200 @@
+//! Virtual addresses on interfaces through rtnetlink (`ip addr add/del`), idempotent so that a
+//! restarted director adopts what a crashed predecessor left instead of failing or
+//! duplicating it.
+
+use std::net::IpAddr;
+
+use futures_util::TryStreamExt;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
+
+use crate::NetError;
+
+/// One address to hold on an interface.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Vip {
+    pub addr: IpAddr,
+    pub prefix: u8,
+    /// `ip addr ... label eth0:vip` (IPv4 only; must start with the interface name).
+    pub label: Option<String>,
+    pub scope: Scope,
+}
+
+impl Vip {
+    /// A host address (/32 or /128) with no label, global scope.
+    pub fn host(addr: IpAddr) -> Self {
+        let prefix = if addr.is_ipv4() { 32 } else { 128 };
+        Vip {
+            addr,
+            prefix,
+            label: None,
+            scope: Scope::Global,
+        }
+    }
+}
+
+/// Address scope (`ip addr ... scope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Scope {
+    #[default]
+    Global,
+    Site,
+    Link,
+    Host,
+}
+
+impl From<Scope> for AddressScope {
+    fn from(s: Scope) -> Self {
+        match s {
+            Scope::Global => AddressScope::Universe,
+            Scope::Site => AddressScope::Site,
+            Scope::Link => AddressScope::Link,
+            Scope::Host => AddressScope::Host,
+        }
+    }
+}
+
+/// What [`Addresses::add`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    New,
+    /// It was already there (left by a predecessor, or added twice): adopted.
+    AlreadyPresent,
+}
+
+/// What [`Addresses::remove`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removed {
+    Removed,
+    NotPresent,
+}
+
+/// An address as the kernel lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub addr: IpAddr,
+    pub prefix: u8,
+    pub label: Option<String>,
+}
+
+/// A connection to the kernel's routing netlink in the caller's network namespace.
+#[derive(Clone)]
+pub struct Addresses {
+    handle: rtnetlink::Handle,
+}
+
+impl Addresses {
+    /// Opens the connection; its driver runs on the current tokio runtime.
+    pub fn connect() -> Result<Self, NetError> {
+        let (conn, handle, _) =
+            rtnetlink::new_connection().map_err(NetError::io("opening rtnetlink"))?;
+        tokio::spawn(conn);
+        Ok(Addresses { handle })
+    }
+
+    /// Adds `vip` on interface `ifindex`; an address already there is adopted.
+    pub async fn add(&self, ifindex: u32, vip: &Vip) -> Result<Added, NetError> {
+        let mut req = self.handle.address().add(ifindex, vip.addr, vip.prefix);
+        let msg = req.message_mut();
+        msg.header.scope = vip.scope.into();
+        if let Some(label) = &vip.label {
+            msg.attributes.push(AddressAttribute::Label(label.clone()));
+        }
+        match req.execute().await {
+            Ok(()) => Ok(Added::New),
+            Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(Added::AlreadyPresent),
+            Err(e) => Err(NetError::Netlink(format!(
+                "adding {}/{}: {e}",
+                vip.addr, vip.prefix
+            ))),
+        }
+    }
+
+    /// Removes `addr/prefix` from interface `ifindex`; an absent address is not an error.
+    pub async fn remove(
+        &self,
+        ifindex: u32,
+        addr: IpAddr,
+        prefix: u8,
+    ) -> Result<Removed, NetError> {
+        let Some(msg) = self.find(ifindex, addr, prefix).await? else {
+            return Ok(Removed::NotPresent);
+        };
+        match self.handle.address().del(msg).execute().await {
+            Ok(()) => Ok(Removed::Removed),
+            Err(e) if matches!(errno(&e), Some(libc::EADDRNOTAVAIL) | Some(libc::ENOENT)) => {
+                Ok(Removed::NotPresent)
+            }
+            Err(e) => Err(NetError::Netlink(format!("removing {addr}/{prefix}: {e}"))),
+        }
+    }
+
+    /// Every address on interface `ifindex`.
+    pub async fn list(&self, ifindex: u32) -> Result<Vec<Listed>, NetError> {
+        let msgs = self.messages(ifindex).await?;
+        Ok(msgs
+            .iter()
+            .filter_map(|m| {
+                let addr = address_of(m)?;
+                let label = m.attributes.iter().find_map(|a| match a {
+                    AddressAttribute::Label(l) => Some(l.clone()),
+                    _ => None,
+                });
+                Some(Listed {
+                    addr,
+                    prefix: m.header.prefix_len,
+                    label,
+                })
+            })
+            .collect())
+    }
+
+    async fn find(
+        &self,
+        ifindex: u32,
+        addr: IpAddr,
+        prefix: u8,
+    ) -> Result<Option<AddressMessage>, NetError> {
+        Ok(self
+            .messages(ifindex)
+            .await?
+            .into_iter()
+            .find(|m| address_of(m) == Some(addr) && m.header.prefix_len == prefix))
+    }
+
+    async fn messages(&self, ifindex: u32) -> Result<Vec<AddressMessage>, NetError> {
+        self.handle
+            .address()
+            .get()
+            .set_link_index_filter(ifindex)
+            .execute()
+            .try_collect::<Vec<_>>()
+            .await
+            .map(|v| {
+                v.into_iter()
+                    .filter(|m| m.header.index == ifindex)
+                    .collect()
+            })
+            .map_err(|e| NetError::Netlink(format!("listing addresses: {e}")))
+    }
+}
+
+/// IFA_LOCAL for IPv4 point-to-point correctness, else IFA_ADDRESS.
+fn address_of(m: &AddressMessage) -> Option<IpAddr> {
+    let local = m.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Local(ip) => Some(*ip),
+        _ => None,
+    });
+    local.or_else(|| {
+        m.attributes.iter().find_map(|a| match a {
+            AddressAttribute::Address(ip) => Some(*ip),
+            _ => None,
+        })
+    })
+}
+
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
+        _ => None,
+    }
+}
