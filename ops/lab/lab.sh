@@ -145,9 +145,9 @@ lab_down() {
   st=$(lab_state_dir)
   # This prefix's namespaces only: recorded nodes plus anything matching exactly <prefix>-<node>
   # (so "lab" never matches a test lab "lab-t-x-d1").
-  while read -r ns; do
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
     [[ $ns =~ ^$p-(sw|c|b[0-9]+|d[0-9]+)$ ]] && nss+=("$ns")
-  done < <(ip netns list 2>/dev/null | awk '{print $1}')
+  done
   # 1. processes we spawned, politely, then everything left inside the namespaces
   local pids=()
   if [[ -d $st/pids ]]; then
