@@ -227,6 +227,8 @@ lab_spawn() {
   # `ip netns exec` execs the command: $! is the command's own pid.
   ip netns exec "$(lab_ns "$node")" "$@" </dev/null >>"$log" 2>&1 &
   echo $! > "$st/pids/$node.$name.pid"
+  # not a job of the calling shell: no "Killed" notices when a test crashes it on purpose
+  disown $!
 }
 
 lab_kill() {
