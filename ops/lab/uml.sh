@@ -106,5 +106,7 @@ elif ((st == 124)); then
 else
   rc=125; echo "uml: UML ended (status $st) after ${secs}s without a result" >&2
 fi
-if ((own_share && !keep)); then rm -rf "$share"; else echo "uml: share kept at $share"; fi
+if ((own_share && !keep)); then rm -rf "$share"
+elif ((own_share)); then echo "uml: share kept at $share"
+else echo "uml: results in $share"; fi
 exit "$rc"
