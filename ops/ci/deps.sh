@@ -14,7 +14,7 @@
 set -euo pipefail
 
 PACKAGES=(keepalived ipvsadm nftables tcpdump iproute2 curl python3 kmod iputils-ping procps psmisc
-          coreutils util-linux)
+          coreutils util-linux mawk)
 CACHE=${FLOTILLA_LAB_CACHE:-/var/cache/flotilla-lab}
 UML_DIR=$CACHE/uml
 
@@ -57,6 +57,7 @@ fi
 uml_state=cached
 if (( need_uml )); then
   work=$(mktemp -d "$CACHE.tmp.XXXXXX" 2>/dev/null || { mkdir -p "$(dirname "$CACHE")"; mktemp -d "$CACHE.tmp.XXXXXX"; })
+  chmod 755 "$work"   # apt downloads as user _apt when it can write there
   ( cd "$work" && run_logged apt-get download -q user-mode-linux )
   deb=$(ls "$work"/user-mode-linux_*.deb)
   run_logged dpkg-deb -x "$deb" "$work/root"

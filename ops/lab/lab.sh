@@ -47,6 +47,7 @@
 
 LAB_SUBNET_PREFIX=10.99.0
 LAB_TABLE=flotilla_chaos
+_LAB_CLI=0
 LAB_PYTHON=${LAB_PYTHON:-$( [[ -x /usr/bin/python3 ]] && echo /usr/bin/python3 || echo python3 )}
 
 _lab_err() { echo "lab: $*" >&2; return 1; }
@@ -224,8 +225,12 @@ lab_spawn() {
   if lab_alive "$node" "$name"; then _lab_err "$node/$name is already running (pid $(lab_pid "$node" "$name"))"; return 1; fi
   st=$(lab_state_dir); mkdir -p "$st/pids" "$st/logs"
   log=$st/logs/$node.$name.log
-  # `ip netns exec` execs the command: $! is the command's own pid.
-  ip netns exec "$(lab_ns "$node")" "$@" </dev/null >>"$log" 2>&1 &
+  # `ip netns exec` execs the command: $! is the command's own pid. From the CLI the process
+  # gets its own session (setsid execs too: a background job is no group leader), so it outlives
+  # the terminal; sourced by a test it stays in the test's process group and dies with it.
+  local detach=()
+  ((_LAB_CLI)) && detach=(setsid)
+  ip netns exec "$(lab_ns "$node")" "${detach[@]}" "$@" </dev/null >>"$log" 2>&1 &
   echo $! > "$st/pids/$node.$name.pid"
   # not a job of the calling shell: no "Killed" notices when a test crashes it on purpose
   disown $!
@@ -347,5 +352,6 @@ lab_main() {
 }
 
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  _LAB_CLI=1
   lab_main "$@"
 fi

@@ -78,8 +78,9 @@ case $PWD in /run/*|/tmp/*|/var/tmp/*|/dev/shm/*) run_dir=/ ;; *) run_dir=$PWD ;
   printf 'exec bash %q' "$run_script"; printf ' %q' "${args[@]}"; echo
 } > "$share/run.sh"
 
-uml_pid=""
-stop() { [[ -n $uml_pid ]] && kill -TERM "$uml_pid" 2>/dev/null; }   # timeout forwards TERM to UML
+uml_pid="" interrupted=0
+# timeout forwards TERM to UML, which then halts cleanly
+stop() { interrupted=1; [[ -n $uml_pid ]] && kill -TERM "$uml_pid" 2>/dev/null; }
 trap 'stop' INT TERM HUP
 
 echo "uml: booting UML $kv (mem $mem, timeout ${timeout_s}s) for $(basename "$script")"
@@ -101,6 +102,8 @@ secs=$(printf '%d.%01d' $(((t1 - t0) / 1000000000)) $(((t1 - t0) / 100000000 % 1
 if [[ -s $share/rc ]]; then
   rc=$(<"$share/rc")
   echo "uml: script exit code $rc, UML ran ${secs}s"
+elif ((interrupted)); then
+  rc=143; echo "uml: interrupted, UML stopped with SIGTERM after ${secs}s" >&2
 elif ((st == 124)); then
   rc=124; echo "uml: TIMEOUT after ${timeout_s}s (UML sent SIGTERM)" >&2
 else
