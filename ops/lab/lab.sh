@@ -158,7 +158,8 @@ lab_down() {
       _lab_pid_in_lab "$pid" "${nss[*]}" && pids+=("$pid")
     done
   fi
-  for ns in "${nss[@]}"; do pids+=($(ip netns pids "$ns" 2>/dev/null)); done
+  local more
+  for ns in "${nss[@]}"; do mapfile -t more < <(ip netns pids "$ns" 2>/dev/null); pids+=("${more[@]}"); done
   if ((${#pids[@]})); then
     kill -TERM "${pids[@]}" 2>/dev/null
     local i
@@ -169,7 +170,7 @@ lab_down() {
       sleep 0.05
     done
     for ns in "${nss[@]}"; do
-      pids=($(ip netns pids "$ns" 2>/dev/null))
+      mapfile -t pids < <(ip netns pids "$ns" 2>/dev/null)
       ((${#pids[@]})) && kill -KILL "${pids[@]}" 2>/dev/null
     done
   fi

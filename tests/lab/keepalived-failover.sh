@@ -31,8 +31,8 @@ say "Preflight"
 [[ $EUID -eq 0 ]] || { echo "FAIL: must run as root"; exit 1; }
 lab_require keepalived ip nft ping tcpdump || exit 1
 echo "keepalived: $(keepalived --version 2>&1 | head -n1)"
-if pids=$(pgrep -x keepalived); then
-  echo "note: keepalived already running outside this test (pids $(echo $pids)); it is not on our segment"
+if ka_pids=$(pgrep -x keepalived); then
+  echo "note: keepalived already running outside this test (pids $(echo $ka_pids)); it is not on our segment"
 fi
 lab_down
 

@@ -40,8 +40,8 @@ cleanup_leftovers() {
   done
 }
 
-if pids=$(pgrep -x keepalived); then
-  echo "run.sh: note: keepalived already running (pids $(echo $pids)): not started by these tests"
+if ka_pids=$(pgrep -x keepalived); then
+  echo "run.sh: note: keepalived already running (pids $(echo $ka_pids)): not started by these tests"
 fi
 cleanup_leftovers
 
