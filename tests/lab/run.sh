@@ -1,0 +1,73 @@
+#!/bin/bash
+# Runs the lab runbooks (every tests/lab/*.sh but this one), each under a timeout, and prints a
+# summary table. Exits non-zero if any test failed or timed out.
+#
+# Usage (root): bash tests/lab/run.sh [NAME...]      (NAME: e.g. keepalived-failover; default all)
+# Env: LAB_TEST_TIMEOUT  seconds per test (default 300)
+#      LAB_TEST_PREFIX   namespace prefix for the tests' labs (default lab-t; must be lab-<word>)
+# At the end, any namespace "$LAB_TEST_PREFIX-..." still present (a test that was killed) is
+# removed with lab_down; labs of other prefixes (a demo lab "lab-...") are left alone.
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 1
+source ops/lab/lab.sh
+export LAB_TEST_PREFIX=${LAB_TEST_PREFIX:-lab-t}
+timeout_s=${LAB_TEST_TIMEOUT:-300}
+
+[[ $EUID -eq 0 ]] || { echo "run.sh: must run as root" >&2; exit 2; }
+[[ $LAB_TEST_PREFIX =~ ^lab(-[a-z0-9]+)+$ ]] || { echo "run.sh: LAB_TEST_PREFIX must be lab-<word>" >&2; exit 2; }
+
+tests=()
+if (($#)); then
+  for n in "$@"; do
+    f=tests/lab/${n%.sh}.sh
+    [[ -f $f && $f != tests/lab/run.sh ]] || { echo "run.sh: no test $f" >&2; exit 2; }
+    tests+=("$f")
+  done
+else
+  for f in tests/lab/*.sh; do [[ $f == tests/lab/run.sh ]] || tests+=("$f"); done
+fi
+
+# Remove what killed tests left behind: namespaces of the test prefix, grouped per lab.
+cleanup_leftovers() {
+  local ns pfx seen=" "
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
+    [[ $ns =~ ^($LAB_TEST_PREFIX-[a-z0-9-]+)-(sw|c|b[0-9]+|d[0-9]+)$ ]] || continue
+    pfx=${BASH_REMATCH[1]}
+    [[ $seen == *" $pfx "* ]] && continue
+    seen+="$pfx "
+    echo "run.sh: removing leftover lab $pfx"
+    LAB_PREFIX=$pfx lab_down
+  done
+}
+
+if ka_pids=$(pgrep -x keepalived); then
+  echo "run.sh: note: keepalived already running (pids $(echo $ka_pids)): not started by these tests"
+fi
+cleanup_leftovers
+
+results=() total0=$(lab_now_ms) failed=0
+for t in "${tests[@]}"; do
+  name=$(basename "$t" .sh)
+  echo
+  echo "################ $name (timeout ${timeout_s}s)"
+  t0=$(lab_now_ms)
+  # TERM first (tests clean up in their EXIT trap; UML shuts down cleanly), KILL 30 s later.
+  timeout -k 30 "$timeout_s" bash "$t"
+  rc=$?
+  secs=$(_lab_seconds $(($(lab_now_ms) - t0)))
+  case $rc in
+    0)       res=PASS ;;
+    124|137) res=TIMEOUT; failed=$((failed + 1)) ;;
+    *)       res="FAIL($rc)"; failed=$((failed + 1)) ;;
+  esac
+  results+=("$(printf '%-28s %-10s %8s' "$name" "$res" "$secs")")
+done
+cleanup_leftovers
+total=$(_lab_seconds $(($(lab_now_ms) - total0)))
+
+echo
+echo "################ summary"
+printf '%-28s %-10s %8s\n' test result seconds
+printf '%s\n' "${results[@]}"
+printf '%-28s %-10s %8s\n' total "$((${#tests[@]} - failed))/${#tests[@]} ok" "$total"
+((failed == 0))
