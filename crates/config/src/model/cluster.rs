@@ -1,6 +1,7 @@
-//! flotilla's fleet extension: the `cluster { }` block. keepalived does not know it (it would
-//! warn "Unknown keyword 'cluster'" and skip the block), so a file with it stays valid
-//! keepalived grammar.
+//! flotilla's fleet extension: the `cluster { }` block. keepalived does not know it: it
+//! reports each line of the block as an unknown keyword and reads the rest of the file as
+//! usual (checked with keepalived 2.2.7), so one file still serves keepalived nodes during a
+//! migration.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
