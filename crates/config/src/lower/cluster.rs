@@ -4,8 +4,8 @@
 //! Inside `director`, `tls` and `placement` several settings may share a line
 //! (`director d1 { address 10.99.0.1 port 7180 }`): each setting has a fixed number of
 //! values, so the line is read as a sequence of settings. This is flotilla's own block, so
-//! keepalived's one-keyword-per-line rule does not have to bind it; keepalived itself skips
-//! the whole block as an unknown keyword.
+//! keepalived's one-keyword-per-line rule does not have to bind it (keepalived reports the
+//! block's lines as unknown keywords either way).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
