@@ -755,3 +755,4 @@ proptest! {
         prop_assert_eq!(back, section);
     }
 }
+
