@@ -173,7 +173,7 @@ pub(super) fn checker(node: &Node, ctx: &mut Ctx<'_>) -> Option<CheckerDraft> {
     };
     ctx.extra_tokens(node, 0);
     let mut d = CheckerDraft {
-        connection: kind.has_connection().then(|| Connection {
+        connection: kind.has_connection().then_some(Connection {
             connect_ip: None,
             connect_port: None,
             bindto: None,
@@ -215,12 +215,11 @@ pub(super) fn checker(node: &Node, ctx: &mut Ctx<'_>) -> Option<CheckerDraft> {
                     }
                 }
                 "misc_timeout" => {
-                    if let Some(t) = ctx.single(child, "whole seconds") {
-                        if let Some(v) =
+                    if let Some(t) = ctx.single(child, "whole seconds")
+                        && let Some(v) =
                             ctx.uint_in(t, 0, u64::from(u32::MAX / 1_000_000), "misc_timeout")
-                        {
-                            d.misc_timeout = (v > 0).then(|| Micros::from_secs(v));
-                        }
+                    {
+                        d.misc_timeout = (v > 0).then(|| Micros::from_secs(v));
                     }
                 }
                 "misc_dynamic" => {
@@ -301,16 +300,16 @@ pub(super) fn checker(node: &Node, ctx: &mut Ctx<'_>) -> Option<CheckerDraft> {
             },
         }
     }
-    if let CheckerKind::Udp(u) = &d.kind {
-        if u.min_reply_length > u.max_reply_length {
-            ctx.warning(
-                node.span(),
-                format!(
-                    "min_reply_length {} > max_reply_length {}: the check will always fail",
-                    u.min_reply_length, u.max_reply_length
-                ),
-            );
-        }
+    if let CheckerKind::Udp(u) = &d.kind
+        && u.min_reply_length > u.max_reply_length
+    {
+        ctx.warning(
+            node.span(),
+            format!(
+                "min_reply_length {} > max_reply_length {}: the check will always fail",
+                u.min_reply_length, u.max_reply_length
+            ),
+        );
     }
     let complete = match &d.kind {
         CheckerKind::Http(h) | CheckerKind::Ssl(h) if h.urls.is_empty() => {
@@ -354,13 +353,13 @@ fn common(node: &Node, ctx: &mut Ctx<'_>, d: &mut CheckerDraft) -> bool {
                     }
                 }
                 "connect_port" | "bind_port" => {
-                    if let Some(t) = ctx.single(node, "a port") {
-                        if let Some(p) = ctx.uint_in(t, 1, 65535, node.word()) {
-                            if node.word() == "connect_port" {
-                                c.connect_port = Some(p as u16);
-                            } else {
-                                c.bind_port = Some(p as u16);
-                            }
+                    if let Some(t) = ctx.single(node, "a port")
+                        && let Some(p) = ctx.uint_in(t, 1, 65535, node.word())
+                    {
+                        if node.word() == "connect_port" {
+                            c.connect_port = Some(p as u16);
+                        } else {
+                            c.bind_port = Some(p as u16);
                         }
                     }
                 }
@@ -377,10 +376,10 @@ fn common(node: &Node, ctx: &mut Ctx<'_>, d: &mut CheckerDraft) -> bool {
                     }
                 }
                 "fwmark" => {
-                    if let Some(t) = ctx.single(node, "a firewall mark") {
-                        if let Some(v) = ctx.uint_in(t, 0, u64::from(u32::MAX), "checker fwmark") {
-                            c.fwmark = Some(v as u32);
-                        }
+                    if let Some(t) = ctx.single(node, "a firewall mark")
+                        && let Some(v) = ctx.uint_in(t, 0, u64::from(u32::MAX), "checker fwmark")
+                    {
+                        c.fwmark = Some(v as u32);
                     }
                 }
                 "connect_timeout" => {
@@ -390,13 +389,13 @@ fn common(node: &Node, ctx: &mut Ctx<'_>, d: &mut CheckerDraft) -> bool {
                 }
                 _ => return false,
             }
-            if let (Some(a), Some(b)) = (c.connect_ip, c.bindto) {
-                if a.is_ipv4() != b.is_ipv4() {
-                    ctx.error(
-                        node.span(),
-                        format!("connect_ip {a} and bindto {b} are of different address families"),
-                    );
-                }
+            if let (Some(a), Some(b)) = (c.connect_ip, c.bindto)
+                && a.is_ipv4() != b.is_ipv4()
+            {
+                ctx.error(
+                    node.span(),
+                    format!("connect_ip {a} and bindto {b} are of different address families"),
+                );
             }
         }
     }
@@ -421,10 +420,10 @@ fn http_keyword(
                 node.span(),
                 "'nb_get_retry' is deprecated; it is read as 'retry' (write 'retry' instead)",
             );
-            if let Some(t) = ctx.single(node, "a number of retries") {
-                if let Some(v) = ctx.uint_in(t, 0, u64::from(u32::MAX), "nb_get_retry") {
-                    timing.retry = Some(v as u32);
-                }
+            if let Some(t) = ctx.single(node, "a number of retries")
+                && let Some(v) = ctx.uint_in(t, 0, u64::from(u32::MAX), "nb_get_retry")
+            {
+                timing.retry = Some(v as u32);
             }
         }
         "virtualhost" => {
@@ -555,13 +554,13 @@ fn url(node: &Node, ctx: &mut Ctx<'_>) -> Option<Url> {
                 regex_extras.get_or_insert(child.span());
             }
             "regex_min_offset" | "regex_max_offset" => {
-                if let Some(t) = ctx.single(child, "a byte offset") {
-                    if let Some(v) = ctx.uint_in(t, 0, u64::from(u32::MAX), child.word()) {
-                        if child.word() == "regex_min_offset" {
-                            regex.min_offset = Some(v);
-                        } else {
-                            regex.max_offset = Some(v);
-                        }
+                if let Some(t) = ctx.single(child, "a byte offset")
+                    && let Some(v) = ctx.uint_in(t, 0, u64::from(u32::MAX), child.word())
+                {
+                    if child.word() == "regex_min_offset" {
+                        regex.min_offset = Some(v);
+                    } else {
+                        regex.max_offset = Some(v);
                     }
                 }
                 regex_extras.get_or_insert(child.span());
@@ -594,15 +593,14 @@ fn url(node: &Node, ctx: &mut Ctx<'_>) -> Option<Url> {
             None
         }
     };
-    if let Some(r) = &regex {
-        if let (Some(lo), Some(hi)) = (r.min_offset, r.max_offset) {
-            if lo > hi {
-                ctx.error(
-                    node.span(),
-                    format!("regex_min_offset {lo} is beyond regex_max_offset {hi}"),
-                );
-            }
-        }
+    if let Some(r) = &regex
+        && let (Some(lo), Some(hi)) = (r.min_offset, r.max_offset)
+        && lo > hi
+    {
+        ctx.error(
+            node.span(),
+            format!("regex_min_offset {lo} is beyond regex_max_offset {hi}"),
+        );
     }
     let status_codes = if codes.is_empty() {
         vec![StatusRange::DEFAULT]
@@ -667,13 +665,13 @@ fn udp_keyword(node: &Node, ctx: &mut Ctx<'_>, u: &mut UdpCheck, within: &str) {
             }
         }
         "min_reply_length" | "max_reply_length" => {
-            if let Some(t) = ctx.single(node, "a length in bytes") {
-                if let Some(v) = ctx.uint_in(t, 0, u64::from(u16::MAX), node.word()) {
-                    if node.word() == "min_reply_length" {
-                        u.min_reply_length = v as u16;
-                    } else {
-                        u.max_reply_length = v as u16;
-                    }
+            if let Some(t) = ctx.single(node, "a length in bytes")
+                && let Some(v) = ctx.uint_in(t, 0, u64::from(u16::MAX), node.word())
+            {
+                if node.word() == "min_reply_length" {
+                    u.min_reply_length = v as u16;
+                } else {
+                    u.max_reply_length = v as u16;
                 }
             }
         }

@@ -226,40 +226,39 @@ fn vs_keyword(child: &Node, ctx: &mut Ctx<'_>, d: &mut VsDraft) {
             }
         }
         "delay_loop" => {
-            if let Some(t) = ctx.single(child, "seconds") {
-                if let Some(v) = ctx.timer_in(t, Micros(1), max_timer(), "delay_loop") {
-                    vs.delay_loop = v;
-                }
+            if let Some(t) = ctx.single(child, "seconds")
+                && let Some(v) = ctx.timer_in(t, Micros(1), max_timer(), "delay_loop")
+            {
+                vs.delay_loop = v;
             }
         }
         "connect_timeout" => {
-            if let Some(t) = ctx.single(child, "seconds") {
-                if let Some(v) =
+            if let Some(t) = ctx.single(child, "seconds")
+                && let Some(v) =
                     ctx.timer_in(t, Micros(1), Micros(u64::from(u32::MAX)), "connect_timeout")
-                {
-                    vs.connect_timeout = v;
-                }
+            {
+                vs.connect_timeout = v;
             }
         }
         "retry" => {
-            if let Some(t) = ctx.single(child, "a number of retries") {
-                if let Some(v) = ctx.uint_in(t, 1, u64::from(u32::MAX), "retry") {
-                    vs.retry = Some(v as u32);
-                }
+            if let Some(t) = ctx.single(child, "a number of retries")
+                && let Some(v) = ctx.uint_in(t, 1, u64::from(u32::MAX), "retry")
+            {
+                vs.retry = Some(v as u32);
             }
         }
         "delay_before_retry" => {
-            if let Some(t) = ctx.single(child, "seconds") {
-                if let Some(v) = ctx.timer_in(t, Micros(0), max_timer(), "delay_before_retry") {
-                    vs.delay_before_retry = Some(v);
-                }
+            if let Some(t) = ctx.single(child, "seconds")
+                && let Some(v) = ctx.timer_in(t, Micros(0), max_timer(), "delay_before_retry")
+            {
+                vs.delay_before_retry = Some(v);
             }
         }
         "warmup" => {
-            if let Some(t) = ctx.single(child, "seconds") {
-                if let Some(v) = ctx.timer_in(t, Micros(0), max_timer(), "warmup") {
-                    vs.warmup = Some(v);
-                }
+            if let Some(t) = ctx.single(child, "seconds")
+                && let Some(v) = ctx.timer_in(t, Micros(0), max_timer(), "warmup")
+            {
+                vs.warmup = Some(v);
             }
         }
         "lvs_sched" | "lb_algo" => {
@@ -437,26 +436,26 @@ fn vs_keyword(child: &Node, ctx: &mut Ctx<'_>, d: &mut VsDraft) {
         "omega" => vs.omega = bare_flag(child, ctx),
         "ha_suspend" => vs.ha_suspend = bare_flag(child, ctx),
         "quorum" => {
-            if let Some(t) = ctx.single(child, "a total weight") {
-                if let Some(v) = ctx.uint_in(t, 1, u64::from(u32::MAX), "quorum") {
-                    vs.quorum = v as u32;
-                }
+            if let Some(t) = ctx.single(child, "a total weight")
+                && let Some(v) = ctx.uint_in(t, 1, u64::from(u32::MAX), "quorum")
+            {
+                vs.quorum = v as u32;
             }
         }
         "hysteresis" => {
-            if let Some(t) = ctx.single(child, "a weight") {
-                if let Some(v) = ctx.uint_in(t, 0, u64::from(u32::MAX), "hysteresis") {
-                    vs.hysteresis = v as u32;
-                }
+            if let Some(t) = ctx.single(child, "a weight")
+                && let Some(v) = ctx.uint_in(t, 0, u64::from(u32::MAX), "hysteresis")
+            {
+                vs.hysteresis = v as u32;
             }
         }
         "quorum_up" => once_script(child, ctx, &mut vs.quorum_up),
         "quorum_down" => once_script(child, ctx, &mut vs.quorum_down),
         "weight" => {
-            if let Some(t) = ctx.single(child, "a weight") {
-                if let Some(v) = ctx.uint_in(t, 1, u64::from(MAX_WEIGHT), "virtual server weight") {
-                    vs.weight = v as u32;
-                }
+            if let Some(t) = ctx.single(child, "a weight")
+                && let Some(v) = ctx.uint_in(t, 1, u64::from(MAX_WEIGHT), "virtual server weight")
+            {
+                vs.weight = v as u32;
             }
         }
         "virtualhost" => {
@@ -536,11 +535,10 @@ fn real_server(node: &Node, ctx: &mut Ctx<'_>) -> Option<RsDraft> {
         }
         match child.word() {
             "weight" => {
-                if let Some(t) = ctx.single(child, "a weight") {
-                    if let Some(v) = ctx.uint_in(t, 0, u64::from(MAX_WEIGHT), "real server weight")
-                    {
-                        d.weight = Some(v as u32);
-                    }
+                if let Some(t) = ctx.single(child, "a weight")
+                    && let Some(v) = ctx.uint_in(t, 0, u64::from(MAX_WEIGHT), "real server weight")
+                {
+                    d.weight = Some(v as u32);
                 }
             }
             "lvs_method" => {
@@ -558,13 +556,13 @@ fn real_server(node: &Node, ctx: &mut Ctx<'_>) -> Option<RsDraft> {
             "notify_up" => once_script(child, ctx, &mut d.rs.notify_up),
             "notify_down" => once_script(child, ctx, &mut d.rs.notify_down),
             "uthreshold" | "lthreshold" => {
-                if let Some(t) = ctx.single(child, "a number of connections") {
-                    if let Some(v) = ctx.uint_in(t, 0, u64::from(u32::MAX), child.word()) {
-                        if child.word() == "uthreshold" {
-                            d.rs.uthreshold = v as u32;
-                        } else {
-                            d.rs.lthreshold = v as u32;
-                        }
+                if let Some(t) = ctx.single(child, "a number of connections")
+                    && let Some(v) = ctx.uint_in(t, 0, u64::from(u32::MAX), child.word())
+                {
+                    if child.word() == "uthreshold" {
+                        d.rs.uthreshold = v as u32;
+                    } else {
+                        d.rs.lthreshold = v as u32;
                     }
                 }
             }
@@ -653,28 +651,31 @@ fn resolve(node: &Node, ctx: &mut Ctx<'_>, d: VsDraft) -> Option<VirtualServer> 
         _ => None,
     };
     let is_fwmark = matches!(vs.key, VirtualServerKey::Fwmark { .. });
-    if let (Some(s), Some(vp)) = (&mut vs.sorry_server, vs_port) {
-        if s.method != ForwardingMethod::Nat && s.port != vp {
-            if s.port != 0 {
-                ctx.warning(
+    if let (Some(s), Some(vp)) = (&mut vs.sorry_server, vs_port)
+        && s.method != ForwardingMethod::Nat
+        && s.port != vp
+    {
+        if s.port != 0 {
+            ctx.warning(
                     node.span(),
                     format!(
                         "the sorry server's port {} differs from the service's {vp}; a non-NAT sorry server uses the service's port (keepalived resets it too)",
                         s.port
                     ),
                 );
-            }
-            s.port = vp;
         }
+        s.port = vp;
     }
-    if let Some(s) = &mut vs.sorry_server {
-        if is_fwmark && s.method != ForwardingMethod::Nat && s.port != 0 {
-            ctx.warning(
+    if let Some(s) = &mut vs.sorry_server
+        && is_fwmark
+        && s.method != ForwardingMethod::Nat
+        && s.port != 0
+    {
+        ctx.warning(
                 node.span(),
                 "a fwmark service's non-NAT sorry server takes no port; it is cleared (keepalived does the same)",
             );
-            s.port = 0;
-        }
+        s.port = 0;
     }
     let mut weight_sum: u64 = 0;
     for r in real_servers {
@@ -785,17 +786,16 @@ pub(crate) fn validate(cfg: &Config, ctx: &mut Ctx<'_>) {
         if let Some(first) = lvs.virtual_server_groups[..i]
             .iter()
             .find(|o| o.name == g.name)
+            && let Some(span) = g.origin.0
         {
-            if let Some(span) = g.origin.0 {
-                ctx.error(
-                    span,
-                    format!(
-                        "virtual_server_group {} is defined twice{}",
-                        g.name,
-                        first_at(first.origin)
-                    ),
-                );
-            }
+            ctx.error(
+                span,
+                format!(
+                    "virtual_server_group {} is defined twice{}",
+                    g.name,
+                    first_at(first.origin)
+                ),
+            );
         }
     }
     for (i, vs) in lvs.virtual_servers.iter().enumerate() {
@@ -815,13 +815,15 @@ pub(crate) fn validate(cfg: &Config, ctx: &mut Ctx<'_>) {
                 ),
             );
         }
-        if let VirtualServerKey::Group { name, .. } = &vs.key {
-            if lvs.group(name).is_none() {
-                ctx.error(
-                    span,
-                    format!("virtual_server group {name}: no virtual_server_group named {name} is defined"),
-                );
-            }
+        if let VirtualServerKey::Group { name, .. } = &vs.key
+            && lvs.group(name).is_none()
+        {
+            ctx.error(
+                span,
+                format!(
+                    "virtual_server group {name}: no virtual_server_group named {name} is defined"
+                ),
+            );
         }
         let family = service_family(vs, lvs);
         for (j, rs) in vs.real_servers.iter().enumerate() {
@@ -841,10 +843,11 @@ pub(crate) fn validate(cfg: &Config, ctx: &mut Ctx<'_>) {
                     ),
                 );
             }
-            if let Some(f) = family {
-                if AddressFamily::of(&rs.ip) != f && !matches!(rs.method, ForwardingMethod::Tun(_))
-                {
-                    ctx.error(
+            if let Some(f) = family
+                && AddressFamily::of(&rs.ip) != f
+                && !matches!(rs.method, ForwardingMethod::Tun(_))
+            {
+                ctx.error(
                         rspan,
                         format!(
                             "real server {} is {} but virtual_server {} is {}; only tunnelled (TUN) real servers may differ",
@@ -854,7 +857,6 @@ pub(crate) fn validate(cfg: &Config, ctx: &mut Ctx<'_>) {
                             family_word(f)
                         ),
                     );
-                }
             }
             if rs.uthreshold != 0 && rs.lthreshold != 0 && rs.uthreshold < rs.lthreshold {
                 ctx.error(
@@ -866,10 +868,12 @@ pub(crate) fn validate(cfg: &Config, ctx: &mut Ctx<'_>) {
                 );
             }
         }
-        if let (Some(s), Some(f)) = (&vs.sorry_server, family) {
-            if AddressFamily::of(&s.ip) != f && !matches!(s.method, ForwardingMethod::Tun(_)) {
-                if let Some(sspan) = s.origin.0 {
-                    ctx.error(
+        if let (Some(s), Some(f)) = (&vs.sorry_server, family)
+            && AddressFamily::of(&s.ip) != f
+            && !matches!(s.method, ForwardingMethod::Tun(_))
+            && let Some(sspan) = s.origin.0
+        {
+            ctx.error(
                         sspan,
                         format!(
                             "sorry server {} is {} but virtual_server {} is {}; only a tunnelled (TUN) sorry server may differ",
@@ -879,8 +883,6 @@ pub(crate) fn validate(cfg: &Config, ctx: &mut Ctx<'_>) {
                             family_word(f)
                         ),
                     );
-                }
-            }
         }
     }
 }

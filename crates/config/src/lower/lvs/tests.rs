@@ -755,4 +755,3 @@ proptest! {
         prop_assert_eq!(back, section);
     }
 }
-

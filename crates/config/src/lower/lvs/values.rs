@@ -254,10 +254,12 @@ pub(super) fn range_text(first: &IpAddr, last: &IpAddr) -> String {
     let (a, b) = (ip_key(first), ip_key(last));
     let bits: u32 = if first.is_ipv4() { 32 } else { 128 };
     let span = b - a;
-    if let Some(size) = span.checked_add(1) {
-        if size.is_power_of_two() && a & span == 0 && size.trailing_zeros() < bits {
-            return format!("{first}/{}", bits - size.trailing_zeros());
-        }
+    if let Some(size) = span.checked_add(1)
+        && size.is_power_of_two()
+        && a & span == 0
+        && size.trailing_zeros() < bits
+    {
+        return format!("{first}/{}", bits - size.trailing_zeros());
     }
     match (first, last) {
         (IpAddr::V4(f), IpAddr::V4(l)) if f.octets()[..3] == l.octets()[..3] => {
@@ -274,7 +276,7 @@ pub(super) fn range_text(first: &IpAddr, last: &IpAddr) -> String {
 /// `?` nibbles (`require_reply`). Returns the canonical lowercase text.
 pub(super) fn hex_text(words: &[&str], wildcards: bool) -> Option<String> {
     let joined: String = words.concat();
-    if joined.is_empty() || joined.len() % 2 != 0 {
+    if joined.is_empty() || !joined.len().is_multiple_of(2) {
         return None;
     }
     joined

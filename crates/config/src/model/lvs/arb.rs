@@ -470,10 +470,10 @@ fn build_vs(
         }
         let mut checkers = r.checkers;
         for c in &mut checkers {
-            if let CheckerKind::Misc(m) = &mut c.kind {
-                if m.timeout.0 % 3 == 0 {
-                    m.timeout = vs.delay_loop;
-                }
+            if let CheckerKind::Misc(m) = &mut c.kind
+                && m.timeout.0 % 3 == 0
+            {
+                m.timeout = vs.delay_loop;
             }
         }
         vs.real_servers.push(RealServer {
