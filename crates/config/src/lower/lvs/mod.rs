@@ -14,6 +14,8 @@ mod values;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use super::Ctx;
@@ -798,9 +800,10 @@ pub(crate) fn validate(cfg: &Config, ctx: &mut Ctx<'_>) {
             );
         }
     }
-    for (i, vs) in lvs.virtual_servers.iter().enumerate() {
+    let mut services: HashMap<&VirtualServerKey, Origin> = HashMap::new();
+    for vs in &lvs.virtual_servers {
         let Some(span) = vs.origin.0 else { continue };
-        if let Some(first) = lvs.virtual_servers[..i].iter().find(|o| o.key == vs.key) {
+        if let Some(first) = services.get(&vs.key) {
             let proto = vs
                 .key
                 .protocol()
@@ -811,9 +814,11 @@ pub(crate) fn validate(cfg: &Config, ctx: &mut Ctx<'_>) {
                 format!(
                     "virtual_server {}{proto} is defined twice{}",
                     vs.key,
-                    first_at(first.origin)
+                    first_at(*first)
                 ),
             );
+        } else {
+            services.insert(&vs.key, vs.origin);
         }
         if let VirtualServerKey::Group { name, .. } = &vs.key
             && lvs.group(name).is_none()
@@ -826,12 +831,11 @@ pub(crate) fn validate(cfg: &Config, ctx: &mut Ctx<'_>) {
             );
         }
         let family = service_family(vs, lvs);
-        for (j, rs) in vs.real_servers.iter().enumerate() {
+        let mut servers: HashMap<(IpAddr, u16), Origin> = HashMap::new();
+        for rs in &vs.real_servers {
             let Some(rspan) = rs.origin.0 else { continue };
-            if let Some(first) = vs.real_servers[..j]
-                .iter()
-                .find(|o| o.ip == rs.ip && o.port == rs.port)
-            {
+            link_local_checks(rs, ctx);
+            if let Some(first) = servers.get(&(rs.ip, rs.port)) {
                 ctx.error(
                     rspan,
                     format!(
@@ -839,9 +843,11 @@ pub(crate) fn validate(cfg: &Config, ctx: &mut Ctx<'_>) {
                         rs.ip,
                         rs.port,
                         vs.key,
-                        first_at(first.origin)
+                        first_at(*first)
                     ),
                 );
+            } else {
+                servers.insert((rs.ip, rs.port), rs.origin);
             }
             if let Some(f) = family
                 && AddressFamily::of(&rs.ip) != f
@@ -883,6 +889,27 @@ pub(crate) fn validate(cfg: &Config, ctx: &mut Ctx<'_>) {
                             family_word(f)
                         ),
                     );
+        }
+    }
+}
+
+/// keepalived `check_conn_opts`: a link-local IPv6 target is only reachable through a named
+/// interface.
+fn link_local_checks(rs: &RealServer, ctx: &mut Ctx<'_>) {
+    for c in &rs.checkers {
+        let Some(conn) = &c.connection else { continue };
+        let target = conn.connect_ip.unwrap_or(rs.ip);
+        let link_local = matches!(target, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
+        if link_local && conn.bind_if.is_none() {
+            if let Some(span) = c.origin.0 {
+                ctx.error(
+                    span,
+                    format!(
+                        "{} probes the link-local address {target}, which needs 'bind_if' to name the interface",
+                        c.kind.keyword()
+                    ),
+                );
+            }
         }
     }
 }

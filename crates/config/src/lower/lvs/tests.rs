@@ -755,3 +755,16 @@ proptest! {
         prop_assert_eq!(back, section);
     }
 }
+
+#[test]
+fn link_local_targets_need_bind_if() {
+    let l = load(
+        "virtual_server 2001:db8::1 80 {\n  lvs_sched rr\n  real_server fe80::5 80 {\n    TCP_CHECK {\n    }\n    TCP_CHECK {\n      bind_if eth1\n    }\n  }\n}\n",
+    );
+    assert_eq!(
+        errors(&l),
+        vec![
+            "4:5: TCP_CHECK probes the link-local address fe80::5, which needs 'bind_if' to name the interface",
+        ]
+    );
+}

@@ -469,7 +469,14 @@ fn build_vs(
             continue;
         }
         let mut checkers = r.checkers;
+        let link_local = matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
         for c in &mut checkers {
+            if let Some(conn) = &mut c.connection
+                && link_local
+                && conn.connect_ip.is_none()
+            {
+                conn.bind_if = Some("eth0".into());
+            }
             if let CheckerKind::Misc(m) = &mut c.kind
                 && m.timeout.0 % 3 == 0
             {
