@@ -768,3 +768,139 @@ fn link_local_targets_need_bind_if() {
         ]
     );
 }
+
+/// One service around `inner`, then every diagnostic as `severity line:col: message`.
+fn findings(text: &str) -> Vec<String> {
+    let l = load(text);
+    l.diagnostics
+        .sorted()
+        .into_iter()
+        .map(|d| {
+            let s = d.span.unwrap();
+            format!("{} {}:{}: {}", d.severity, s.line, s.col, d.message)
+        })
+        .collect()
+}
+
+#[test]
+fn smaller_rules() {
+    let rs = "  real_server 10.0.1.1 80 {\n  }";
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (
+            vs(&format!("  sorry_server_inhibit\n{rs}")),
+            vec!["error 3:3: 'sorry_server_inhibit' before or without 'sorry_server' is ignored (keepalived ignores it too)"],
+        ),
+        (
+            vs(&format!("  sorry_server_lvs_method DR\n{rs}")),
+            vec!["error 3:3: 'sorry_server_lvs_method' before or without 'sorry_server' is ignored (keepalived ignores it too)"],
+        ),
+        (
+            vs(&format!("  ip_family inet6\n{rs}")),
+            vec!["error 1:1: ip_family inet6 contradicts the virtual server address 10.0.0.1"],
+        ),
+        (
+            vs(&format!("  protocol ICMP\n{rs}")),
+            vec!["error 3:12: unknown protocol 'ICMP': it must be TCP, UDP or SCTP"],
+        ),
+        (
+            vs(&format!("  delay_loop 6 7\n{rs}")),
+            vec!["warning 3:16: extra tokens after 'delay_loop' ignored: '7' (one keyword per line; keepalived ignores them silently)"],
+        ),
+        (
+            vs(&format!("  lvs_method TUN type ipip csum\n{rs}")),
+            vec!["error 3:3: ipip tunnels have no checksum option"],
+        ),
+        (
+            vs(&format!("  lvs_method TUN type gre remcsum\n{rs}")),
+            vec!["error 3:3: gre tunnels do not support remcsum"],
+        ),
+        (
+            vs(&format!("  lvs_method BRIDGE\n{rs}")),
+            vec!["error 3:14: unknown forwarding method 'BRIDGE': it must be NAT, DR or TUN"],
+        ),
+        (
+            vs(""),
+            vec!["warning 1:1: virtual_server 10.0.0.1 80 has no real servers; keepalived ignores it, and so does flotilla"],
+        ),
+        (
+            "virtual_server_group G {\n}\n".to_string(),
+            vec!["warning 1:1: virtual_server_group G has no entries; keepalived drops it, and so does flotilla"],
+        ),
+        (
+            "virtual_server_group G {\n  10.0.0.1 80\n  2001:db8::1 80\n  fwmark 3\n}\n".to_string(),
+            vec!["error 1:1: virtual_server_group G mixes IPv4 and IPv6 addresses with a fwmark that has no family; write 'fwmark N inet' or 'fwmark N inet6'"],
+        ),
+        (
+            "virtual_server_group G {\n  10.0.0.1 80\n}\nvirtual_server_group G {\n  10.0.0.2 80\n}\n".to_string(),
+            vec!["error 4:1: virtual_server_group G is defined twice (the first is at line 1)"],
+        ),
+        (
+            "virtual_server_group G {\n  10.0.0.9-3 80\n  10.0.0.0/33\n  10.0.0.1/24\n  fwmark 2 inet7\n}\n".to_string(),
+            vec![
+                "error 2:3: address range '10.0.0.9-3' ends before it starts",
+                "error 3:3: '10.0.0.0/33' is not an address, an address range (10.0.0.1-10) or a CIDR block (10.0.0.0/24) in virtual_server_group",
+                "error 4:3: '10.0.0.1/24' is not an address, an address range (10.0.0.1-10) or a CIDR block (10.0.0.0/24) in virtual_server_group",
+                "error 5:12: unknown address family 'inet7': it must be inet or inet6",
+                "warning 1:1: virtual_server_group G has no entries; keepalived drops it, and so does flotilla",
+            ],
+        ),
+        (
+            "SSL {\n  ca /a\n}\nSSL {\n  ca /b\n}\n".to_string(),
+            vec!["warning 4:1: a second 'SSL' block replaces the first at line 1, as keepalived does"],
+        ),
+        (
+            vs("  real_server 10.0.1.1 80 {\n    DNS_CHECK {\n      type ANY\n      name a..b\n    }\n  }"),
+            vec![
+                "error 5:12: unknown DNS_CHECK type 'ANY': it must be one of A NS CNAME SOA MX TXT AAAA RRSIG DNSKEY",
+                "error 6:12: DNS_CHECK name 'a..b' has an empty label",
+            ],
+        ),
+        (
+            vs("  real_server 10.0.1.1 80 {\n    UDP_CHECK {\n      payload 0g\n      require_reply abc\n      min_reply_length 9\n      max_reply_length 4\n    }\n  }"),
+            vec![
+                "error 5:7: 'payload' must be an even number of hex digits",
+                "error 6:7: 'require_reply' must be an even number of hex digits ('?' matches any nibble)",
+                "warning 4:5: min_reply_length 9 > max_reply_length 4: the check will always fail",
+            ],
+        ),
+        (
+            vs("  real_server 10.0.1.1 80 {\n    FILE_CHECK {\n      track_file f\n      weight 3 sideways\n    }\n  }"),
+            vec!["error 6:16: unknown weight option 'sideways': it must be reverse or noreverse"],
+        ),
+        (
+            vs("  real_server 10.0.1.1 80 {\n    HTTP_GET {\n      url {\n        path /\n        regex_no_match\n      }\n      http_protocol 2\n    }\n  }"),
+            vec![
+                "error 9:21: unknown http_protocol '2': it must be 1.0, 1.0C or 1.1",
+                "warning 7:9: regex settings without 'regex' are ignored, as keepalived does",
+            ],
+        ),
+        (
+            vs("  real_server 10.0.1.1 80 {\n    notify_up /a\n    notify_up /b\n    TCP_CHECK {\n      connect_ip 10.0.0.1\n      bindto 2001:db8::1\n    }\n  }"),
+            vec![
+                "error 8:7: connect_ip 10.0.0.1 and bindto 2001:db8::1 are of different address families",
+                "warning 5:5: 'notify_up' is already set; this one is ignored, as keepalived does",
+            ],
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (text, want) in cases {
+        let mut got = findings(&text);
+        // Errors first, then warnings, each in file order.
+        got.sort_by_key(|f| !f.starts_with("error"));
+        if got != want {
+            wrong.push(format!("{text}\n  got:  {got:?}\n  want: {want:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+}
+
+#[test]
+fn tunnelled_real_servers_may_differ_in_family() {
+    let lvs = ok(&vs(
+        "  real_server 2001:db8::2 80 {\n    lvs_method TUN\n  }",
+    ));
+    assert_eq!(
+        lvs.virtual_servers[0].real_servers[0].method,
+        ForwardingMethod::Tun(Tunnel::default())
+    );
+}
