@@ -659,7 +659,7 @@ fn resolve(node: &Node, ctx: &mut Ctx<'_>, d: VsDraft) -> Option<VirtualServer> 
     {
         if s.port != 0 {
             ctx.warning(
-                    node.span(),
+                    s.origin.0.unwrap_or(node.span()),
                     format!(
                         "the sorry server's port {} differs from the service's {vp}; a non-NAT sorry server uses the service's port (keepalived resets it too)",
                         s.port
@@ -674,7 +674,7 @@ fn resolve(node: &Node, ctx: &mut Ctx<'_>, d: VsDraft) -> Option<VirtualServer> 
         && s.port != 0
     {
         ctx.warning(
-                node.span(),
+                s.origin.0.unwrap_or(node.span()),
                 "a fwmark service's non-NAT sorry server takes no port; it is cleared (keepalived does the same)",
             );
         s.port = 0;

@@ -219,7 +219,7 @@ fn service_settings_and_synonyms() {
         })
     );
     assert_eq!((b.weight, b.inhibit_on_failure), (0, false));
-    assert_eq!(warnings(&l), vec!["1:1: the sorry server's port 8443 differs from the service's 443; a non-NAT sorry server uses the service's port (keepalived resets it too)".to_string()]);
+    assert_eq!(warnings(&l), vec!["15:3: the sorry server's port 8443 differs from the service's 443; a non-NAT sorry server uses the service's port (keepalived resets it too)".to_string()]);
 }
 
 #[test]
