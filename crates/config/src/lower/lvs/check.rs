@@ -35,8 +35,14 @@ impl CheckerDraft {
     /// Fills in what the checker did not write: from `up` (the real server's settings with
     /// the service's already applied), then the checker type's defaults (keepalived
     /// `check_data.c`, after parsing). `service_delay_loop` bounds a MISC_CHECK script
-    /// without `misc_timeout`.
-    pub(super) fn resolve(self, up: &TimingDraft, service_delay_loop: Micros) -> Checker {
+    /// without `misc_timeout`; `virtualhost` (the real server's, else the service's) is the
+    /// Host of HTTP checks that name none (`check_http.c`).
+    pub(super) fn resolve(
+        self,
+        up: &TimingDraft,
+        service_delay_loop: Micros,
+        virtualhost: Option<&String>,
+    ) -> Checker {
         let t = self.timing;
         let delay_loop = t.delay_loop.or(up.delay_loop).unwrap_or(service_delay_loop);
         let timing = Timing {
@@ -52,8 +58,12 @@ impl CheckerDraft {
             log_all_failures: t.log_all_failures.unwrap_or(false),
         };
         let mut kind = self.kind;
-        if let CheckerKind::Misc(m) = &mut kind {
-            m.timeout = self.misc_timeout.unwrap_or(service_delay_loop);
+        match &mut kind {
+            CheckerKind::Misc(m) => m.timeout = self.misc_timeout.unwrap_or(service_delay_loop),
+            CheckerKind::Http(h) | CheckerKind::Ssl(h) if h.virtualhost.is_none() => {
+                h.virtualhost = virtualhost.cloned();
+            }
+            _ => {}
         }
         let connection = self.connection.map(|mut c| {
             c.connect_timeout = t

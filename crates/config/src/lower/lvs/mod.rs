@@ -756,10 +756,11 @@ fn resolve_rs(
         alpha: Some(rs.alpha),
         log_all_failures: None,
     };
+    let vhost = rs.virtualhost.as_ref().or(vs.virtualhost.as_ref());
     rs.checkers = d
         .checkers
         .into_iter()
-        .map(|c| c.resolve(&inherited, vs.delay_loop))
+        .map(|c| c.resolve(&inherited, vs.delay_loop, vhost))
         .collect();
     rs
 }

@@ -904,3 +904,27 @@ fn tunnelled_real_servers_may_differ_in_family() {
         ForwardingMethod::Tun(Tunnel::default())
     );
 }
+
+#[test]
+fn http_host_comes_from_checker_then_real_server_then_service() {
+    let lvs = ok(&vs(
+        "  virtualhost vs.example\n  real_server 10.0.1.1 80 {\n    virtualhost rs.example\n    HTTP_GET {\n      url {\n        path /\n      }\n    }\n    HTTP_GET {\n      virtualhost own.example\n      url {\n        path /\n      }\n    }\n  }\n  real_server 10.0.1.2 80 {\n    HTTP_GET {\n      url {\n        path /\n      }\n    }\n  }",
+    ));
+    let hosts: Vec<Option<String>> = lvs.virtual_servers[0]
+        .real_servers
+        .iter()
+        .flat_map(|r| &r.checkers)
+        .map(|c| match &c.kind {
+            CheckerKind::Http(h) => h.virtualhost.clone(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        hosts,
+        [
+            Some("rs.example".into()),
+            Some("own.example".into()),
+            Some("vs.example".into())
+        ]
+    );
+}

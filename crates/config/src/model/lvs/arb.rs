@@ -470,7 +470,13 @@ fn build_vs(
         }
         let mut checkers = r.checkers;
         let link_local = matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
+        let vhost = r.virtualhost.clone().or(vs.virtualhost.clone());
         for c in &mut checkers {
+            if let CheckerKind::Http(h) | CheckerKind::Ssl(h) = &mut c.kind
+                && h.virtualhost.is_none()
+            {
+                h.virtualhost = vhost.clone();
+            }
             if let Some(conn) = &mut c.connection
                 && link_local
                 && conn.connect_ip.is_none()

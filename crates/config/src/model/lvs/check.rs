@@ -121,6 +121,8 @@ pub struct HttpCheck {
     /// All must pass.
     pub urls: Vec<Url>,
     pub http_protocol: HttpProtocol,
+    /// Host header for urls without their own: effective, i.e. the checker's, else the
+    /// real server's, else the service's `virtualhost`; `None` sends the probed address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub virtualhost: Option<String>,
     pub enable_sni: bool,
