@@ -901,16 +901,17 @@ fn link_local_checks(rs: &RealServer, ctx: &mut Ctx<'_>) {
         let Some(conn) = &c.connection else { continue };
         let target = conn.connect_ip.unwrap_or(rs.ip);
         let link_local = matches!(target, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
-        if link_local && conn.bind_if.is_none() {
-            if let Some(span) = c.origin.0 {
-                ctx.error(
+        if link_local
+            && conn.bind_if.is_none()
+            && let Some(span) = c.origin.0
+        {
+            ctx.error(
                     span,
                     format!(
                         "{} probes the link-local address {target}, which needs 'bind_if' to name the interface",
                         c.kind.keyword()
                     ),
                 );
-            }
         }
     }
 }
