@@ -875,6 +875,11 @@ pub(crate) fn validate(cfg: &Config, ctx: &mut Ctx<'_>) {
                 );
             }
         }
+        if let VirtualServerKey::Group { name, .. } = &vs.key
+            && let Some(g) = lvs.group(name)
+        {
+            group_port_checks(vs, g, ctx);
+        }
         if let (Some(s), Some(f)) = (&vs.sorry_server, family)
             && AddressFamily::of(&s.ip) != f
             && !matches!(s.method, ForwardingMethod::Tun(_))
@@ -890,6 +895,46 @@ pub(crate) fn validate(cfg: &Config, ctx: &mut Ctx<'_>) {
                             family_word(f)
                         ),
                     );
+        }
+    }
+}
+
+/// keepalived (`check_data.c`): without NAT, IPVS forwards to the port the client used, so a
+/// real or sorry server port that differs from a group entry's port, or any port behind a
+/// fwmark entry, is ignored. Warned, as keepalived does.
+fn group_port_checks(vs: &VirtualServer, g: &VirtualServerGroup, ctx: &mut Ctx<'_>) {
+    let servers = vs
+        .real_servers
+        .iter()
+        .map(|r| ("real server", r.ip, r.port, r.method, r.origin))
+        .chain(
+            vs.sorry_server
+                .iter()
+                .map(|s| ("sorry server", s.ip, s.port, s.method, s.origin)),
+        );
+    for (what, ip, port, method, origin) in servers {
+        let Some(span) = origin.0 else { continue };
+        if method == ForwardingMethod::Nat || port == 0 {
+            continue;
+        }
+        let clash = g.entries.iter().find_map(|e| match e {
+            GroupEntry::Fwmark { mark, .. } => Some(format!("fwmark {mark}")),
+            GroupEntry::Addresses {
+                first,
+                last,
+                port: p,
+                ..
+            } if *p != port => Some(format!("{} port {p}", values::range_text(first, last))),
+            GroupEntry::Addresses { .. } => None,
+        });
+        if let Some(entry) = clash {
+            ctx.warning(
+                span,
+                format!(
+                    "{what} {ip} port {port} is ignored for group entry {entry} of {}: without NAT, IPVS forwards to the port the client used",
+                    g.name
+                ),
+            );
         }
     }
 }

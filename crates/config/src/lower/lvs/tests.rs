@@ -928,3 +928,14 @@ fn http_host_comes_from_checker_then_real_server_then_service() {
         ]
     );
 }
+
+#[test]
+fn group_services_warn_about_ignored_ports() {
+    let l = load(
+        "virtual_server_group G {\n  10.0.0.1 80\n  10.0.0.2 8080\n}\nvirtual_server group G {\n  lvs_sched rr\n  lvs_method DR\n  real_server 10.0.1.1 80 {\n  }\n  real_server 10.0.1.2 {\n  }\n}\n",
+    );
+    assert!(l.is_ok());
+    assert_eq!(warnings(&l), vec![
+        "8:3: real server 10.0.1.1 port 80 is ignored for group entry 10.0.0.2 port 8080 of G: without NAT, IPVS forwards to the port the client used".to_string(),
+    ]);
+}

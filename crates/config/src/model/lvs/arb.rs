@@ -336,7 +336,7 @@ enum PortRule {
     Service(u16),
     /// fwmark service: non-NAT servers have no port.
     Fwmark,
-    /// Group service: ports as written.
+    /// Group service: NAT servers any port; others none (a port would be ignored).
     Free,
 }
 
@@ -344,7 +344,8 @@ fn server_port(rule: PortRule, method: ForwardingMethod, seed: u16) -> u16 {
     match (rule, method) {
         (PortRule::Service(_), ForwardingMethod::Nat) => seed.max(1),
         (PortRule::Service(p), _) => p,
-        (PortRule::Fwmark, ForwardingMethod::Nat) | (PortRule::Free, _) => seed,
+        (PortRule::Fwmark | PortRule::Free, ForwardingMethod::Nat) => seed,
+        (PortRule::Free, _) => 0,
         (PortRule::Fwmark, _) => 0,
     }
 }
@@ -454,7 +455,7 @@ fn build_vs(
         ip: ip_from(family, bits),
         port: match (rule, method) {
             (PortRule::Service(p), m) if m != ForwardingMethod::Nat => p,
-            (PortRule::Fwmark, m) if m != ForwardingMethod::Nat => 0,
+            (PortRule::Fwmark | PortRule::Free, m) if m != ForwardingMethod::Nat => 0,
             _ => port,
         },
         method,
