@@ -734,6 +734,23 @@ fn corpus_samples() {
     assert!(!sample.virtual_servers.is_empty());
     let smtp = read("SMTP_CHECK");
     assert!(!smtp.virtual_servers.is_empty());
+    let v6 = read("IPv6");
+    assert!(matches!(
+        v6.virtual_servers[0].key,
+        VirtualServerKey::Addr {
+            ip: IpAddr::V6(_),
+            ..
+        }
+    ));
+    let installed = crate::load_file(&dir.join("etc/keepalived.conf"), &LoadOptions::default());
+    assert!(
+        errors(&installed)
+            .iter()
+            .all(|e| !e.contains("virtual") && !e.contains("real")),
+        "{}",
+        installed.report()
+    );
+    assert_eq!(installed.config.lvs.virtual_servers.len(), 3);
 }
 
 proptest! {
