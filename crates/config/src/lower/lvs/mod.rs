@@ -7,7 +7,6 @@
 //! duplicates, address families) run in [`validate`].
 
 mod check;
-mod generate;
 mod print;
 mod values;
 
@@ -32,7 +31,6 @@ use crate::model::lvs::{
     unused_imports,
     reason = "the benchmark generator is public once lower/mod.rs re-exports this module's item"
 )]
-pub use generate::large_lvs_config;
 pub(crate) use print::print;
 
 use check::{CheckerDraft, TimingDraft};
