@@ -42,8 +42,9 @@ pub fn large_config(virtual_servers: usize, real_servers: usize) -> String {
             s,
             "virtual_server {} {} {{\n    delay_loop 10\n    lb_algo wrr\n    lb_kind DR\n    protocol TCP",
             vip(i),
-            80 + i % 2
+            port
         );
+        let port = 80 + i % 2;
         let count = per_vs + usize::from(i < extra);
         for _ in 0..count {
             let ip = format!(
@@ -55,13 +56,13 @@ pub fn large_config(virtual_servers: usize, real_servers: usize) -> String {
             if rs_index.is_multiple_of(2) {
                 let _ = writeln!(
                     s,
-                    "    real_server {ip} 80 {{\n        weight {}\n        TCP_CHECK {{\n            connect_timeout 3\n        }}\n    }}",
+                    "    real_server {ip} {port} {{\n        weight {}\n        TCP_CHECK {{\n            connect_timeout 3\n        }}\n    }}",
                     1 + rs_index % 3
                 );
             } else {
                 let _ = writeln!(
                     s,
-                    "    real_server {ip} 80 {{\n        weight {}\n        HTTP_GET {{\n            url {{\n                path /health\n                status_code 200\n            }}\n            connect_timeout 3\n        }}\n    }}",
+                    "    real_server {ip} {port} {{\n        weight {}\n        HTTP_GET {{\n            url {{\n                path /health\n                status_code 200\n            }}\n            connect_timeout 3\n        }}\n    }}",
                     1 + rs_index % 3
                 );
             }
@@ -70,4 +71,24 @@ pub fn large_config(virtual_servers: usize, real_servers: usize) -> String {
         s.push_str("}\n\n");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use flotilla_config::{LoadOptions, load_str};
+
+    #[test]
+    fn the_generated_config_is_clean_and_of_the_asked_size() {
+        let l = load_str(
+            Path::new("gen.conf"),
+            &super::large_config(20, 370),
+            &LoadOptions::default(),
+        );
+        assert!(l.diagnostics.is_empty(), "{}", l.report());
+        let vs = &l.config.lvs.virtual_servers;
+        assert_eq!(vs.len(), 20);
+        assert_eq!(vs.iter().map(|v| v.real_servers.len()).sum::<usize>(), 370);
+    }
 }

@@ -14,6 +14,9 @@ pub mod quote;
 pub mod source;
 pub mod tree;
 
+#[cfg(test)]
+mod test_support;
+
 use std::path::Path;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
