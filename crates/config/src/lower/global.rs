@@ -435,12 +435,11 @@ fn sync_daemon(ctx: &mut Ctx<'_>, c: &Node) -> Option<LvsSyncDaemon> {
     };
     let mut i = 1;
     let args = &c.args;
-    if let Some(t) = args.get(1) {
-        if !matches!(t.text.as_str(), "id" | "maxlen" | "port" | "ttl" | "group") {
+    if let Some(t) = args.get(1)
+        && !matches!(t.text.as_str(), "id" | "maxlen" | "port" | "ttl" | "group") {
             d.vrrp_instance = Some(t.text.clone());
             i = 2;
         }
-    }
     while i < args.len() {
         let k = &args[i];
         let Some(v) = args.get(i + 1) else {
@@ -560,16 +559,14 @@ fn p2_reason(kw: &str) -> &'static str {
 }
 
 pub(crate) fn validate(cfg: &Config, ctx: &mut Ctx<'_>) {
-    if let Some(d) = &cfg.global.lvs_sync_daemon {
-        if let (Some(vi), Some(span)) = (&d.vrrp_instance, d.origin.0) {
-            if cfg.vrrp.instance(vi).is_none() {
+    if let Some(d) = &cfg.global.lvs_sync_daemon
+        && let (Some(vi), Some(span)) = (&d.vrrp_instance, d.origin.0)
+            && cfg.vrrp.instance(vi).is_none() {
                 ctx.error(
                     span,
                     format!("lvs_sync_daemon follows vrrp_instance '{vi}', which is not defined"),
                 );
             }
-        }
-    }
 }
 
 pub(crate) fn print(cfg: &Config, p: &mut Printer) {

@@ -353,15 +353,14 @@ fn instance(ctx: &mut Ctx<'_>, node: &Node, g: &GlobalDefs) -> Option<VrrpInstan
                 }
             }
             "mcast_dst_ip" => {
-                if let Some(t) = ctx.single(c, "a multicast address") {
-                    if let Some(ip) = ctx.ip(t, "mcast_dst_ip") {
+                if let Some(t) = ctx.single(c, "a multicast address")
+                    && let Some(ip) = ctx.ip(t, "mcast_dst_ip") {
                         if ip.is_multicast() {
                             v.mcast_dst_ip = Some(ip);
                         } else {
                             ctx.error(t.span, format!("mcast_dst_ip {ip} is not a multicast address"));
                         }
                     }
-                }
             }
             "track_interface" => v.track_interfaces = track::interfaces(ctx, c, &v.name),
             "dont_track_primary" => v.dont_track_primary = ctx.flag(c),

@@ -159,24 +159,22 @@ pub(super) fn address(ctx: &mut Ctx<'_>, node: &Node) -> Option<VirtualAddress> 
         }
         i += if takes_value { 2 } else { 1 };
     }
-    if let (Some((peer, _)), true) = (a.peer, ok) {
-        if peer.is_ipv4() != address.is_ipv4() {
+    if let (Some((peer, _)), true) = (a.peer, ok)
+        && peer.is_ipv4() != address.is_ipv4() {
             ctx.error(
                 node.span(),
                 format!("peer {peer} is not of the same family as {address}"),
             );
             ok = false;
         }
-    }
-    if let (Some(Broadcast::Address(b)), true) = (&a.broadcast, ok) {
-        if b.is_ipv4() != address.is_ipv4() {
+    if let (Some(Broadcast::Address(b)), true) = (&a.broadcast, ok)
+        && b.is_ipv4() != address.is_ipv4() {
             ctx.error(
                 node.span(),
                 format!("broadcast {b} is not of the same family as {address}"),
             );
             ok = false;
         }
-    }
     ok.then_some(a)
 }
 
@@ -256,14 +254,13 @@ pub(super) fn peer(ctx: &mut Ctx<'_>, node: &Node) -> Option<UnicastPeer> {
             }
         }
     }
-    if let (Some(lo), Some(hi)) = (p.min_ttl, p.max_ttl) {
-        if lo > hi {
+    if let (Some(lo), Some(hi)) = (p.min_ttl, p.max_ttl)
+        && lo > hi {
             ctx.error(
                 node.span(),
                 format!("unicast peer {address}: min_ttl {lo} is above max_ttl {hi}"),
             );
         }
-    }
     Some(p)
 }
 

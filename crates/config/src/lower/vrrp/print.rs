@@ -252,18 +252,15 @@ fn refs(p: &mut Printer, kw: &str, list: &[TrackRef]) {
     p.open(&[kw]);
     for r in list {
         let mut w = vec![word(&r.name)];
-        match (r.weight, r.reverse) {
-            (Some(wt), rev) => {
-                w.extend(["weight".to_string(), wt.to_string()]);
-                match rev {
-                    Some(true) => w.push("reverse".into()),
-                    Some(false) => w.push("noreverse".into()),
-                    None => {}
-                }
+        // A reverse flag needs a weight in keepalived's syntax; the model never holds one
+        // without the other when read from a file.
+        if let Some(wt) = r.weight {
+            w.extend(["weight".to_string(), wt.to_string()]);
+            match r.reverse {
+                Some(true) => w.push("reverse".into()),
+                Some(false) => w.push("noreverse".into()),
+                None => {}
             }
-            // A reverse flag needs a weight in keepalived's syntax; the model never holds one
-            // without the other when read from a file.
-            (None, _) => {}
         }
         p.line(&w);
     }

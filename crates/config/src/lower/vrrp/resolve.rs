@@ -314,8 +314,8 @@ fn instance_checks(v: &VrrpInstance, cluster: bool, ctx: &mut Ctx<'_>) {
                 format!("({name}) a unicast instance without 'interface' needs 'unicast_src_ip'"),
             );
         }
-        if let (Some(span), true) = (w.unicast_src_ip.or(w.unicast_peer), v.unicast_peers.is_empty()) {
-            if !v.unicast_fault_no_peer {
+        if let (Some(span), true) = (w.unicast_src_ip.or(w.unicast_peer), v.unicast_peers.is_empty())
+            && !v.unicast_fault_no_peer {
                 ctx.warning(
                     span,
                     format!(
@@ -323,7 +323,6 @@ fn instance_checks(v: &VrrpInstance, cluster: bool, ctx: &mut Ctx<'_>) {
                     ),
                 );
             }
-        }
     }
     let fam = v.family;
     if let Some(first) = v.virtual_addresses.first() {
@@ -351,8 +350,8 @@ fn instance_checks(v: &VrrpInstance, cluster: bool, ctx: &mut Ctx<'_>) {
             ),
         );
     }
-    if let Some(src) = v.unicast_src_ip {
-        if Family::of(&src) != fam {
+    if let Some(src) = v.unicast_src_ip
+        && Family::of(&src) != fam {
             ctx.error(
                 w.unicast_src_ip.unwrap_or(at),
                 format!(
@@ -362,7 +361,6 @@ fn instance_checks(v: &VrrpInstance, cluster: bool, ctx: &mut Ctx<'_>) {
                 ),
             );
         }
-    }
     for p in &v.unicast_peers {
         if Family::of(&p.address) != fam {
             ctx.error(
@@ -376,14 +374,13 @@ fn instance_checks(v: &VrrpInstance, cluster: bool, ctx: &mut Ctx<'_>) {
             );
         }
     }
-    if let Some(m) = v.mcast_dst_ip {
-        if Family::of(&m) != fam {
+    if let Some(m) = v.mcast_dst_ip
+        && Family::of(&m) != fam {
             ctx.error(
                 at,
                 format!("({name}) mcast_dst_ip {m} is not {}", fam.name()),
             );
         }
-    }
     if v.strict_mode && v.is_unicast() && !cluster {
         ctx.error(
             w.unicast_peer.unwrap_or(at),
@@ -401,7 +398,8 @@ fn tracker_refs(
     processes: &[TrackRef],
     ctx: &mut Ctx<'_>,
 ) {
-    let lists: [(&[TrackRef], &str, &str, fn(&VrrpSection, &str) -> bool); 3] = [
+    type Exists = fn(&VrrpSection, &str) -> bool;
+    let lists: [(&[TrackRef], &str, &str, Exists); 3] = [
         (scripts, "track_script", "vrrp_script", |s, n| s.script(n).is_some()),
         (files, "track_file", "track_file", |s, n| s.track_file(n).is_some()),
         (processes, "track_process", "vrrp_track_process", |s, n| {
@@ -410,8 +408,8 @@ fn tracker_refs(
     ];
     for (refs, kw, def, exists) in lists {
         for r in refs {
-            if !exists(vrrp, &r.name) {
-                if let Some(span) = r.origin.0 {
+            if !exists(vrrp, &r.name)
+                && let Some(span) = r.origin.0 {
                     ctx.error(
                         span,
                         format!(
@@ -420,7 +418,6 @@ fn tracker_refs(
                         ),
                     );
                 }
-            }
         }
     }
 }
