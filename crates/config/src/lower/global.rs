@@ -10,8 +10,8 @@ use crate::ast::Node;
 use crate::model::Config;
 use crate::model::common::{Micros, Origin};
 use crate::model::global::{
-    DynamicInterfaces, FlushOnStop, GlobalDefs, LvsSyncDaemon, NotifyFifo, ReloadCheck,
-    ScriptUser, SmtpServer,
+    DynamicInterfaces, FlushOnStop, GlobalDefs, LvsSyncDaemon, NotifyFifo, ReloadCheck, ScriptUser,
+    SmtpServer,
 };
 use crate::model::vrrp::VrrpVersion;
 use crate::print::{Printer, word};
@@ -199,7 +199,11 @@ fn global_defs(ctx: &mut Ctx<'_>, node: &Node, g: &mut GlobalDefs) {
             "vrrp_skip_check_adv_addr" => g.vrrp_skip_check_adv_addr = ctx.flag(c),
             "vrrp_version" => {
                 if let Some(n) = uint(ctx, c, 2, 3, "vrrp_version") {
-                    g.vrrp_version = if n == 2 { VrrpVersion::V2 } else { VrrpVersion::V3 };
+                    g.vrrp_version = if n == 2 {
+                        VrrpVersion::V2
+                    } else {
+                        VrrpVersion::V3
+                    };
                 }
             }
             "vrrp_garp_master_delay" => {
@@ -251,7 +255,9 @@ fn global_defs(ctx: &mut Ctx<'_>, node: &Node, g: &mut GlobalDefs) {
                         Some(IpAddr::V4(ip)) if ip.is_multicast() => g.vrrp_mcast_group4 = ip,
                         Some(ip) => ctx.error(
                             t.span,
-                            format!("vrrp_mcast_group4 {ip} is not an IPv4 multicast address; ignored"),
+                            format!(
+                                "vrrp_mcast_group4 {ip} is not an IPv4 multicast address; ignored"
+                            ),
                         ),
                         None => {}
                     }
@@ -263,7 +269,9 @@ fn global_defs(ctx: &mut Ctx<'_>, node: &Node, g: &mut GlobalDefs) {
                         Some(IpAddr::V6(ip)) if ip.is_multicast() => g.vrrp_mcast_group6 = ip,
                         Some(ip) => ctx.error(
                             t.span,
-                            format!("vrrp_mcast_group6 {ip} is not an IPv6 multicast address; ignored"),
+                            format!(
+                                "vrrp_mcast_group6 {ip} is not an IPv6 multicast address; ignored"
+                            ),
                         ),
                         None => {}
                     }
@@ -292,7 +300,9 @@ fn global_defs(ctx: &mut Ctx<'_>, node: &Node, g: &mut GlobalDefs) {
                 }
             }
             "vrrp_notify_priority_changes" => g.vrrp_notify_priority_changes = ctx.flag(c),
-            "lvs_sync_daemon" => g.lvs_sync_daemon = sync_daemon(ctx, c).or(g.lvs_sync_daemon.take()),
+            "lvs_sync_daemon" => {
+                g.lvs_sync_daemon = sync_daemon(ctx, c).or(g.lvs_sync_daemon.take())
+            }
             "lvs_flush" => g.lvs_flush = ctx.flag(c),
             "lvs_flush_on_stop" | "lvs_flush_onstop" => {
                 ctx.no_block(c);
@@ -301,12 +311,18 @@ fn global_defs(ctx: &mut Ctx<'_>, node: &Node, g: &mut GlobalDefs) {
                     None => FlushOnStop::All,
                     Some((_, "VS")) => FlushOnStop::VirtualServers,
                     Some((t, other)) => {
-                        ctx.error(t.span, format!("lvs_flush_on_stop takes nothing or 'VS', not '{other}'"));
+                        ctx.error(
+                            t.span,
+                            format!("lvs_flush_on_stop takes nothing or 'VS', not '{other}'"),
+                        );
                         g.lvs_flush_on_stop
                     }
                 };
                 if c.word() == "lvs_flush_onstop" {
-                    ctx.warning(c.span(), "lvs_flush_onstop is deprecated; write lvs_flush_on_stop");
+                    ctx.warning(
+                        c.span(),
+                        "lvs_flush_onstop is deprecated; write lvs_flush_on_stop",
+                    );
                 }
             }
             "lvs_timeouts" => {
@@ -330,7 +346,10 @@ fn global_defs(ctx: &mut Ctx<'_>, node: &Node, g: &mut GlobalDefs) {
                         _ => {
                             ctx.error(
                                 k.span,
-                                format!("lvs_timeouts: expected 'tcp N', 'tcpfin N' or 'udp N' at '{}'", k.text),
+                                format!(
+                                    "lvs_timeouts: expected 'tcp N', 'tcpfin N' or 'udp N' at '{}'",
+                                    k.text
+                                ),
                             );
                             break;
                         }
@@ -355,10 +374,10 @@ fn global_defs(ctx: &mut Ctx<'_>, node: &Node, g: &mut GlobalDefs) {
                 fifo_script(ctx, c, &mut g.vrrp_notify_fifo, "vrrp_notify_fifo")
             }
             "lvs_notify_fifo" => fifo(ctx, c, &mut g.lvs_notify_fifo),
-            "lvs_notify_fifo_script" => fifo_script(ctx, c, &mut g.lvs_notify_fifo, "lvs_notify_fifo"),
-            "fifo_write_vrrp_states_on_reload" => {
-                g.fifo_write_vrrp_states_on_reload = ctx.flag(c)
+            "lvs_notify_fifo_script" => {
+                fifo_script(ctx, c, &mut g.lvs_notify_fifo, "lvs_notify_fifo")
             }
+            "fifo_write_vrrp_states_on_reload" => g.fifo_write_vrrp_states_on_reload = ctx.flag(c),
             "dynamic_interfaces" => {
                 ctx.no_block(c);
                 ctx.extra_tokens(c, 1);
@@ -436,26 +455,40 @@ fn sync_daemon(ctx: &mut Ctx<'_>, c: &Node) -> Option<LvsSyncDaemon> {
     let mut i = 1;
     let args = &c.args;
     if let Some(t) = args.get(1)
-        && !matches!(t.text.as_str(), "id" | "maxlen" | "port" | "ttl" | "group") {
-            d.vrrp_instance = Some(t.text.clone());
-            i = 2;
-        }
+        && !matches!(t.text.as_str(), "id" | "maxlen" | "port" | "ttl" | "group")
+    {
+        d.vrrp_instance = Some(t.text.clone());
+        i = 2;
+    }
     while i < args.len() {
         let k = &args[i];
         let Some(v) = args.get(i + 1) else {
-            ctx.error(k.span, format!("lvs_sync_daemon option '{}' needs a value", k.text));
+            ctx.error(
+                k.span,
+                format!("lvs_sync_daemon option '{}' needs a value", k.text),
+            );
             return None;
         };
         match k.text.as_str() {
             "id" => d.sync_id = ctx.uint_in(v, 0, 255, "sync id").map_or(0, |n| n as u8),
-            "maxlen" => d.maxlen = ctx.uint_in(v, 1, 65535 - 20 - 8, "maxlen").map(|n| n as u16),
-            "port" => d.port = ctx.uint_in(v, 1, 65535, "sync port").map_or(8848, |n| n as u16),
+            "maxlen" => {
+                d.maxlen = ctx
+                    .uint_in(v, 1, 65535 - 20 - 8, "maxlen")
+                    .map(|n| n as u16)
+            }
+            "port" => {
+                d.port = ctx
+                    .uint_in(v, 1, 65535, "sync port")
+                    .map_or(8848, |n| n as u16)
+            }
             "ttl" => d.ttl = ctx.uint_in(v, 1, 255, "ttl").map(|n| n as u8),
             "group" => d.group = ctx.ip(v, "sync group address"),
             other => {
                 ctx.error(
                     k.span,
-                    format!("unknown lvs_sync_daemon option '{other}' (id, maxlen, port, ttl, group)"),
+                    format!(
+                        "unknown lvs_sync_daemon option '{other}' (id, maxlen, port, ttl, group)"
+                    ),
                 );
                 return None;
             }
@@ -529,9 +562,7 @@ fn is_p2_global(kw: &str) -> bool {
             | "linkbeat_use_polling"
     ) || kw.ends_with("_rcv_bufs")
         || kw.ends_with("_rcv_bufs_force")
-        || (kw.starts_with("vrrp_")
-            || kw.starts_with("checker_")
-            || kw.starts_with("bfd_"))
+        || (kw.starts_with("vrrp_") || kw.starts_with("checker_") || kw.starts_with("bfd_"))
             && (kw.ends_with("_priority")
                 || kw.ends_with("_no_swap")
                 || kw.ends_with("_rt_priority")
@@ -561,12 +592,13 @@ fn p2_reason(kw: &str) -> &'static str {
 pub(crate) fn validate(cfg: &Config, ctx: &mut Ctx<'_>) {
     if let Some(d) = &cfg.global.lvs_sync_daemon
         && let (Some(vi), Some(span)) = (&d.vrrp_instance, d.origin.0)
-            && cfg.vrrp.instance(vi).is_none() {
-                ctx.error(
-                    span,
-                    format!("lvs_sync_daemon follows vrrp_instance '{vi}', which is not defined"),
-                );
-            }
+        && cfg.vrrp.instance(vi).is_none()
+    {
+        ctx.error(
+            span,
+            format!("lvs_sync_daemon follows vrrp_instance '{vi}', which is not defined"),
+        );
+    }
 }
 
 pub(crate) fn print(cfg: &Config, p: &mut Printer) {
@@ -616,40 +648,76 @@ pub(crate) fn print(cfg: &Config, p: &mut Printer) {
     line(p, "vrrp_version", g.vrrp_version.number().to_string());
     let secs = |t: Micros| (t.0 / 1_000_000).to_string();
     line(p, "vrrp_garp_master_delay", secs(g.garp.master_delay));
-    line(p, "vrrp_garp_master_repeat", g.garp.master_repeat.to_string());
+    line(
+        p,
+        "vrrp_garp_master_repeat",
+        g.garp.master_repeat.to_string(),
+    );
     line(p, "vrrp_garp_master_refresh", secs(g.garp.master_refresh));
     line(
         p,
         "vrrp_garp_master_refresh_repeat",
         g.garp.master_refresh_repeat.to_string(),
     );
-    line(p, "vrrp_garp_lower_prio_delay", secs(g.garp.lower_prio_delay));
+    line(
+        p,
+        "vrrp_garp_lower_prio_delay",
+        secs(g.garp.lower_prio_delay),
+    );
     line(
         p,
         "vrrp_garp_lower_prio_repeat",
         g.garp.lower_prio_repeat.to_string(),
     );
     if g.vrrp_garp_interval.0 > 0 {
-        line(p, "vrrp_garp_interval", g.vrrp_garp_interval.keepalived_text());
+        line(
+            p,
+            "vrrp_garp_interval",
+            g.vrrp_garp_interval.keepalived_text(),
+        );
     }
     if g.vrrp_gna_interval.0 > 0 {
-        line(p, "vrrp_gna_interval", g.vrrp_gna_interval.keepalived_text());
+        line(
+            p,
+            "vrrp_gna_interval",
+            g.vrrp_gna_interval.keepalived_text(),
+        );
     }
     line(p, "vrrp_mcast_group4", g.vrrp_mcast_group4.to_string());
     line(p, "vrrp_mcast_group6", g.vrrp_mcast_group6.to_string());
     onoff(p, "vrrp_check_unicast_src", g.vrrp_check_unicast_src);
     onoff(p, "vrrp_lower_prio_no_advert", g.vrrp_lower_prio_no_advert);
-    onoff(p, "vrrp_higher_prio_send_advert", g.vrrp_higher_prio_send_advert);
-    line(p, "vrrp_down_timer_adverts", g.vrrp_down_timer_adverts.to_string());
+    onoff(
+        p,
+        "vrrp_higher_prio_send_advert",
+        g.vrrp_higher_prio_send_advert,
+    );
+    line(
+        p,
+        "vrrp_down_timer_adverts",
+        g.vrrp_down_timer_adverts.to_string(),
+    );
     onoff(p, "vrrp_owner_ignore_adverts", g.vrrp_owner_ignore_adverts);
     onoff(p, "v3_checksum_as_v2", g.v3_checksum_as_v2);
     if g.vrrp_startup_delay.0 > 0 {
-        line(p, "vrrp_startup_delay", g.vrrp_startup_delay.keepalived_text());
+        line(
+            p,
+            "vrrp_startup_delay",
+            g.vrrp_startup_delay.keepalived_text(),
+        );
     }
     if g.vrrp_delay_after_boot.0 > 0 {
-        line(p, "vrrp_delay_after_boot", g.vrrp_delay_after_boot.keepalived_text());
+        line(
+            p,
+            "vrrp_delay_after_boot",
+            g.vrrp_delay_after_boot.keepalived_text(),
+        );
     }
-    onoff(p, "vrrp_notify_priority_changes", g.vrrp_notify_priority_changes);
+    onoff(
+        p,
+        "vrrp_notify_priority_changes",
+        g.vrrp_notify_priority_changes,
+    );
     if let Some(d) = &g.lvs_sync_daemon {
         let mut w = vec!["lvs_sync_daemon".to_string(), word(&d.interface)];
         if let Some(vi) = &d.vrrp_instance {

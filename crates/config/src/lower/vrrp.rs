@@ -9,9 +9,9 @@
 mod addr;
 mod print;
 mod resolve;
-mod track;
 #[cfg(test)]
 mod tests;
+mod track;
 
 use super::Ctx;
 use crate::ast::Node;
@@ -405,12 +405,12 @@ fn instance(ctx: &mut Ctx<'_>, node: &Node, g: &GlobalDefs) -> Option<VrrpInstan
             "accept" => {
                 ctx.no_block(c);
                 ctx.extra_tokens(c, 0);
-                w.accept = Some(true);
+                w.accept = Some((true, span));
             }
             "no_accept" => {
                 ctx.no_block(c);
                 ctx.extra_tokens(c, 0);
-                w.accept = Some(false);
+                w.accept = Some((false, span));
             }
             "strict_mode" => w.strict_mode = written_flag(ctx, c),
             "skip_check_adv_addr" => w.skip_check_adv_addr = written_flag(ctx, c),
@@ -475,10 +475,9 @@ fn authentication(ctx: &mut Ctx<'_>, node: &Node) -> Option<Authentication> {
                     match t.text.as_str() {
                         "PASS" => auth_type = Some(AuthType::Pass),
                         "AH" => auth_type = Some(AuthType::Ah),
-                        other => ctx.error(
-                            t.span,
-                            format!("unknown auth_type '{other}' (PASS or AH)"),
-                        ),
+                        other => {
+                            ctx.error(t.span, format!("unknown auth_type '{other}' (PASS or AH)"))
+                        }
                     }
                 }
             }

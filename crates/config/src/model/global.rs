@@ -322,19 +322,21 @@ pub(crate) mod arb {
             ),
             (any::<bool>(), any::<bool>(), any::<bool>()),
         )
-            .prop_map(|(to, from, server, helo, timeout, alerts, flags)| EmailSettings {
-                notification_email: to,
-                notification_email_from: from,
-                smtp_server: server.map(|(host, port)| SmtpServer { host, port }),
-                smtp_helo_name: helo,
-                smtp_connect_timeout: Micros::from_secs(timeout),
-                smtp_alert: alerts.0,
-                smtp_alert_vrrp: alerts.1,
-                smtp_alert_checker: alerts.2,
-                no_email_faults: flags.0,
-                no_checker_emails: flags.1,
-                checker_log_all_failures: flags.2,
-            })
+            .prop_map(
+                |(to, from, server, helo, timeout, alerts, flags)| EmailSettings {
+                    notification_email: to,
+                    notification_email_from: from,
+                    smtp_server: server.map(|(host, port)| SmtpServer { host, port }),
+                    smtp_helo_name: helo,
+                    smtp_connect_timeout: Micros::from_secs(timeout),
+                    smtp_alert: alerts.0,
+                    smtp_alert_vrrp: alerts.1,
+                    smtp_alert_checker: alerts.2,
+                    no_email_faults: flags.0,
+                    no_checker_emails: flags.1,
+                    checker_log_all_failures: flags.2,
+                },
+            )
     }
 
     fn garp() -> impl Strategy<Value = GarpDefaults> {
@@ -366,15 +368,17 @@ pub(crate) mod arb {
                 proptest::option::of(1u8..),
                 proptest::option::of(Just(IpAddr::V4(Ipv4Addr::new(224, 0, 0, 81)))),
             )
-                .prop_map(|(interface, sync_id, maxlen, port, ttl, group)| LvsSyncDaemon {
-                    interface,
-                    vrrp_instance: None,
-                    sync_id,
-                    maxlen,
-                    port,
-                    ttl,
-                    group,
-                    origin: Origin::default(),
+                .prop_map(|(interface, sync_id, maxlen, port, ttl, group)| {
+                    LvsSyncDaemon {
+                        interface,
+                        vrrp_instance: None,
+                        sync_id,
+                        maxlen,
+                        port,
+                        ttl,
+                        group,
+                        origin: Origin::default(),
+                    }
                 }),
         )
     }

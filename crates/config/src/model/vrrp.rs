@@ -266,7 +266,7 @@ pub struct Written {
     pub garp_lower_prio_delay: Option<Micros>,
     pub garp_lower_prio_repeat: Option<u32>,
     pub strict_mode: Option<bool>,
-    pub accept: Option<bool>,
+    pub accept: Option<(bool, Span)>,
     pub skip_check_adv_addr: Option<bool>,
     pub lower_prio_no_advert: Option<bool>,
     pub higher_prio_send_advert: Option<bool>,
@@ -515,4 +515,611 @@ pub enum ParamMatch {
     Exact,
     Initial,
     Partial,
+}
+
+#[cfg(test)]
+pub(crate) mod arb {
+    use std::collections::BTreeSet;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+
+    use super::*;
+    use crate::model::global::arb::ident;
+
+    fn script_cmd() -> impl Strategy<Value = Script> {
+        (
+            "/usr/(s?bin|lib)/[a-z]{1,8}",
+            vec("[a-zA-Z0-9_.=-]{1,6}", 0..3),
+            proptest::option::of((ident(), proptest::option::of(ident()))),
+        )
+            .prop_map(|(cmd, args, who)| {
+                let mut argv = vec![cmd];
+                argv.extend(args);
+                let (user, group) = match who {
+                    Some((u, g)) => (Some(u), g),
+                    None => (None, None),
+                };
+                Script { argv, user, group }
+            })
+    }
+
+    fn ms(lo: u64, hi: u64) -> impl Strategy<Value = Micros> {
+        (lo..=hi).prop_map(Micros::from_millis)
+    }
+
+    fn addr_of(v6: bool) -> BoxedStrategy<(IpAddr, u8)> {
+        if v6 {
+            (any::<u128>(), 0u8..=128)
+                .prop_map(|(a, l)| (IpAddr::V6(Ipv6Addr::from(a | 1 << 127)), l))
+                .boxed()
+        } else {
+            (any::<u32>(), 0u8..=32)
+                .prop_map(|(a, l)| (IpAddr::V4(Ipv4Addr::from(a)), l))
+                .boxed()
+        }
+    }
+
+    /// One address of the family; `v6` picks it.
+    pub(crate) fn address(v6: bool) -> impl Strategy<Value = VirtualAddress> {
+        (
+            addr_of(v6),
+            prop_oneof![
+                Just(None),
+                Just(Some(Broadcast::Auto)),
+                Just(Some(Broadcast::None)),
+                addr_of(v6).prop_map(|(a, _)| Some(Broadcast::Address(a))),
+            ],
+            proptest::option::of("eth[0-9]"),
+            proptest::option::of(prop_oneof![
+                Just(Scope::Global),
+                Just(Scope::Site),
+                Just(Scope::Link),
+                Just(Scope::Host),
+                Just(Scope::Nowhere)
+            ]),
+            proptest::option::of("eth[0-9]:[a-z0-9]{1,4}"),
+            proptest::option::of(addr_of(v6)),
+            any::<[bool; 6]>(),
+            proptest::option::of(prop_oneof![
+                Just(PreferredLifetime::Forever),
+                any::<u32>().prop_map(PreferredLifetime::Seconds)
+            ]),
+        )
+            .prop_map(
+                |((address, prefix_len), broadcast, dev, scope, label, peer, f, preferred_lft)| {
+                    VirtualAddress {
+                        address,
+                        prefix_len,
+                        broadcast,
+                        dev,
+                        scope,
+                        label,
+                        peer,
+                        home: f[0],
+                        nodad: f[1],
+                        mngtmpaddr: f[2],
+                        noprefixroute: f[3],
+                        autojoin: f[4],
+                        no_track: f[5],
+                        preferred_lft,
+                        origin: Origin::default(),
+                    }
+                },
+            )
+    }
+
+    fn any_address() -> impl Strategy<Value = VirtualAddress> {
+        any::<bool>().prop_flat_map(address)
+    }
+
+    fn vrrp_script() -> impl Strategy<Value = VrrpScript> {
+        (
+            script_cmd(),
+            ms(1, 100_000),
+            ms(1, 100_000),
+            -253i32..=253,
+            any::<bool>(),
+            1u32..100,
+            1u32..100,
+            any::<bool>(),
+        )
+            .prop_map(
+                |(script, interval, timeout, weight, reverse, rise, fall, init_fail)| VrrpScript {
+                    name: String::new(),
+                    script,
+                    interval,
+                    timeout,
+                    weight,
+                    reverse,
+                    rise,
+                    fall,
+                    init_fail,
+                    origin: Origin::default(),
+                },
+            )
+    }
+
+    fn track_file() -> impl Strategy<Value = TrackFile> {
+        (
+            "/run/[a-z]{1,8}",
+            -254i32..=254,
+            any::<bool>(),
+            proptest::option::of((any::<i32>(), any::<bool>())),
+        )
+            .prop_map(|(file, weight, reverse, init)| TrackFile {
+                name: String::new(),
+                file: PathBuf::from(file),
+                weight,
+                reverse,
+                init_file: init.map(|(v, overwrite)| InitFile {
+                    value: i64::from(v),
+                    overwrite,
+                }),
+                origin: Origin::default(),
+            })
+    }
+
+    fn track_process() -> impl Strategy<Value = TrackProcess> {
+        (
+            vec("[a-z][a-z0-9_.-]{0,8}", 1..3),
+            prop_oneof![
+                Just(ParamMatch::Exact),
+                Just(ParamMatch::Initial),
+                Just(ParamMatch::Partial)
+            ],
+            -254i32..=254,
+            any::<bool>(),
+            (1u32..=65535, 0u32..=65535),
+            (ms(0, 60_000), ms(0, 60_000), ms(0, 60_000)),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(process, param_match, weight, reverse, q, d, full_command)| {
+                    let (quorum, quorum_max) = (q.0.min(q.1.max(1)), q.1.max(q.0.min(q.1.max(1))));
+                    TrackProcess {
+                        name: String::new(),
+                        process,
+                        param_match,
+                        weight,
+                        reverse,
+                        quorum,
+                        quorum_max,
+                        delay: d.0,
+                        terminate_delay: d.1,
+                        fork_delay: d.2,
+                        full_command,
+                        origin: Origin::default(),
+                    }
+                },
+            )
+    }
+
+    fn blank() -> VrrpInstance {
+        VrrpInstance {
+            name: String::new(),
+            interface: None,
+            vrid: 1,
+            state: InitialState::Backup,
+            state_set: false,
+            priority: 100,
+            priority_set: false,
+            advert_int: Micros::from_secs(1),
+            version: VrrpVersion::V2,
+            family: Family::Ipv4,
+            preempt: true,
+            preempt_delay: Micros(0),
+            authentication: None,
+            virtual_addresses: Vec::new(),
+            excluded_addresses: Vec::new(),
+            unicast_src_ip: None,
+            unicast_peers: Vec::new(),
+            unicast_ttl: 255,
+            check_unicast_src: false,
+            unicast_fault_no_peer: false,
+            mcast_src_ip: None,
+            mcast_dst_ip: None,
+            track_interfaces: Vec::new(),
+            dont_track_primary: false,
+            track_scripts: Vec::new(),
+            track_files: Vec::new(),
+            track_processes: Vec::new(),
+            notify: Notify::default(),
+            notify_deleted: None,
+            notify_master_rx_lower_pri: None,
+            notify_priority_changes: false,
+            smtp_alert: None,
+            garp: Garp {
+                master_delay: Micros::from_secs(5),
+                master_repeat: 5,
+                master_refresh: Micros(0),
+                master_refresh_repeat: 1,
+                lower_prio_delay: Micros::from_secs(5),
+                lower_prio_repeat: 5,
+            },
+            accept: true,
+            strict_mode: false,
+            skip_check_adv_addr: false,
+            lower_prio_no_advert: false,
+            higher_prio_send_advert: false,
+            down_timer_adverts: 3,
+            owner_ignore_adverts: false,
+            v3_checksum_as_v2: false,
+            origin: Origin::default(),
+            written: Written::default(),
+        }
+    }
+
+    /// Picks of tracker entries before names exist: (which, weight, reverse).
+    type RefDraft = (Index, Option<i32>, Option<bool>);
+
+    fn ref_drafts() -> impl Strategy<Value = Vec<RefDraft>> {
+        vec(
+            (
+                any::<Index>(),
+                proptest::option::of(-253i32..=253),
+                proptest::option::of(any::<bool>()),
+            ),
+            0..3,
+        )
+    }
+
+    fn refs(drafts: &[RefDraft], names: &[String]) -> Vec<TrackRef> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        if names.is_empty() {
+            return out;
+        }
+        for (i, weight, reverse) in drafts {
+            let name = names[i.index(names.len())].clone();
+            if seen.insert(name.clone()) {
+                out.push(TrackRef {
+                    name,
+                    weight: *weight,
+                    reverse: weight.and(*reverse),
+                    origin: Origin::default(),
+                });
+            }
+        }
+        out
+    }
+
+    fn interfaces() -> impl Strategy<Value = Vec<TrackedInterface>> {
+        vec(("eth[0-9]", -253i32..=253, any::<bool>()), 0..3).prop_map(|v| {
+            let mut seen = BTreeSet::new();
+            v.into_iter()
+                .filter(|(n, _, _)| seen.insert(n.clone()))
+                .map(|(name, weight, reverse)| TrackedInterface {
+                    name,
+                    weight,
+                    reverse,
+                    origin: Origin::default(),
+                })
+                .collect()
+        })
+    }
+
+    fn notify() -> impl Strategy<Value = Notify> {
+        (
+            proptest::option::of(script_cmd()),
+            proptest::option::of(script_cmd()),
+            proptest::option::of(script_cmd()),
+            proptest::option::of(script_cmd()),
+            proptest::option::of(script_cmd()),
+        )
+            .prop_map(|(master, backup, fault, stop, any)| Notify {
+                master,
+                backup,
+                fault,
+                stop,
+                any,
+            })
+    }
+
+    /// An instance with random fields; [`fix_instance`] makes it consistent.
+    #[derive(Debug, Clone)]
+    struct Draft {
+        v: VrrpInstance,
+        v6: bool,
+        v4_vips: Vec<VirtualAddress>,
+        v6_vips: Vec<VirtualAddress>,
+        unicast: bool,
+        peers4: Vec<Ipv4Addr>,
+        peers6: Vec<Ipv6Addr>,
+        src: (Ipv4Addr, Ipv6Addr),
+        want: (bool, u8, bool, bool, u64),
+        scripts: Vec<RefDraft>,
+        files: Vec<RefDraft>,
+        processes: Vec<RefDraft>,
+    }
+
+    fn draft() -> impl Strategy<Value = Draft> {
+        let addresses = (
+            any::<bool>(),
+            vec(address(false), 0..3),
+            vec(address(true), 0..3),
+            vec(any_address(), 0..3),
+            any::<bool>(),
+            vec(any::<u32>(), 1..3),
+            vec(any::<u128>(), 1..3),
+            (any::<u32>(), any::<u128>()),
+        );
+        let state = (
+            // priority_set, priority, state_set, master, advert ticks
+            (
+                any::<bool>(),
+                1u8..=255,
+                any::<bool>(),
+                any::<bool>(),
+                1u64..=255,
+            ),
+            any::<bool>(),
+            any::<bool>(),
+            proptest::option::of((any::<bool>(), "[a-zA-Z0-9]{1,8}")),
+            any::<bool>(),
+            ms(0, 1_000_000),
+        );
+        let more = (
+            proptest::option::of("eth[0-3]"),
+            any::<u8>(),
+            any::<[bool; 10]>(),
+            interfaces(),
+            (ref_drafts(), ref_drafts(), ref_drafts()),
+            notify(),
+            (
+                proptest::option::of(script_cmd()),
+                proptest::option::of(script_cmd()),
+                proptest::option::of(any::<bool>()),
+            ),
+            (0u64..20, 1u32..10, 0u64..100, 1u32..5, 0u64..20, 0u32..10),
+            1u8..=100,
+            (any::<bool>(), any::<bool>(), any::<u8>()),
+        );
+        (addresses, state, more).prop_map(|(a, s, m)| {
+            let (v6, v4_vips, v6_vips, excluded, unicast, p4, p6, src) = a;
+            let (want, v3, nopreempt, auth, _, preempt_delay) = s;
+            let (interface, ttl, f, track_interfaces, trk, notify, extra, garp, down, mc) = m;
+            let mut v = blank();
+            v.interface = interface;
+            v.version = if v3 { VrrpVersion::V3 } else { VrrpVersion::V2 };
+            v.preempt = !nopreempt;
+            v.preempt_delay = preempt_delay;
+            v.authentication = auth.map(|(ah, password)| Authentication {
+                auth_type: if ah { AuthType::Ah } else { AuthType::Pass },
+                password,
+            });
+            v.excluded_addresses = excluded;
+            v.unicast_ttl = ttl;
+            v.check_unicast_src = f[0];
+            v.unicast_fault_no_peer = f[1];
+            v.dont_track_primary = f[2];
+            v.notify_priority_changes = f[3];
+            v.accept = f[4];
+            v.skip_check_adv_addr = f[5];
+            v.lower_prio_no_advert = f[6];
+            v.higher_prio_send_advert = f[7];
+            v.owner_ignore_adverts = f[8];
+            v.v3_checksum_as_v2 = f[9];
+            v.track_interfaces = track_interfaces;
+            v.notify = notify;
+            v.notify_deleted = extra.0;
+            v.notify_master_rx_lower_pri = extra.1;
+            v.smtp_alert = extra.2;
+            v.garp = Garp {
+                master_delay: Micros::from_secs(garp.0),
+                master_repeat: garp.1,
+                master_refresh: Micros::from_secs(garp.2),
+                master_refresh_repeat: garp.3,
+                lower_prio_delay: Micros::from_secs(garp.4),
+                lower_prio_repeat: garp.5,
+            };
+            v.down_timer_adverts = down;
+            if mc.0 {
+                v.mcast_src_ip = Some(if v6 {
+                    IpAddr::V6(Ipv6Addr::from(src.1))
+                } else {
+                    IpAddr::V4(Ipv4Addr::from(src.0))
+                });
+            }
+            if mc.1 {
+                v.mcast_dst_ip = Some(if v6 {
+                    IpAddr::V6(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, u16::from(mc.2)))
+                } else {
+                    IpAddr::V4(Ipv4Addr::new(224, 0, 0, mc.2))
+                });
+            }
+            Draft {
+                v,
+                v6,
+                v4_vips,
+                v6_vips,
+                unicast,
+                peers4: p4.into_iter().map(Ipv4Addr::from).collect(),
+                peers6: p6.into_iter().map(Ipv6Addr::from).collect(),
+                src: (Ipv4Addr::from(src.0), Ipv6Addr::from(src.1)),
+                want,
+                scripts: trk.0,
+                files: trk.1,
+                processes: trk.2,
+            }
+        })
+    }
+
+    /// Applies keepalived's rules so that the instance is what loading its text gives.
+    fn fix_instance(d: Draft, i: usize, s: &VrrpSection) -> VrrpInstance {
+        let mut v = d.v;
+        v.name = format!("vi_{i}");
+        v.vrid = (i % 255 + 1) as u8;
+        v.virtual_addresses = if d.v6 { d.v6_vips } else { d.v4_vips };
+        let v6 = d.v6 && !v.virtual_addresses.is_empty();
+        v.family = if v6 { Family::Ipv6 } else { Family::Ipv4 };
+        if v6 {
+            v.version = VrrpVersion::V3;
+        }
+        let fam_ok = |ip: &IpAddr| ip.is_ipv6() == v6;
+        if !v.mcast_src_ip.as_ref().is_none_or(fam_ok) {
+            v.mcast_src_ip = None;
+        }
+        if !v.mcast_dst_ip.as_ref().is_none_or(fam_ok) {
+            v.mcast_dst_ip = None;
+        }
+        if d.unicast {
+            let peers: Vec<IpAddr> = if v6 {
+                d.peers6.into_iter().map(IpAddr::V6).collect()
+            } else {
+                d.peers4.into_iter().map(IpAddr::V4).collect()
+            };
+            let mut seen = BTreeSet::new();
+            v.unicast_peers = peers
+                .into_iter()
+                .filter(|p| seen.insert(*p))
+                .map(|address| UnicastPeer {
+                    address,
+                    min_ttl: None,
+                    max_ttl: Some(255),
+                    origin: Origin::default(),
+                })
+                .collect();
+            v.unicast_src_ip = Some(if v6 {
+                IpAddr::V6(d.src.1)
+            } else {
+                IpAddr::V4(d.src.0)
+            });
+        } else if v.interface.is_none() {
+            v.interface = Some("eth0".into());
+        }
+        let (priority_set, prio, state_set, master, ticks) = d.want;
+        v.priority_set = priority_set;
+        v.state_set = state_set;
+        let state = if master {
+            InitialState::Master
+        } else {
+            InitialState::Backup
+        };
+        v.priority = match (priority_set, state_set, state) {
+            (true, _, _) => prio,
+            (false, true, InitialState::Master) => 255,
+            _ => 100,
+        };
+        v.state = if state_set {
+            state
+        } else if v.priority == 255 {
+            InitialState::Master
+        } else {
+            InitialState::Backup
+        };
+        v.advert_int = match v.version {
+            VrrpVersion::V2 => Micros::from_secs(ticks),
+            VrrpVersion::V3 => Micros(ticks * 16 * 10_000),
+        };
+        if v.version == VrrpVersion::V3 || v6 {
+            v.authentication = None;
+        }
+        if matches!(&v.authentication, Some(a) if a.auth_type == AuthType::Ah)
+            && v.state == InitialState::Master
+            && v.priority != 255
+        {
+            v.authentication = None;
+        }
+        if v.state == InitialState::Master || v.priority == 255 {
+            v.preempt = true;
+        }
+        if v.state == InitialState::Master || !v.preempt {
+            v.preempt_delay = Micros(0);
+        }
+        let names = |it: Vec<String>| it;
+        v.track_scripts = refs(
+            &d.scripts,
+            &names(s.scripts.iter().map(|x| x.name.clone()).collect()),
+        );
+        v.track_files = refs(
+            &d.files,
+            &names(s.track_files.iter().map(|x| x.name.clone()).collect()),
+        );
+        v.track_processes = refs(
+            &d.processes,
+            &names(s.track_processes.iter().map(|x| x.name.clone()).collect()),
+        );
+        v
+    }
+
+    /// A valid VRRP section: unique names, unique VRIDs, references that exist, values in
+    /// range, no strict mode (its many restrictions are tested by hand).
+    pub(crate) fn vrrp_section() -> impl Strategy<Value = VrrpSection> {
+        (
+            vec(vrrp_script(), 0..3),
+            vec(track_file(), 0..3),
+            vec(track_process(), 0..3),
+            vec(draft(), 0..5),
+            vec(
+                (
+                    vec(any::<Index>(), 1..3),
+                    notify(),
+                    proptest::option::of(any::<bool>()),
+                    proptest::option::of(any::<bool>()),
+                    interfaces(),
+                    (ref_drafts(), ref_drafts(), ref_drafts()),
+                ),
+                0..3,
+            ),
+            vec(any_address(), 0..3),
+        )
+            .prop_map(|(scripts, files, processes, drafts, groups, statics)| {
+                let mut s = VrrpSection {
+                    static_addresses: statics,
+                    ..VrrpSection::default()
+                };
+                for (i, mut x) in scripts.into_iter().enumerate() {
+                    x.name = format!("chk_{i}");
+                    s.scripts.push(x);
+                }
+                for (i, mut x) in files.into_iter().enumerate() {
+                    x.name = format!("file_{i}");
+                    s.track_files.push(x);
+                }
+                for (i, mut x) in processes.into_iter().enumerate() {
+                    x.name = format!("proc_{i}");
+                    s.track_processes.push(x);
+                }
+                let instances: Vec<VrrpInstance> = drafts
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, d)| fix_instance(d, i, &s))
+                    .collect();
+                s.instances = instances;
+                let mut taken = BTreeSet::new();
+                for (i, (picks, notify, smtp, npc, tifs, trk)) in groups.into_iter().enumerate() {
+                    if s.instances.is_empty() {
+                        break;
+                    }
+                    let members: Vec<String> = picks
+                        .iter()
+                        .map(|p| s.instances[p.index(s.instances.len())].name.clone())
+                        .filter(|n| taken.insert(n.clone()))
+                        .collect();
+                    if members.is_empty() {
+                        continue;
+                    }
+                    let scripts: Vec<String> = s.scripts.iter().map(|x| x.name.clone()).collect();
+                    let files: Vec<String> = s.track_files.iter().map(|x| x.name.clone()).collect();
+                    let procs: Vec<String> =
+                        s.track_processes.iter().map(|x| x.name.clone()).collect();
+                    s.sync_groups.push(SyncGroup {
+                        name: format!("group_{i}"),
+                        members,
+                        notify,
+                        smtp_alert: smtp,
+                        notify_priority_changes: npc,
+                        track_interfaces: tifs,
+                        track_scripts: refs(&trk.0, &scripts),
+                        track_files: refs(&trk.1, &files),
+                        track_processes: refs(&trk.2, &procs),
+                        origin: Origin::default(),
+                    });
+                }
+                s
+            })
+    }
 }

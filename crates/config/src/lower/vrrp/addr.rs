@@ -72,7 +72,10 @@ pub(super) fn address(ctx: &mut Ctx<'_>, node: &Node) -> Option<VirtualAddress> 
             "brd" | "broadcast" | "dev" | "scope" | "label" | "peer" | "preferred_lft"
         );
         if takes_value && value.is_none() {
-            ctx.error(opt.span, format!("address option '{}' needs a value", opt.text));
+            ctx.error(
+                opt.span,
+                format!("address option '{}' needs a value", opt.text),
+            );
             return None;
         }
         match (opt.text.as_str(), value) {
@@ -150,31 +153,30 @@ pub(super) fn address(ctx: &mut Ctx<'_>, node: &Node) -> Option<VirtualAddress> 
                 } else {
                     ""
                 };
-                ctx.error(
-                    opt.span,
-                    format!("unknown address option '{other}'{hint}"),
-                );
+                ctx.error(opt.span, format!("unknown address option '{other}'{hint}"));
                 ok = false;
             }
         }
         i += if takes_value { 2 } else { 1 };
     }
     if let (Some((peer, _)), true) = (a.peer, ok)
-        && peer.is_ipv4() != address.is_ipv4() {
-            ctx.error(
-                node.span(),
-                format!("peer {peer} is not of the same family as {address}"),
-            );
-            ok = false;
-        }
+        && peer.is_ipv4() != address.is_ipv4()
+    {
+        ctx.error(
+            node.span(),
+            format!("peer {peer} is not of the same family as {address}"),
+        );
+        ok = false;
+    }
     if let (Some(Broadcast::Address(b)), true) = (&a.broadcast, ok)
-        && b.is_ipv4() != address.is_ipv4() {
-            ctx.error(
-                node.span(),
-                format!("broadcast {b} is not of the same family as {address}"),
-            );
-            ok = false;
-        }
+        && b.is_ipv4() != address.is_ipv4()
+    {
+        ctx.error(
+            node.span(),
+            format!("broadcast {b} is not of the same family as {address}"),
+        );
+        ok = false;
+    }
     ok.then_some(a)
 }
 
@@ -213,9 +215,7 @@ pub(super) fn address_words(a: &VirtualAddress) -> Vec<String> {
     }
     match a.preferred_lft {
         Some(PreferredLifetime::Forever) => w.extend(["preferred_lft".into(), "forever".into()]),
-        Some(PreferredLifetime::Seconds(n)) => {
-            w.extend(["preferred_lft".into(), n.to_string()])
-        }
+        Some(PreferredLifetime::Seconds(n)) => w.extend(["preferred_lft".into(), n.to_string()]),
         None => {}
     }
     w
@@ -255,12 +255,13 @@ pub(super) fn peer(ctx: &mut Ctx<'_>, node: &Node) -> Option<UnicastPeer> {
         }
     }
     if let (Some(lo), Some(hi)) = (p.min_ttl, p.max_ttl)
-        && lo > hi {
-            ctx.error(
-                node.span(),
-                format!("unicast peer {address}: min_ttl {lo} is above max_ttl {hi}"),
-            );
-        }
+        && lo > hi
+    {
+        ctx.error(
+            node.span(),
+            format!("unicast peer {address}: min_ttl {lo} is above max_ttl {hi}"),
+        );
+    }
     Some(p)
 }
 

@@ -163,7 +163,10 @@ fn instance(p: &mut Printer, v: &VrrpInstance, cfg: &Config) {
     }
     let g = &v.garp;
     whole(p, "garp_master_delay", g.master_delay);
-    p.line(&["garp_master_repeat".to_string(), g.master_repeat.to_string()]);
+    p.line(&[
+        "garp_master_repeat".to_string(),
+        g.master_repeat.to_string(),
+    ]);
     whole(p, "garp_master_refresh", g.master_refresh);
     p.line(&[
         "garp_master_refresh_repeat".to_string(),

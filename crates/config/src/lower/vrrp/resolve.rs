@@ -49,7 +49,8 @@ pub(crate) fn resolve(v: &mut VrrpInstance, g: &GlobalDefs) -> Vec<Finding> {
             note(
                 span,
                 true,
-                "VRRP version 2 cannot carry IPv6 addresses; this IPv6 instance uses version 3".into(),
+                "VRRP version 2 cannot carry IPv6 addresses; this IPv6 instance uses version 3"
+                    .into(),
             );
             VrrpVersion::V3
         }
@@ -80,7 +81,11 @@ pub(crate) fn resolve(v: &mut VrrpInstance, g: &GlobalDefs) -> Vec<Finding> {
                     format!(
                         "State MASTER must match being address owner: in strict mode only priority 255 starts as MASTER (priority is {}); using {}",
                         v.priority,
-                        if derived_state == InitialState::Master { "MASTER" } else { "BACKUP" }
+                        if derived_state == InitialState::Master {
+                            "MASTER"
+                        } else {
+                            "BACKUP"
+                        }
                     ),
                 );
                 derived_state
@@ -108,7 +113,11 @@ pub(crate) fn resolve(v: &mut VrrpInstance, g: &GlobalDefs) -> Vec<Finding> {
                 );
                 None
             } else if a.auth_type == AuthType::Ah && v.family == Family::Ipv6 {
-                note(span, true, "AH authentication cannot be used with IPv6; it is ignored".into());
+                note(
+                    span,
+                    true,
+                    "AH authentication cannot be used with IPv6; it is ignored".into(),
+                );
                 None
             } else {
                 if a.auth_type == AuthType::Ah
@@ -157,15 +166,25 @@ pub(crate) fn resolve(v: &mut VrrpInstance, g: &GlobalDefs) -> Vec<Finding> {
                 "preempt_delay does not work with state MASTER; cleared".into(),
             );
         } else if strict {
-            note(span, true, "preempt_delay is incompatible with strict mode; cleared".into());
+            note(
+                span,
+                true,
+                "preempt_delay is incompatible with strict mode; cleared".into(),
+            );
         } else if nopreempt.is_some() {
-            note(span, true, "preempt_delay is incompatible with nopreempt; cleared".into());
+            note(
+                span,
+                true,
+                "preempt_delay is incompatible with nopreempt; cleared".into(),
+            );
         } else {
             v.preempt_delay = d;
         }
     }
 
-    v.down_timer_adverts = w.down_timer_adverts.map_or(g.vrrp_down_timer_adverts, |d| d.0);
+    v.down_timer_adverts = w
+        .down_timer_adverts
+        .map_or(g.vrrp_down_timer_adverts, |d| d.0);
     if strict && v.down_timer_adverts != 3 {
         let span = w.down_timer_adverts.map_or(at, |d| d.1);
         note(
@@ -177,10 +196,10 @@ pub(crate) fn resolve(v: &mut VrrpInstance, g: &GlobalDefs) -> Vec<Finding> {
     }
 
     let owner = v.priority == 255;
-    v.accept = w.accept.unwrap_or(owner || !strict);
+    v.accept = w.accept.map_or(owner || !strict, |a| a.0);
     if v.accept && !owner && strict && v.version == VrrpVersion::V2 {
         note(
-            at,
+            w.accept.map_or(at, |a| a.1),
             false,
             "accept mode with VRRP version 2 does not comply with RFC 3768 in strict mode; using no_accept".into(),
         );
@@ -193,16 +212,22 @@ pub(crate) fn resolve(v: &mut VrrpInstance, g: &GlobalDefs) -> Vec<Finding> {
     v.garp.master_delay = w.garp_master_delay.unwrap_or(gd.master_delay);
     v.garp.master_repeat = w.garp_master_repeat.unwrap_or(gd.master_repeat);
     v.garp.master_refresh = w.garp_master_refresh.unwrap_or(gd.master_refresh);
-    v.garp.master_refresh_repeat = w.garp_master_refresh_repeat.unwrap_or(gd.master_refresh_repeat);
+    v.garp.master_refresh_repeat = w
+        .garp_master_refresh_repeat
+        .unwrap_or(gd.master_refresh_repeat);
     v.garp.lower_prio_delay = w.garp_lower_prio_delay.unwrap_or(gd.lower_prio_delay);
     v.garp.lower_prio_repeat = w.garp_lower_prio_repeat.unwrap_or(gd.lower_prio_repeat);
 
     v.skip_check_adv_addr = w.skip_check_adv_addr.unwrap_or(g.vrrp_skip_check_adv_addr);
-    v.lower_prio_no_advert = w.lower_prio_no_advert.unwrap_or(g.vrrp_lower_prio_no_advert);
+    v.lower_prio_no_advert = w
+        .lower_prio_no_advert
+        .unwrap_or(g.vrrp_lower_prio_no_advert);
     v.higher_prio_send_advert = w
         .higher_prio_send_advert
         .unwrap_or(g.vrrp_higher_prio_send_advert);
-    v.owner_ignore_adverts = w.owner_ignore_adverts.unwrap_or(g.vrrp_owner_ignore_adverts);
+    v.owner_ignore_adverts = w
+        .owner_ignore_adverts
+        .unwrap_or(g.vrrp_owner_ignore_adverts);
     v.v3_checksum_as_v2 = w.v3_checksum_as_v2.unwrap_or(g.v3_checksum_as_v2);
     v.check_unicast_src = w.check_unicast_src.unwrap_or(g.vrrp_check_unicast_src);
     v.notify_priority_changes = w
@@ -277,7 +302,14 @@ pub(crate) fn validate(cfg: &Config, ctx: &mut Ctx<'_>) {
             report(ctx, f);
         }
         instance_checks(v, cluster, ctx);
-        tracker_refs(vrrp, &v.name, &v.track_scripts, &v.track_files, &v.track_processes, ctx);
+        tracker_refs(
+            vrrp,
+            &v.name,
+            &v.track_scripts,
+            &v.track_files,
+            &v.track_processes,
+            ctx,
+        );
     }
     duplicate_vrids(vrrp, cluster, ctx);
     sync_groups(vrrp, ctx);
@@ -314,15 +346,18 @@ fn instance_checks(v: &VrrpInstance, cluster: bool, ctx: &mut Ctx<'_>) {
                 format!("({name}) a unicast instance without 'interface' needs 'unicast_src_ip'"),
             );
         }
-        if let (Some(span), true) = (w.unicast_src_ip.or(w.unicast_peer), v.unicast_peers.is_empty())
-            && !v.unicast_fault_no_peer {
-                ctx.warning(
+        if let (Some(span), true) = (
+            w.unicast_src_ip.or(w.unicast_peer),
+            v.unicast_peers.is_empty(),
+        ) && !v.unicast_fault_no_peer
+        {
+            ctx.warning(
                     span,
                     format!(
                         "({name}) unicast is configured but there is no unicast_peer: keepalived falls back to multicast (deprecated); add peers or use unicast_fault_no_peer"
                     ),
                 );
-            }
+        }
     }
     let fam = v.family;
     if let Some(first) = v.virtual_addresses.first() {
@@ -351,8 +386,9 @@ fn instance_checks(v: &VrrpInstance, cluster: bool, ctx: &mut Ctx<'_>) {
         );
     }
     if let Some(src) = v.unicast_src_ip
-        && Family::of(&src) != fam {
-            ctx.error(
+        && Family::of(&src) != fam
+    {
+        ctx.error(
                 w.unicast_src_ip.unwrap_or(at),
                 format!(
                     "({name}) unicast_src_ip {src} is {} but the instance is {} (its virtual addresses)",
@@ -360,7 +396,7 @@ fn instance_checks(v: &VrrpInstance, cluster: bool, ctx: &mut Ctx<'_>) {
                     fam.name()
                 ),
             );
-        }
+    }
     for p in &v.unicast_peers {
         if Family::of(&p.address) != fam {
             ctx.error(
@@ -375,12 +411,13 @@ fn instance_checks(v: &VrrpInstance, cluster: bool, ctx: &mut Ctx<'_>) {
         }
     }
     if let Some(m) = v.mcast_dst_ip
-        && Family::of(&m) != fam {
-            ctx.error(
-                at,
-                format!("({name}) mcast_dst_ip {m} is not {}", fam.name()),
-            );
-        }
+        && Family::of(&m) != fam
+    {
+        ctx.error(
+            at,
+            format!("({name}) mcast_dst_ip {m} is not {}", fam.name()),
+        );
+    }
     if v.strict_mode && v.is_unicast() && !cluster {
         ctx.error(
             w.unicast_peer.unwrap_or(at),
@@ -400,8 +437,12 @@ fn tracker_refs(
 ) {
     type Exists = fn(&VrrpSection, &str) -> bool;
     let lists: [(&[TrackRef], &str, &str, Exists); 3] = [
-        (scripts, "track_script", "vrrp_script", |s, n| s.script(n).is_some()),
-        (files, "track_file", "track_file", |s, n| s.track_file(n).is_some()),
+        (scripts, "track_script", "vrrp_script", |s, n| {
+            s.script(n).is_some()
+        }),
+        (files, "track_file", "track_file", |s, n| {
+            s.track_file(n).is_some()
+        }),
         (processes, "track_process", "vrrp_track_process", |s, n| {
             s.track_process(n).is_some()
         }),
@@ -409,15 +450,16 @@ fn tracker_refs(
     for (refs, kw, def, exists) in lists {
         for r in refs {
             if !exists(vrrp, &r.name)
-                && let Some(span) = r.origin.0 {
-                    ctx.error(
-                        span,
-                        format!(
-                            "({owner}) {kw} names '{}', but no valid {def} of that name is defined",
-                            r.name
-                        ),
-                    );
-                }
+                && let Some(span) = r.origin.0
+            {
+                ctx.error(
+                    span,
+                    format!(
+                        "({owner}) {kw} names '{}', but no valid {def} of that name is defined",
+                        r.name
+                    ),
+                );
+            }
         }
     }
 }
@@ -451,7 +493,14 @@ fn sync_groups(vrrp: &VrrpSection, ctx: &mut Ctx<'_>) {
                 owner.insert(m, g);
             }
         }
-        tracker_refs(vrrp, &g.name, &g.track_scripts, &g.track_files, &g.track_processes, ctx);
+        tracker_refs(
+            vrrp,
+            &g.name,
+            &g.track_scripts,
+            &g.track_files,
+            &g.track_processes,
+            ctx,
+        );
     }
 }
 
@@ -477,8 +526,7 @@ fn duplicate_vrids(vrrp: &VrrpSection, cluster: bool, ctx: &mut Ctx<'_>) {
                     (true, true) => {
                         same_or_unset(&a.interface, &b.interface)
                             && same_or_unset(&a.unicast_src_ip, &b.unicast_src_ip)
-                            && a
-                                .unicast_peers
+                            && a.unicast_peers
                                 .iter()
                                 .any(|p| b.unicast_peers.iter().any(|q| q.address == p.address))
                     }

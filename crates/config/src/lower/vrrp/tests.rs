@@ -28,7 +28,10 @@ fn diags(l: &Loaded) -> Vec<String> {
 }
 
 fn errors(l: &Loaded) -> Vec<String> {
-    diags(l).into_iter().filter(|d| d.contains(": error: ")).collect()
+    diags(l)
+        .into_iter()
+        .filter(|d| d.contains(": error: "))
+        .collect()
 }
 
 /// Loads text that must produce no diagnostics at all.
@@ -42,7 +45,8 @@ fn clean(text: &str) -> Config {
 fn has(l: &Loaded, prefix: &str, needle: &str) {
     let d = diags(l);
     assert!(
-        d.iter().any(|x| x.starts_with(prefix) && x.contains(needle)),
+        d.iter()
+            .any(|x| x.starts_with(prefix) && x.contains(needle)),
         "no '{prefix}…{needle}' in:\n{}",
         d.join("\n")
     );
@@ -158,7 +162,11 @@ fn priority_is_ranged() {
 #[test]
 fn v2_advert_int_fraction_is_rounded_with_a_warning() {
     let l = load(&BASIC.replace("interface eth0", "interface eth0\n    advert_int 1.5"));
-    has(&l, "3:16: warning:", "whole seconds: 1.5 s is rounded to 2 s");
+    has(
+        &l,
+        "3:16: warning:",
+        "whole seconds: 1.5 s is rounded to 2 s",
+    );
     assert!(l.is_ok());
     assert_eq!(inst(&l.config, "VI_1").advert_int, Micros::from_secs(2));
     let l = load(&BASIC.replace("interface eth0", "interface eth0\n    advert_int 0.1"));
@@ -167,13 +175,24 @@ fn v2_advert_int_fraction_is_rounded_with_a_warning() {
 
 #[test]
 fn v3_advert_int_is_centiseconds_up_to_40_95() {
-    let v3 = BASIC.replace("interface eth0", "interface eth0\n    version 3\n    advert_int");
+    let v3 = BASIC.replace(
+        "interface eth0",
+        "interface eth0\n    version 3\n    advert_int",
+    );
     let c = clean(&v3.replace("advert_int", "advert_int 0.05"));
     assert_eq!(inst(&c, "VI_1").advert_int, Micros(50_000));
     let l = load(&v3.replace("advert_int", "advert_int 41"));
-    has(&l, "4:16: error:", "out of range for VRRPv3 (at most 40.95 s)");
+    has(
+        &l,
+        "4:16: error:",
+        "out of range for VRRPv3 (at most 40.95 s)",
+    );
     let l = load(&v3.replace("advert_int", "advert_int 0.015"));
-    has(&l, "4:16: warning:", "units of 10 ms: 0.015 s is rounded to 0.02 s");
+    has(
+        &l,
+        "4:16: warning:",
+        "units of 10 ms: 0.015 s is rounded to 0.02 s",
+    );
     let l = load(&v3.replace("advert_int", "advert_int 0.001"));
     has(&l, "4:16: error:", "out of range");
 }
@@ -182,7 +201,11 @@ fn v3_advert_int_is_centiseconds_up_to_40_95() {
 fn tracker_weights_are_bounded() {
     let text = "vrrp_script chk {\n script \"/bin/true\"\n weight 254\n}\n";
     let l = load(text);
-    has(&l, "3:9: error:", "weight 254 is out of range: it must be between -253 and 253");
+    has(
+        &l,
+        "3:9: error:",
+        "weight 254 is out of range: it must be between -253 and 253",
+    );
     let text = format!(
         "vrrp_script chk {{\n script \"/bin/true\"\n}}\n{}",
         BASIC.replace(
@@ -197,9 +220,16 @@ fn tracker_weights_are_bounded() {
 
 #[test]
 fn duplicate_vrid_on_one_interface_points_at_both() {
-    let text = format!("{BASIC}{}", BASIC.replace("VI_1", "VI_2").replace(".16", ".17"));
+    let text = format!(
+        "{BASIC}{}",
+        BASIC.replace("VI_1", "VI_2").replace(".16", ".17")
+    );
     let l = load(&text);
-    has(&l, "8:1: error:", "VI_1 and VI_2 both use VRID 51 with IPv4 on interface eth0 (VI_1 is at line 1)");
+    has(
+        &l,
+        "8:1: error:",
+        "VI_1 and VI_2 both use VRID 51 with IPv4 on interface eth0 (VI_1 is at line 1)",
+    );
     assert_eq!(errors(&l).len(), 1);
 }
 
@@ -250,8 +280,16 @@ fn sync_group_members_must_exist_once() {
         "{BASIC}vrrp_sync_group G1 {{\n group {{\n  VI_1\n  VI_9\n }}\n}}\nvrrp_sync_group G2 {{\n group {{\n  VI_1\n }}\n}}\n"
     );
     let l = load(&text);
-    has(&l, "8:1: error:", "sync group G1: member 'VI_9' is not a vrrp_instance");
-    has(&l, "14:1: error:", "instance VI_1 is already in sync group G1 (the first is at line 8)");
+    has(
+        &l,
+        "8:1: error:",
+        "sync group G1: member 'VI_9' is not a vrrp_instance",
+    );
+    has(
+        &l,
+        "14:1: error:",
+        "instance VI_1 is already in sync group G1 (the first is at line 8)",
+    );
     let g = &l.config.vrrp.sync_groups[0];
     assert_eq!(g.members, ["VI_1", "VI_9"]);
 }
@@ -265,7 +303,10 @@ fn sync_group_members_on_one_line() {
     let c = clean(&text);
     let g = &c.vrrp.sync_groups[0];
     assert_eq!(g.members, ["VI_1", "VI_2"]);
-    assert_eq!(g.notify.master.as_ref().unwrap().argv, ["/bin/echo", "master"]);
+    assert_eq!(
+        g.notify.master.as_ref().unwrap().argv,
+        ["/bin/echo", "master"]
+    );
     assert_eq!(c.vrrp.sync_group_of("VI_2").unwrap().name, "G");
 }
 
@@ -273,7 +314,11 @@ fn sync_group_members_on_one_line() {
 fn sync_group_without_group_block_is_reported() {
     // keepalived.conf.vrrp.lvs_syncd writes the members without 'group { }'.
     let l = load("vrrp_sync_group VG1 {\n VI_2\n VI_3\n}\n");
-    has(&l, "2:2: warning:", "unknown keyword 'VI_2' in vrrp_sync_group");
+    has(
+        &l,
+        "2:2: warning:",
+        "unknown keyword 'VI_2' in vrrp_sync_group",
+    );
     has(&l, "1:1: error:", "sync group VG1 has no members");
 }
 
@@ -283,7 +328,11 @@ fn mixed_family_vips_are_an_error_but_excluded_may_mix() {
         "        192.168.200.16\n",
         "        192.168.200.16\n        2001:db8::5\n",
     ));
-    has(&l, "6:9: error:", "virtual_ipaddress mixes families: 2001:db8::5 is IPv6");
+    has(
+        &l,
+        "6:9: error:",
+        "virtual_ipaddress mixes families: 2001:db8::5 is IPv6",
+    );
     clean(&BASIC.replace(
         "interface eth0",
         "interface eth0\n    virtual_ipaddress_excluded {\n        10.1.1.1/24\n        2001:db8::7/64\n    }",
@@ -310,7 +359,10 @@ fn long_pass_is_truncated_with_a_warning() {
     has(&l, "5:19: warning:", "longer than 8 characters");
     assert!(l.is_ok());
     let a = inst(&l.config, "VI_1").authentication.as_ref().unwrap();
-    assert_eq!((a.auth_type, a.password.as_str()), (AuthType::Pass, "12345678"));
+    assert_eq!(
+        (a.auth_type, a.password.as_str()),
+        (AuthType::Pass, "12345678")
+    );
 }
 
 #[test]
@@ -319,7 +371,11 @@ fn authentication_with_v3_is_an_error() {
         "interface eth0",
         "interface eth0\n    version 3\n    authentication {\n        auth_type PASS\n        auth_pass secret\n    }",
     ));
-    has(&l, "4:5: error:", "VRRP version 3 does not support authentication");
+    has(
+        &l,
+        "4:5: error:",
+        "VRRP version 3 does not support authentication",
+    );
     assert!(inst(&l.config, "VI_1").authentication.is_none());
 }
 
@@ -329,7 +385,11 @@ fn undefined_trackers_are_errors() {
         "interface eth0",
         "interface eth0\n    track_script {\n        nope\n    }\n    track_file {\n        nofile weight 2\n    }\n    track_process {\n        noproc\n    }",
     ));
-    has(&l, "4:9: error:", "track_script names 'nope', but no valid vrrp_script");
+    has(
+        &l,
+        "4:9: error:",
+        "track_script names 'nope', but no valid vrrp_script",
+    );
     has(&l, "7:9: error:", "track_file names 'nofile'");
     has(&l, "10:9: error:", "track_process names 'noproc'");
 }
@@ -358,7 +418,10 @@ fn trackers_are_read() {
     assert_eq!(s.script.user.as_deref(), Some("nobody"));
     assert_eq!(s.script.group.as_deref(), Some("nogroup"));
     assert_eq!((s.interval, s.timeout), (Micros(500_000), Micros(500_000)));
-    assert_eq!((s.weight, s.reverse, s.rise, s.fall, s.init_fail), (-20, true, 2, 3, true));
+    assert_eq!(
+        (s.weight, s.reverse, s.rise, s.fall, s.init_fail),
+        (-20, true, 2, 3, true)
+    );
     let f = c.vrrp.track_file("tf").unwrap();
     assert_eq!((f.weight, f.init_file.as_ref().unwrap().value), (-3, 7));
     let p = c.vrrp.track_process("tp").unwrap();
@@ -379,8 +442,16 @@ fn trackers_are_read() {
 fn strict_mode_rules_match_keepalived() {
     let text = "global_defs {\n vrrp_strict\n}\nvrrp_instance VI_1 {\n state MASTER\n interface eth0\n virtual_router_id 50\n priority 100\n authentication {\n  auth_type PASS\n  auth_pass 1111\n }\n virtual_ipaddress {\n  10.0.0.1\n }\n}\n";
     let l = load(text);
-    has(&l, "5:2: error:", "State MASTER must match being address owner");
-    has(&l, "9:2: error:", "Strict mode does not support authentication");
+    has(
+        &l,
+        "5:2: error:",
+        "State MASTER must match being address owner",
+    );
+    has(
+        &l,
+        "9:2: error:",
+        "Strict mode does not support authentication",
+    );
     let v = inst(&l.config, "VI_1");
     assert_eq!(v.state, InitialState::Backup);
     assert!(v.authentication.is_none());
@@ -392,8 +463,16 @@ fn strict_mode_refuses_unicast_and_preempt_delay() {
         "interface eth0",
         "interface eth0\n    strict_mode on\n    preempt_delay 10\n    unicast_peer {\n        10.0.0.2\n    }",
     ));
-    has(&l, "4:5: error:", "preempt_delay is incompatible with strict mode");
-    has(&l, "5:5: error:", "Unicast peers are not supported in strict mode");
+    has(
+        &l,
+        "4:5: error:",
+        "preempt_delay is incompatible with strict mode",
+    );
+    has(
+        &l,
+        "5:5: error:",
+        "Unicast peers are not supported in strict mode",
+    );
 }
 
 #[test]
@@ -402,8 +481,16 @@ fn nopreempt_and_preempt_delay_with_master_are_cleared() {
         "interface eth0",
         "interface eth0\n    state MASTER\n    priority 150\n    nopreempt\n    preempt_delay 5",
     ));
-    has(&l, "5:5: warning:", "nopreempt does not work with state MASTER; cleared");
-    has(&l, "6:5: warning:", "preempt_delay does not work with state MASTER; cleared");
+    has(
+        &l,
+        "5:5: warning:",
+        "nopreempt does not work with state MASTER; cleared",
+    );
+    has(
+        &l,
+        "6:5: warning:",
+        "preempt_delay does not work with state MASTER; cleared",
+    );
     assert!(l.is_ok());
     let v = inst(&l.config, "VI_1");
     assert!(v.preempt);
@@ -414,9 +501,12 @@ fn nopreempt_and_preempt_delay_with_master_are_cleared() {
 
 #[test]
 fn interface_is_required_except_for_unicast() {
-    let l = load("vrrp_instance A {\n virtual_router_id 1\n virtual_ipaddress {\n  10.0.0.1\n }\n}\n");
+    let l =
+        load("vrrp_instance A {\n virtual_router_id 1\n virtual_ipaddress {\n  10.0.0.1\n }\n}\n");
     has(&l, "1:1: error:", "needs 'interface IF'");
-    clean("vrrp_instance A {\n virtual_router_id 1\n unicast_src_ip 10.0.0.1\n unicast_peer {\n  10.0.0.2\n }\n virtual_ipaddress {\n  10.0.0.100\n }\n}\n");
+    clean(
+        "vrrp_instance A {\n virtual_router_id 1\n unicast_src_ip 10.0.0.1\n unicast_peer {\n  10.0.0.2\n }\n virtual_ipaddress {\n  10.0.0.100\n }\n}\n",
+    );
 }
 
 #[test]
@@ -425,7 +515,11 @@ fn unicast_src_ip_family_must_match() {
         "interface eth0",
         "interface eth0\n    unicast_src_ip 2001:db8::1\n    unicast_peer {\n        10.0.0.2 min_ttl 250 max_ttl 255\n    }",
     ));
-    has(&l, "3:5: error:", "unicast_src_ip 2001:db8::1 is IPv6 but the instance is IPv4");
+    has(
+        &l,
+        "3:5: error:",
+        "unicast_src_ip 2001:db8::1 is IPv6 but the instance is IPv4",
+    );
     let p = &inst(&l.config, "VI_1").unicast_peers[0];
     assert_eq!((p.min_ttl, p.max_ttl), (Some(250), Some(255)));
 }
@@ -439,7 +533,10 @@ fn vip_options_are_typed() {
     let v = inst(&c, "VI_1");
     let a = &v.virtual_addresses[0];
     assert_eq!(a.prefix_len, 24);
-    assert_eq!(a.broadcast, Some(Broadcast::Address("192.168.200.255".parse().unwrap())));
+    assert_eq!(
+        a.broadcast,
+        Some(Broadcast::Address("192.168.200.255".parse().unwrap()))
+    );
     assert_eq!(a.dev.as_deref(), Some("eth1"));
     assert_eq!(a.scope, Some(Scope::Link));
     assert_eq!(a.label.as_deref(), Some("eth1:vip"));
@@ -454,16 +551,28 @@ fn vip_options_are_typed() {
 #[test]
 fn two_addresses_on_one_line_are_an_error() {
     let l = load(&BASIC.replace("192.168.200.16", "192.168.200.16 192.168.200.17"));
-    has(&l, "5:24: error:", "unknown address option '192.168.200.17' (one address per line");
+    has(
+        &l,
+        "5:24: error:",
+        "unknown address option '192.168.200.17' (one address per line",
+    );
 }
 
 #[test]
 fn extra_tokens_and_unknown_keywords_warn() {
     let l = load(&BASIC.replace("virtual_router_id 51", "virtual_router_id 51 priority 50"));
-    has(&l, "3:26: warning:", "extra tokens after 'virtual_router_id' ignored: 'priority 50'");
+    has(
+        &l,
+        "3:26: warning:",
+        "extra tokens after 'virtual_router_id' ignored: 'priority 50'",
+    );
     assert_eq!(inst(&l.config, "VI_1").priority, 100);
     let l = load(&BASIC.replace("interface eth0", "interface eth0\n    bogus 1"));
-    has(&l, "3:5: warning:", "unknown keyword 'bogus' in vrrp_instance");
+    has(
+        &l,
+        "3:5: warning:",
+        "unknown keyword 'bogus' in vrrp_instance",
+    );
 }
 
 #[test]
@@ -512,13 +621,21 @@ fn global_defs_are_read() {
 #[test]
 fn lvs_sync_daemon_instance_must_exist() {
     let l = load("global_defs {\n lvs_sync_daemon eth0 VI_9\n}\n");
-    has(&l, "2:2: error:", "lvs_sync_daemon follows vrrp_instance 'VI_9'");
+    has(
+        &l,
+        "2:2: error:",
+        "lvs_sync_daemon follows vrrp_instance 'VI_9'",
+    );
 }
 
 #[test]
 fn duplicate_names_are_errors() {
     let l = load(&format!("{BASIC}{}", BASIC.replace("51", "52")));
-    has(&l, "8:1: error:", "vrrp_instance VI_1 is declared twice (the first is at line 1)");
+    has(
+        &l,
+        "8:1: error:",
+        "vrrp_instance VI_1 is declared twice (the first is at line 1)",
+    );
 }
 
 const CLUSTER: &str = "cluster {\n name c\n director d1 { address 10.99.0.1 }\n director d2 { address 10.99.0.2 }\n}\n";
@@ -535,7 +652,10 @@ fn cluster_mode_derives_priority_state_and_peers() {
     let l = load(&text);
     assert!(l.is_ok(), "{}", l.report());
     for (at, kw) in [
-        ("3:5:", "state is derived from placement/membership in cluster mode"),
+        (
+            "3:5:",
+            "state is derived from placement/membership in cluster mode",
+        ),
         ("4:5:", "priority is derived"),
         ("5:5:", "unicast_src_ip is derived"),
         ("6:5:", "unicast_peer is derived"),
@@ -549,10 +669,7 @@ fn cluster_mode_derives_priority_state_and_peers() {
 
 #[test]
 fn cluster_mode_vrids_are_unique_per_interface() {
-    let text = format!(
-        "{BASIC}{}{CLUSTER}",
-        BASIC.replace("VI_1", "VI_2")
-    );
+    let text = format!("{BASIC}{}{CLUSTER}", BASIC.replace("VI_1", "VI_2"));
     let l = load(&text);
     has(&l, "8:1: error:", "both use VRID 51");
 }
@@ -572,14 +689,23 @@ fn all_errors_are_reported_in_one_run() {
     );
     let e = errors(&l);
     assert_eq!(e.len(), 4, "{}", e.join("\n"));
-    assert_eq!(l.diagnostics.iter().filter(|d| d.severity == Severity::Error).count(), 4);
+    assert_eq!(
+        l.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count(),
+        4
+    );
 }
 
 #[test]
 fn printed_config_loads_back_equal() {
     let text = format!(
         "global_defs {{\n vrrp_version 3\n vrrp_garp_interval 0.001\n}}\nvrrp_script chk {{\n script \"/bin/check x\"\n}}\n{}vrrp_sync_group G {{\n group {{\n  VI_1\n }}\n track_script {{\n  chk\n }}\n}}\n",
-        BASIC.replace("interface eth0", "interface eth0\n    state MASTER\n    track_script {\n        chk weight 5\n    }")
+        BASIC.replace(
+            "interface eth0",
+            "interface eth0\n    state MASTER\n    track_script {\n        chk weight 5\n    }"
+        )
     );
     let c = clean(&text);
     let printed = crate::to_keepalived(&c);
@@ -633,7 +759,9 @@ mod corpus {
 
     #[test]
     fn vrrp_sample_is_read() {
-        let Some(l) = read("keepalived.conf.vrrp") else { return };
+        let Some(l) = read("keepalived.conf.vrrp") else {
+            return;
+        };
         let c = &l.config;
         assert!(!c.vrrp.instances.is_empty());
         for v in &c.vrrp.instances {
@@ -645,7 +773,9 @@ mod corpus {
 
     #[test]
     fn sync_sample_has_groups() {
-        let Some(l) = read("keepalived.conf.vrrp.sync") else { return };
+        let Some(l) = read("keepalived.conf.vrrp.sync") else {
+            return;
+        };
         let c = &l.config;
         assert!(!c.vrrp.sync_groups.is_empty());
         for g in &c.vrrp.sync_groups {
@@ -657,7 +787,9 @@ mod corpus {
 
     #[test]
     fn etc_sample_reports_what_keepalived_reports() {
-        let Some(l) = read("etc/keepalived.conf") else { return };
+        let Some(l) = read("etc/keepalived.conf") else {
+            return;
+        };
         let e = vrrp_errors(&l).join("\n");
         for needle in [
             "vrrp_garp_interval 0 is outside range",
@@ -671,22 +803,72 @@ mod corpus {
 
     #[test]
     fn ssl_get_sample_reports_ah_with_master() {
-        let Some(l) = read("keepalived.conf.SSL_GET") else { return };
+        let Some(l) = read("keepalived.conf.SSL_GET") else {
+            return;
+        };
         let e = vrrp_errors(&l).join("\n");
-        assert!(e.contains("Initial state MASTER is incompatible with AH"), "{e}");
+        assert!(
+            e.contains("Initial state MASTER is incompatible with AH"),
+            "{e}"
+        );
     }
 
     #[test]
     fn conditional_sample_reports_the_dangling_script() {
-        let Some(l) = read("keepalived.conf.conditional_conf") else { return };
+        let Some(l) = read("keepalived.conf.conditional_conf") else {
+            return;
+        };
         let e = vrrp_errors(&l).join("\n");
-        assert!(e.contains("no 'script'") || e.contains("track_script names"), "{e}");
+        assert!(
+            e.contains("no 'script'") || e.contains("track_script names"),
+            "{e}"
+        );
     }
 
     #[test]
     fn lvs_syncd_sample_reports_the_groupless_sync_group() {
-        let Some(l) = read("keepalived.conf.vrrp.lvs_syncd") else { return };
+        let Some(l) = read("keepalived.conf.vrrp.lvs_syncd") else {
+            return;
+        };
         let d = diags(&l).join("\n");
-        assert!(d.contains("unknown keyword 'VI_2' in vrrp_sync_group"), "{d}");
+        assert!(
+            d.contains("unknown keyword 'VI_2' in vrrp_sync_group"),
+            "{d}"
+        );
+    }
+}
+
+mod roundtrip {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::model::global::arb::global_defs;
+    use crate::model::vrrp::arb::vrrp_section;
+
+    fn round_trip(cfg: &Config) -> Result<(), TestCaseError> {
+        let text = crate::to_keepalived(cfg);
+        let l = load(&text);
+        prop_assert!(l.diagnostics.is_empty(), "{}\n{text}", l.report());
+        prop_assert_eq!(&l.config, cfg, "{}", text);
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn vrrp_section_round_trips(vrrp in vrrp_section()) {
+            round_trip(&Config { vrrp, ..Config::default() })?;
+        }
+
+        #[test]
+        fn global_defs_round_trip(global in global_defs()) {
+            round_trip(&Config { global, ..Config::default() })?;
+        }
+
+        #[test]
+        fn both_round_trip(global in global_defs(), vrrp in vrrp_section()) {
+            round_trip(&Config { global, vrrp, ..Config::default() })?;
+        }
     }
 }

@@ -97,11 +97,20 @@ pub(super) fn vrrp_script(ctx: &mut Ctx<'_>, node: &Node) -> Option<VrrpScript> 
 
 /// A script interval: seconds with millisecond resolution, at least 1 ms.
 fn millis(ctx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Micros> {
-    let t = timer(ctx, node, Micros(0), Micros::from_secs(u64::from(u32::MAX) / 1_000_000 * 1000), what)?;
+    let t = timer(
+        ctx,
+        node,
+        Micros(0),
+        Micros::from_secs(u64::from(u32::MAX) / 1_000_000 * 1000),
+        what,
+    )?;
     if t.0 % 1000 != 0 {
         ctx.error(
             node.args[0].span,
-            format!("{what} {} s is finer than the 1 ms resolution of scripts", t.keepalived_text()),
+            format!(
+                "{what} {} s is finer than the 1 ms resolution of scripts",
+                t.keepalived_text()
+            ),
         );
         return None;
     }
@@ -123,7 +132,12 @@ pub(super) fn track_file(ctx: &mut Ctx<'_>, node: &Node) -> Option<TrackFile> {
     let mut init_file = None;
     for c in ctx.block(node) {
         match c.word() {
-            "file" => file = ctx.single(c, "a file path").map(|t| PathBuf::from(&t.text)).or(file),
+            "file" => {
+                file = ctx
+                    .single(c, "a file path")
+                    .map(|t| PathBuf::from(&t.text))
+                    .or(file)
+            }
             "weight" => weight = weight_line(ctx, c, 254).unwrap_or(weight),
             "init_file" => {
                 ctx.no_block(c);
@@ -135,7 +149,12 @@ pub(super) fn track_file(ctx: &mut Ctx<'_>, node: &Node) -> Option<TrackFile> {
                 for t in c.args.iter().take(2) {
                     if t.text == "overwrite" {
                         init.overwrite = true;
-                    } else if let Some(v) = ctx.int_in(t, i64::from(i32::MIN), i64::from(i32::MAX), "init_file value") {
+                    } else if let Some(v) = ctx.int_in(
+                        t,
+                        i64::from(i32::MIN),
+                        i64::from(i32::MAX),
+                        "init_file value",
+                    ) {
                         init.value = v;
                     }
                 }
@@ -256,7 +275,10 @@ pub(super) fn interfaces(ctx: &mut Ctx<'_>, node: &Node, within: &str) -> Vec<Tr
         if out.iter().any(|t| t.name == c.word()) {
             ctx.warning(
                 c.span(),
-                format!("{within} tracks interface {} twice; the second entry is ignored", c.word()),
+                format!(
+                    "{within} tracks interface {} twice; the second entry is ignored",
+                    c.word()
+                ),
             );
             continue;
         }
@@ -321,7 +343,10 @@ fn entry_weight(
         return None;
     }
     let Some(wt) = c.args.get(1) else {
-        ctx.error(first.span, format!("'weight' without a value for {}", c.word()));
+        ctx.error(
+            first.span,
+            format!("'weight' without a value for {}", c.word()),
+        );
         return None;
     };
     let weight = ctx.int_in(wt, -MAX_WEIGHT, MAX_WEIGHT, "weight")? as i32;
@@ -331,7 +356,10 @@ fn entry_weight(
         Some((_, "reverse")) => Some(true),
         Some((_, "noreverse")) if noreverse_ok => Some(false),
         Some((t, other)) => {
-            ctx.error(t.span, format!("unknown weight option '{other}' for {}", c.word()));
+            ctx.error(
+                t.span,
+                format!("unknown weight option '{other}' for {}", c.word()),
+            );
             return None;
         }
     };
