@@ -357,6 +357,7 @@ fn instance(ctx: &mut Ctx<'_>, node: &Node, g: &GlobalDefs) -> Option<VrrpInstan
                     && let Some(ip) = ctx.ip(t, "mcast_dst_ip") {
                         if ip.is_multicast() {
                             v.mcast_dst_ip = Some(ip);
+                            w.mcast_dst_ip = Some(span);
                         } else {
                             ctx.error(t.span, format!("mcast_dst_ip {ip} is not a multicast address"));
                         }

@@ -259,6 +259,7 @@ pub struct Written {
     pub interface: Option<Span>,
     pub unicast_src_ip: Option<Span>,
     pub unicast_peer: Option<Span>,
+    pub mcast_dst_ip: Option<Span>,
     pub garp_master_delay: Option<Micros>,
     pub garp_master_repeat: Option<u32>,
     pub garp_master_refresh: Option<Micros>,
@@ -830,6 +831,7 @@ pub(crate) mod arb {
         peers6: Vec<Ipv6Addr>,
         src: (Ipv4Addr, Ipv6Addr),
         want: (bool, u8, bool, bool, u64),
+        strict: bool,
         scripts: Vec<RefDraft>,
         files: Vec<RefDraft>,
         processes: Vec<RefDraft>,
@@ -879,7 +881,7 @@ pub(crate) mod arb {
         );
         (addresses, state, more).prop_map(|(a, s, m)| {
             let (v6, v4_vips, v6_vips, excluded, unicast, p4, p6, src) = a;
-            let (want, v3, nopreempt, auth, _, preempt_delay) = s;
+            let (want, v3, nopreempt, auth, strict, preempt_delay) = s;
             let (interface, ttl, f, track_interfaces, trk, notify, extra, garp, down, mc) = m;
             let mut v = blank();
             v.interface = interface;
@@ -940,6 +942,7 @@ pub(crate) mod arb {
                 peers6: p6.into_iter().map(Ipv6Addr::from).collect(),
                 src: (Ipv4Addr::from(src.0), Ipv6Addr::from(src.1)),
                 want,
+                strict,
                 scripts: trk.0,
                 files: trk.1,
                 processes: trk.2,
@@ -1029,6 +1032,36 @@ pub(crate) mod arb {
         if v.state == InitialState::Master || !v.preempt {
             v.preempt_delay = Micros(0);
         }
+        if v.priority != 255 {
+            v.owner_ignore_adverts = false;
+        }
+        if v.is_unicast() {
+            v.mcast_dst_ip = None;
+        }
+        if d.strict && !v.is_unicast() {
+            // keepalived's strict mode (RFC behaviour): see lower::vrrp::resolve.
+            v.strict_mode = true;
+            v.authentication = None;
+            if v.state_set {
+                v.state = if v.priority == 255 {
+                    InitialState::Master
+                } else {
+                    InitialState::Backup
+                };
+            }
+            if v.priority == 255 {
+                v.preempt = true;
+                v.owner_ignore_adverts = true;
+            } else if v.version == VrrpVersion::V2 {
+                v.accept = false;
+            }
+            v.preempt_delay = Micros(0);
+            v.down_timer_adverts = 3;
+            v.lower_prio_no_advert = true;
+            v.higher_prio_send_advert = false;
+            v.garp.lower_prio_delay = Micros(0);
+            v.garp.lower_prio_repeat = 0;
+        }
         let names = |it: Vec<String>| it;
         v.track_scripts = refs(
             &d.scripts,
@@ -1046,7 +1079,7 @@ pub(crate) mod arb {
     }
 
     /// A valid VRRP section: unique names, unique VRIDs, references that exist, values in
-    /// range, no strict mode (its many restrictions are tested by hand).
+    /// range, keepalived's completion rules (strict mode included) already applied.
     pub(crate) fn vrrp_section() -> impl Strategy<Value = VrrpSection> {
         (
             vec(vrrp_script(), 0..3),

@@ -215,19 +215,86 @@ pub(crate) fn resolve(v: &mut VrrpInstance, g: &GlobalDefs) -> Vec<Finding> {
     v.garp.master_refresh_repeat = w
         .garp_master_refresh_repeat
         .unwrap_or(gd.master_refresh_repeat);
-    v.garp.lower_prio_delay = w.garp_lower_prio_delay.unwrap_or(gd.lower_prio_delay);
-    v.garp.lower_prio_repeat = w.garp_lower_prio_repeat.unwrap_or(gd.lower_prio_repeat);
-
+    // keepalived's strict mode (RFC behaviour) changes the defaults of the lower-priority
+    // reaction and refuses the non-RFC values.
+    let mut strict_only = |written: Option<bool>, rfc: bool, global: bool, what: &str| match written
+    {
+        None if strict => rfc,
+        None => global,
+        Some(x) if strict && x != rfc => {
+            note(at, true, format!("strict mode requires {what}; resetting"));
+            rfc
+        }
+        Some(x) => x,
+    };
+    v.lower_prio_no_advert = strict_only(
+        w.lower_prio_no_advert,
+        true,
+        g.vrrp_lower_prio_no_advert,
+        "lower_prio_no_advert",
+    );
+    v.higher_prio_send_advert = strict_only(
+        w.higher_prio_send_advert,
+        false,
+        g.vrrp_higher_prio_send_advert,
+        "higher_prio_send_advert to be off",
+    );
+    v.garp.lower_prio_delay = match w.garp_lower_prio_delay {
+        None if strict => Micros(0),
+        None => gd.lower_prio_delay,
+        Some(d) if strict && d.0 != 0 => {
+            note(
+                at,
+                true,
+                "strict mode requires garp_lower_prio_delay 0; resetting".into(),
+            );
+            Micros(0)
+        }
+        Some(d) => d,
+    };
+    v.garp.lower_prio_repeat = match w.garp_lower_prio_repeat {
+        None if strict => 0,
+        None => gd.lower_prio_repeat,
+        Some(n) if strict && n != 0 => {
+            note(
+                at,
+                true,
+                "strict mode requires garp_lower_prio_repeat 0; resetting".into(),
+            );
+            0
+        }
+        Some(n) => n,
+    };
     v.skip_check_adv_addr = w.skip_check_adv_addr.unwrap_or(g.vrrp_skip_check_adv_addr);
-    v.lower_prio_no_advert = w
-        .lower_prio_no_advert
-        .unwrap_or(g.vrrp_lower_prio_no_advert);
-    v.higher_prio_send_advert = w
-        .higher_prio_send_advert
-        .unwrap_or(g.vrrp_higher_prio_send_advert);
-    v.owner_ignore_adverts = w
-        .owner_ignore_adverts
-        .unwrap_or(g.vrrp_owner_ignore_adverts);
+    v.owner_ignore_adverts = match w.owner_ignore_adverts {
+        Some(true) if !owner => {
+            note(
+                at,
+                true,
+                "owner_ignore_adverts applies only to priority 255; ignored".into(),
+            );
+            false
+        }
+        Some(false) if owner && strict => {
+            note(
+                at,
+                true,
+                "strict mode with priority 255 requires owner_ignore_adverts; set".into(),
+            );
+            true
+        }
+        Some(x) => x,
+        None if owner => strict || g.vrrp_owner_ignore_adverts,
+        None => false,
+    };
+    if let (true, Some(span)) = (v.is_unicast(), w.mcast_dst_ip) {
+        note(
+            span,
+            true,
+            "mcast_dst_ip is meaningless with unicast peers; ignored".into(),
+        );
+        v.mcast_dst_ip = None;
+    }
     v.v3_checksum_as_v2 = w.v3_checksum_as_v2.unwrap_or(g.v3_checksum_as_v2);
     v.check_unicast_src = w.check_unicast_src.unwrap_or(g.vrrp_check_unicast_src);
     v.notify_priority_changes = w

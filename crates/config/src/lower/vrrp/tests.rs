@@ -116,8 +116,11 @@ fn globals_fill_instances_even_when_written_after_them() {
     let v = inst(&c, "VI_1");
     assert_eq!(v.version, VrrpVersion::V3);
     assert_eq!(v.garp.master_repeat, 2);
-    assert_eq!(v.garp.lower_prio_repeat, 2);
-    assert!(v.strict_mode);
+    assert_eq!(
+        v.garp.lower_prio_repeat, 0,
+        "strict: no lower-priority GARP repeats"
+    );
+    assert!(v.lower_prio_no_advert && v.strict_mode);
     assert!(!v.accept, "strict mode defaults non-owners to no_accept");
 }
 
