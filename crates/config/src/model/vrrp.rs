@@ -1078,6 +1078,42 @@ pub(crate) mod arb {
         v
     }
 
+    /// keepalived ignores tracker weights on owners and sync-group members.
+    fn unweight(s: &mut VrrpSection) {
+        fn zero(r: &mut [TrackRef]) {
+            for x in r {
+                x.weight = Some(0);
+            }
+        }
+        let grouped: BTreeSet<String> = s
+            .sync_groups
+            .iter()
+            .flat_map(|g| g.members.iter().cloned())
+            .collect();
+        let owners: BTreeSet<String> = s
+            .instances
+            .iter()
+            .filter(|v| v.priority == 255)
+            .map(|v| v.name.clone())
+            .collect();
+        for v in &mut s.instances {
+            if v.priority == 255 || grouped.contains(&v.name) {
+                v.track_interfaces.iter_mut().for_each(|t| t.weight = 0);
+                zero(&mut v.track_scripts);
+                zero(&mut v.track_files);
+                zero(&mut v.track_processes);
+            }
+        }
+        for g in &mut s.sync_groups {
+            if g.members.iter().any(|m| owners.contains(m)) {
+                g.track_interfaces.iter_mut().for_each(|t| t.weight = 0);
+                zero(&mut g.track_scripts);
+                zero(&mut g.track_files);
+                zero(&mut g.track_processes);
+            }
+        }
+    }
+
     /// A valid VRRP section: unique names, unique VRIDs, references that exist, values in
     /// range, keepalived's completion rules (strict mode included) already applied.
     pub(crate) fn vrrp_section() -> impl Strategy<Value = VrrpSection> {
@@ -1152,6 +1188,7 @@ pub(crate) mod arb {
                         origin: Origin::default(),
                     });
                 }
+                unweight(&mut s);
                 s
             })
     }

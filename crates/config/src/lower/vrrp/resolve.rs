@@ -380,6 +380,103 @@ pub(crate) fn validate(cfg: &Config, ctx: &mut Ctx<'_>) {
     }
     duplicate_vrids(vrrp, cluster, ctx);
     sync_groups(vrrp, ctx);
+    unweighted_tracking(vrrp, ctx);
+}
+
+/// keepalived ignores tracker weights on sync-group members (`sync_group_tracking_weight`
+/// is not supported) and on the address owner, whose priority never changes (`vrrp.c`,
+/// "ignoring tracked script … with weights"). Reported so the file says what happens.
+fn unweighted_tracking(vrrp: &VrrpSection, ctx: &mut Ctx<'_>) {
+    for v in &vrrp.instances {
+        let why = if v.priority == 255 {
+            "the address owner's priority (255) never changes"
+        } else if vrrp.sync_group_of(&v.name).is_some() {
+            "a sync-group member's trackers can only put it in FAULT (weights would split the group's priorities)"
+        } else {
+            continue;
+        };
+        let mut weighted: Vec<(Option<Span>, String, i32)> = Vec::new();
+        for t in &v.track_interfaces {
+            weighted.push((t.origin.0, format!("interface {}", t.name), t.weight));
+        }
+        for r in &v.track_scripts {
+            weighted.push((
+                r.origin.0,
+                format!("script {}", r.name),
+                vrrp.script_weight(r).0,
+            ));
+        }
+        for r in &v.track_files {
+            weighted.push((
+                r.origin.0,
+                format!("file {}", r.name),
+                vrrp.file_weight(r).0,
+            ));
+        }
+        for r in &v.track_processes {
+            weighted.push((
+                r.origin.0,
+                format!("process {}", r.name),
+                vrrp.process_weight(r).0,
+            ));
+        }
+        for (span, what, w) in weighted {
+            if let (Some(span), true) = (span, w != 0) {
+                ctx.error(
+                    span,
+                    format!(
+                        "({}) tracked {what} has weight {w}, which keepalived ignores: {why}; write 'weight 0'",
+                        v.name
+                    ),
+                );
+            }
+        }
+    }
+    for g in &vrrp.sync_groups {
+        if !g
+            .members
+            .iter()
+            .any(|m| vrrp.instance(m).is_some_and(|v| v.priority == 255))
+        {
+            continue;
+        }
+        let mut weighted: Vec<(Option<Span>, String, i32)> = Vec::new();
+        for t in &g.track_interfaces {
+            weighted.push((t.origin.0, format!("interface {}", t.name), t.weight));
+        }
+        for r in &g.track_scripts {
+            weighted.push((
+                r.origin.0,
+                format!("script {}", r.name),
+                vrrp.script_weight(r).0,
+            ));
+        }
+        for r in &g.track_files {
+            weighted.push((
+                r.origin.0,
+                format!("file {}", r.name),
+                vrrp.file_weight(r).0,
+            ));
+        }
+        for r in &g.track_processes {
+            weighted.push((
+                r.origin.0,
+                format!("process {}", r.name),
+                vrrp.process_weight(r).0,
+            ));
+        }
+        for (span, what, w) in weighted {
+            if let (Some(span), true) = (span, w != 0) {
+                ctx.error(
+                    span,
+                    format!(
+                        "(sync group {}) tracked {what} has weight {w}, but a member has priority 255 (the address owner's priority never changes); write 'weight 0'",
+                        g.name
+                    ),
+                );
+            }
+        }
+    }
 }
 
 fn instance_checks(v: &VrrpInstance, cluster: bool, ctx: &mut Ctx<'_>) {

@@ -442,6 +442,33 @@ fn trackers_are_read() {
 }
 
 #[test]
+fn weights_on_owners_and_sync_members_are_errors() {
+    let text = format!(
+        "vrrp_script chk {{\n script /bin/true\n weight 10\n}}\n{}{}vrrp_sync_group G {{\n group {{\n  VI_2\n }}\n}}\n",
+        BASIC.replace(
+            "interface eth0",
+            "interface eth0\n    priority 255\n    track_script {\n        chk\n    }"
+        ),
+        BASIC.replace("VI_1", "VI_2").replace("51", "52").replace(
+            "interface eth0",
+            "interface eth0\n    track_interface {\n        eth1 weight 5\n    }\n    track_script {\n        chk weight 0\n    }"
+        ),
+    );
+    let l = load(&text);
+    has(
+        &l,
+        "9:9: error:",
+        "(VI_1) tracked script chk has weight 10, which keepalived ignores: the address owner's priority",
+    );
+    has(
+        &l,
+        "19:9: error:",
+        "(VI_2) tracked interface eth1 has weight 5",
+    );
+    assert_eq!(errors(&l).len(), 2, "{}", l.report());
+}
+
+#[test]
 fn strict_mode_rules_match_keepalived() {
     let text = "global_defs {\n vrrp_strict\n}\nvrrp_instance VI_1 {\n state MASTER\n interface eth0\n virtual_router_id 50\n priority 100\n authentication {\n  auth_type PASS\n  auth_pass 1111\n }\n virtual_ipaddress {\n  10.0.0.1\n }\n}\n";
     let l = load(text);
@@ -707,7 +734,7 @@ fn printed_config_loads_back_equal() {
         "global_defs {{\n vrrp_version 3\n vrrp_garp_interval 0.001\n}}\nvrrp_script chk {{\n script \"/bin/check x\"\n}}\n{}vrrp_sync_group G {{\n group {{\n  VI_1\n }}\n track_script {{\n  chk\n }}\n}}\n",
         BASIC.replace(
             "interface eth0",
-            "interface eth0\n    state MASTER\n    track_script {\n        chk weight 5\n    }"
+            "interface eth0\n    state MASTER\n    track_script {\n        chk weight 0 reverse\n    }"
         )
     );
     let c = clean(&text);
