@@ -55,10 +55,6 @@ pub(crate) fn lower_top(node: &Node, ctx: &mut Ctx<'_>, cfg: &mut Config) -> boo
             "per-group GARP pacing is not implemented; vrrp_garp_interval / vrrp_gna_interval apply",
         ),
         "track_group" => ctx.not_acted_on(node, "track groups are not implemented"),
-        "interface_up_down_delays" => ctx.not_acted_on(
-            node,
-            "interface state changes are acted on at once (no debounce yet)",
-        ),
         "bfd_instance" => ctx.not_acted_on(node, "BFD is not implemented"),
         _ => return false,
     }

@@ -19,8 +19,8 @@ use crate::model::Config;
 use crate::model::common::{Micros, Origin};
 use crate::model::global::GlobalDefs;
 use crate::model::vrrp::{
-    AuthType, Authentication, Family, Garp, InitialState, Notify, SyncGroup, VrrpInstance,
-    VrrpVersion, Written,
+    AuthType, Authentication, Family, Garp, InitialState, InterfaceDelay, Notify, SyncGroup,
+    VrrpInstance, VrrpVersion, Written,
 };
 use crate::source::Span;
 
@@ -105,6 +105,21 @@ pub(crate) fn lower_top(node: &Node, ctx: &mut Ctx<'_>, cfg: &mut Config) -> boo
                 }
             }
         }
+        "interface_up_down_delays" => {
+            ctx.extra_tokens(node, 0);
+            for c in ctx.block(node) {
+                if let Some(d) = interface_delay(ctx, c) {
+                    if cfg.vrrp.interface_delays.iter().any(|x| x.interface == d.interface) {
+                        ctx.error(
+                            c.span(),
+                            format!("interface {} has up/down delays twice", d.interface),
+                        );
+                    } else {
+                        cfg.vrrp.interface_delays.push(d);
+                    }
+                }
+            }
+        }
         "static_routes" | "static_rules" => ctx.not_acted_on(
             node,
             "flotilla does not manage static routes or rules yet; keep them in the OS network configuration",
@@ -112,6 +127,25 @@ pub(crate) fn lower_top(node: &Node, ctx: &mut Ctx<'_>, cfg: &mut Config) -> boo
         _ => return false,
     }
     true
+}
+
+/// `IF DOWN [UP]`, seconds 0–255.
+fn interface_delay(ctx: &mut Ctx<'_>, c: &Node) -> Option<InterfaceDelay> {
+    ctx.no_block(c);
+    ctx.extra_tokens(c, 2);
+    let max = Micros::from_secs(255);
+    let down = ctx.arg(c, 0, "a down delay in seconds")?;
+    let down = ctx.timer_in(down, Micros(0), max, "down delay")?;
+    let up = match c.args.get(1) {
+        Some(t) => ctx.timer_in(t, Micros(0), max, "up delay")?,
+        None => Micros(0),
+    };
+    Some(InterfaceDelay {
+        interface: c.word().to_string(),
+        down,
+        up,
+        origin: Origin::at(c.span()),
+    })
 }
 
 /// " (the first is at line N)" for duplicate reports.

@@ -26,6 +26,22 @@ pub struct VrrpSection {
     pub track_processes: Vec<TrackProcess>,
     /// `static_ipaddress { … }`: addresses kept on the node whatever the VRRP state.
     pub static_addresses: Vec<VirtualAddress>,
+    /// `interface_up_down_delays { IF DOWN [UP] }`: link changes are acted on only after
+    /// they have lasted this long.
+    #[serde(default)]
+    pub interface_delays: Vec<InterfaceDelay>,
+}
+
+/// One line of `interface_up_down_delays`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceDelay {
+    pub interface: String,
+    /// How long the link must stay down (0–255 s).
+    pub down: Micros,
+    /// How long the link must stay up (0–255 s; 0 when not written).
+    pub up: Micros,
+    #[serde(skip)]
+    pub origin: Origin,
 }
 
 impl VrrpSection {
@@ -1134,62 +1150,80 @@ pub(crate) mod arb {
                 0..3,
             ),
             vec(any_address(), 0..3),
+            vec(("lo[0-9]", ms(0, 255_000), ms(0, 255_000)), 0..3),
         )
-            .prop_map(|(scripts, files, processes, drafts, groups, statics)| {
-                let mut s = VrrpSection {
-                    static_addresses: statics,
-                    ..VrrpSection::default()
-                };
-                for (i, mut x) in scripts.into_iter().enumerate() {
-                    x.name = format!("chk_{i}");
-                    s.scripts.push(x);
-                }
-                for (i, mut x) in files.into_iter().enumerate() {
-                    x.name = format!("file_{i}");
-                    s.track_files.push(x);
-                }
-                for (i, mut x) in processes.into_iter().enumerate() {
-                    x.name = format!("proc_{i}");
-                    s.track_processes.push(x);
-                }
-                let instances: Vec<VrrpInstance> = drafts
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, d)| fix_instance(d, i, &s))
-                    .collect();
-                s.instances = instances;
-                let mut taken = BTreeSet::new();
-                for (i, (picks, notify, smtp, npc, tifs, trk)) in groups.into_iter().enumerate() {
-                    if s.instances.is_empty() {
-                        break;
-                    }
-                    let members: Vec<String> = picks
-                        .iter()
-                        .map(|p| s.instances[p.index(s.instances.len())].name.clone())
-                        .filter(|n| taken.insert(n.clone()))
+            .prop_map(
+                |(scripts, files, processes, drafts, groups, statics, delays)| {
+                    let mut seen = BTreeSet::new();
+                    let interface_delays = delays
+                        .into_iter()
+                        .filter(|d| seen.insert(d.0.clone()))
+                        .map(|(interface, down, up)| InterfaceDelay {
+                            interface,
+                            down,
+                            up,
+                            origin: Origin::default(),
+                        })
                         .collect();
-                    if members.is_empty() {
-                        continue;
+                    let mut s = VrrpSection {
+                        static_addresses: statics,
+                        interface_delays,
+                        ..VrrpSection::default()
+                    };
+                    for (i, mut x) in scripts.into_iter().enumerate() {
+                        x.name = format!("chk_{i}");
+                        s.scripts.push(x);
                     }
-                    let scripts: Vec<String> = s.scripts.iter().map(|x| x.name.clone()).collect();
-                    let files: Vec<String> = s.track_files.iter().map(|x| x.name.clone()).collect();
-                    let procs: Vec<String> =
-                        s.track_processes.iter().map(|x| x.name.clone()).collect();
-                    s.sync_groups.push(SyncGroup {
-                        name: format!("group_{i}"),
-                        members,
-                        notify,
-                        smtp_alert: smtp,
-                        notify_priority_changes: npc,
-                        track_interfaces: tifs,
-                        track_scripts: refs(&trk.0, &scripts),
-                        track_files: refs(&trk.1, &files),
-                        track_processes: refs(&trk.2, &procs),
-                        origin: Origin::default(),
-                    });
-                }
-                unweight(&mut s);
-                s
-            })
+                    for (i, mut x) in files.into_iter().enumerate() {
+                        x.name = format!("file_{i}");
+                        s.track_files.push(x);
+                    }
+                    for (i, mut x) in processes.into_iter().enumerate() {
+                        x.name = format!("proc_{i}");
+                        s.track_processes.push(x);
+                    }
+                    let instances: Vec<VrrpInstance> = drafts
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, d)| fix_instance(d, i, &s))
+                        .collect();
+                    s.instances = instances;
+                    let mut taken = BTreeSet::new();
+                    for (i, (picks, notify, smtp, npc, tifs, trk)) in groups.into_iter().enumerate()
+                    {
+                        if s.instances.is_empty() {
+                            break;
+                        }
+                        let members: Vec<String> = picks
+                            .iter()
+                            .map(|p| s.instances[p.index(s.instances.len())].name.clone())
+                            .filter(|n| taken.insert(n.clone()))
+                            .collect();
+                        if members.is_empty() {
+                            continue;
+                        }
+                        let scripts: Vec<String> =
+                            s.scripts.iter().map(|x| x.name.clone()).collect();
+                        let files: Vec<String> =
+                            s.track_files.iter().map(|x| x.name.clone()).collect();
+                        let procs: Vec<String> =
+                            s.track_processes.iter().map(|x| x.name.clone()).collect();
+                        s.sync_groups.push(SyncGroup {
+                            name: format!("group_{i}"),
+                            members,
+                            notify,
+                            smtp_alert: smtp,
+                            notify_priority_changes: npc,
+                            track_interfaces: tifs,
+                            track_scripts: refs(&trk.0, &scripts),
+                            track_files: refs(&trk.1, &files),
+                            track_processes: refs(&trk.2, &procs),
+                            origin: Origin::default(),
+                        });
+                    }
+                    unweight(&mut s);
+                    s
+                },
+            )
     }
 }

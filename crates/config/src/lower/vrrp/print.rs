@@ -17,6 +17,18 @@ pub(crate) fn print(cfg: &Config, p: &mut Printer) {
         addresses(p, "static_ipaddress", &vrrp.static_addresses);
         p.blank();
     }
+    if !vrrp.interface_delays.is_empty() {
+        p.open(&["interface_up_down_delays"]);
+        for d in &vrrp.interface_delays {
+            p.line(&[
+                word(&d.interface),
+                d.down.keepalived_text(),
+                d.up.keepalived_text(),
+            ]);
+        }
+        p.close();
+        p.blank();
+    }
     for s in &vrrp.scripts {
         p.open(&["vrrp_script".to_string(), word(&s.name)]);
         script(p, "script", &s.script);

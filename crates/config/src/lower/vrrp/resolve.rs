@@ -381,6 +381,33 @@ pub(crate) fn validate(cfg: &Config, ctx: &mut Ctx<'_>) {
     duplicate_vrids(vrrp, cluster, ctx);
     sync_groups(vrrp, ctx);
     unweighted_tracking(vrrp, ctx);
+    debounce(vrrp, ctx);
+}
+
+/// keepalived.md §6: a link debounce must end before a peer's master-down timer does, i.e.
+/// be shorter than (down_timer_adverts − 1) × advert_int.
+fn debounce(vrrp: &VrrpSection, ctx: &mut Ctx<'_>) {
+    for d in &vrrp.interface_delays {
+        let Some(span) = d.origin.0 else { continue };
+        for v in &vrrp.instances {
+            if v.interface.as_deref() != Some(d.interface.as_str()) {
+                continue;
+            }
+            let limit = Micros(v.advert_int.0 * u64::from(v.down_timer_adverts.saturating_sub(1)));
+            if d.down >= limit {
+                ctx.warning(
+                    span,
+                    format!(
+                        "the down delay of {} ({} s) is not shorter than (down_timer_adverts − 1) × advert_int = {} s of {}: the peer takes over before this node notices the link is down",
+                        d.interface,
+                        d.down.keepalived_text(),
+                        limit.keepalived_text(),
+                        v.name
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// keepalived ignores tracker weights on sync-group members (`sync_group_tracking_weight`

@@ -705,6 +705,25 @@ fn cluster_mode_vrids_are_unique_per_interface() {
 }
 
 #[test]
+fn interface_delays_are_read_and_checked() {
+    let l = load(&format!(
+        "interface_up_down_delays {{\n eth0 2.5 1\n eth1 0.5\n}}\n{BASIC}"
+    ));
+    has(
+        &l,
+        "2:2: warning:",
+        "the down delay of eth0 (2.5 s) is not shorter than (down_timer_adverts − 1) × advert_int = 2 s of VI_1",
+    );
+    assert!(l.is_ok());
+    let d = &l.config.vrrp.interface_delays;
+    assert_eq!(
+        (d[0].down, d[0].up),
+        (Micros(2_500_000), Micros::from_secs(1))
+    );
+    assert_eq!((d[1].interface.as_str(), d[1].up), ("eth1", Micros(0)));
+}
+
+#[test]
 fn static_ipaddress_is_read() {
     let c = clean("static_ipaddress {\n 192.168.1.98/24 dev eth0 scope global\n}\n");
     let a = &c.vrrp.static_addresses[0];
