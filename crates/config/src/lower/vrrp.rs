@@ -215,6 +215,7 @@ fn new_instance(name: String, span: Span, g: &GlobalDefs) -> VrrpInstance {
         authentication: None,
         virtual_addresses: Vec::new(),
         excluded_addresses: Vec::new(),
+        no_virtual_ipaddress: false,
         unicast_src_ip: None,
         unicast_peers: Vec::new(),
         unicast_ttl: 255,
@@ -352,6 +353,11 @@ fn instance(ctx: &mut Ctx<'_>, node: &Node, g: &GlobalDefs) -> Option<VrrpInstan
                     }
                 }
             }
+            "no_virtual_ipaddress" => {
+                ctx.no_block(c);
+                ctx.extra_tokens(c, 0);
+                w.no_virtual_ipaddress = Some(span);
+            }
             "unicast_src_ip" => {
                 if let Some(t) = ctx.single(c, "an IP address") {
                     v.unicast_src_ip = ctx.ip(t, "unicast_src_ip").or(v.unicast_src_ip);
@@ -473,7 +479,7 @@ fn instance(ctx: &mut Ctx<'_>, node: &Node, g: &GlobalDefs) -> Option<VrrpInstan
             "track_bfd" => ctx.not_acted_on(c, "BFD is not implemented"),
             "track_src_ip" | "timer_expired_backup" | "thread_timer_expired"
             | "promote_secondaries" | "kernel_rx_buf_size" | "vrf" | "debug"
-            | "linkbeat_use_polling" | "no_virtual_ipaddress" | "garp_extra_if"
+            | "linkbeat_use_polling" | "garp_extra_if"
             | "vmac_garp_intvl" => {
                 ctx.not_acted_on(c, "a keepalived tuning option flotilla does not implement")
             }

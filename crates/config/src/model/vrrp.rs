@@ -192,6 +192,9 @@ pub struct VrrpInstance {
     pub virtual_addresses: Vec<VirtualAddress>,
     /// `virtual_ipaddress_excluded { … }`: not advertised; any family.
     pub excluded_addresses: Vec<VirtualAddress>,
+    /// `no_virtual_ipaddress`: an instance without addresses is intended.
+    #[serde(default)]
+    pub no_virtual_ipaddress: bool,
     /// `unicast_src_ip`.
     pub unicast_src_ip: Option<IpAddr>,
     /// `unicast_peer { … }`; empty = multicast.
@@ -275,6 +278,7 @@ pub struct Written {
     pub interface: Option<Span>,
     pub unicast_src_ip: Option<Span>,
     pub unicast_peer: Option<Span>,
+    pub no_virtual_ipaddress: Option<Span>,
     pub mcast_dst_ip: Option<Span>,
     pub garp_master_delay: Option<Micros>,
     pub garp_master_repeat: Option<u32>,
@@ -731,6 +735,7 @@ pub(crate) mod arb {
             authentication: None,
             virtual_addresses: Vec::new(),
             excluded_addresses: Vec::new(),
+            no_virtual_ipaddress: false,
             unicast_src_ip: None,
             unicast_peers: Vec::new(),
             unicast_ttl: 255,
@@ -856,8 +861,8 @@ pub(crate) mod arb {
     fn draft() -> impl Strategy<Value = Draft> {
         let addresses = (
             any::<bool>(),
-            vec(address(false), 0..3),
-            vec(address(true), 0..3),
+            vec(address(false), 1..3),
+            vec(address(true), 1..3),
             vec(any_address(), 0..3),
             any::<bool>(),
             vec(any::<u32>(), 1..3),
@@ -1214,7 +1219,14 @@ pub(crate) mod arb {
                             notify,
                             smtp_alert: smtp,
                             notify_priority_changes: npc,
-                            track_interfaces: tifs,
+                            // Instances track eth*; an interface on both is an error.
+                            track_interfaces: tifs
+                                .into_iter()
+                                .map(|t| TrackedInterface {
+                                    name: t.name.replace("eth", "bond"),
+                                    ..t
+                                })
+                                .collect(),
                             track_scripts: refs(&trk.0, &scripts),
                             track_files: refs(&trk.1, &files),
                             track_processes: refs(&trk.2, &procs),

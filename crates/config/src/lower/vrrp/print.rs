@@ -128,6 +128,9 @@ fn instance(p: &mut Printer, v: &VrrpInstance, cfg: &Config) {
     if !v.excluded_addresses.is_empty() {
         addresses(p, "virtual_ipaddress_excluded", &v.excluded_addresses);
     }
+    if v.no_virtual_ipaddress {
+        p.line(&["no_virtual_ipaddress"]);
+    }
     if let Some(ip) = v.unicast_src_ip {
         p.line(&["unicast_src_ip".to_string(), ip.to_string()]);
     }

@@ -137,6 +137,19 @@ pub(crate) fn resolve(v: &mut VrrpInstance, g: &GlobalDefs) -> Vec<Finding> {
         None => None,
     };
 
+    v.no_virtual_ipaddress = match w.no_virtual_ipaddress {
+        Some(span) if strict => {
+            note(
+                span,
+                false,
+                "no_virtual_ipaddress is incompatible with strict mode; cleared".into(),
+            );
+            false
+        }
+        Some(_) => true,
+        None => false,
+    };
+
     let mut nopreempt = w.nopreempt;
     if let Some(span) = nopreempt {
         if v.priority == 255 {
@@ -567,6 +580,23 @@ fn instance_checks(v: &VrrpInstance, cluster: bool, ctx: &mut Ctx<'_>) {
             }
         }
     }
+    if v.virtual_addresses.is_empty() && !v.no_virtual_ipaddress {
+        if v.version == VrrpVersion::V3 || v.strict_mode {
+            ctx.error(
+                at,
+                format!(
+                    "({name}) No VIP specified; at least one is required with VRRPv3 or strict mode (keepalived drops the instance)"
+                ),
+            );
+        } else {
+            ctx.warning(
+                at,
+                format!(
+                    "({name}) No VIP specified; at least one is sensible (write no_virtual_ipaddress if this is intended)"
+                ),
+            );
+        }
+    }
     if v.virtual_addresses.len() > 255 {
         ctx.warning(
             at,
@@ -692,6 +722,22 @@ fn sync_groups(vrrp: &VrrpSection, ctx: &mut Ctx<'_>) {
             &g.track_processes,
             ctx,
         );
+        for m in g.members.iter().filter_map(|m| vrrp.instance(m)) {
+            for t in &m.track_interfaces {
+                if let (Some(span), true) = (
+                    t.origin.0,
+                    g.track_interfaces.iter().any(|x| x.name == t.name),
+                ) {
+                    ctx.error(
+                        span,
+                        format!(
+                            "({}) track_interface {} is configured on the instance and on its sync group {}; remove one",
+                            m.name, t.name, g.name
+                        ),
+                    );
+                }
+            }
+        }
     }
 }
 

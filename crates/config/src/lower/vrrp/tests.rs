@@ -724,6 +724,45 @@ fn interface_delays_are_read_and_checked() {
 }
 
 #[test]
+fn missing_vips_warn_and_no_virtual_ipaddress_allows_it() {
+    let bare = "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n}\n";
+    let l = load(bare);
+    has(
+        &l,
+        "1:1: warning:",
+        "(A) No VIP specified; at least one is sensible",
+    );
+    assert!(l.is_ok());
+    let l = load(&bare.replace("interface eth0", "interface eth0\n version 3"));
+    has(
+        &l,
+        "1:1: error:",
+        "(A) No VIP specified; at least one is required",
+    );
+    let c = clean(&bare.replace("interface eth0", "interface eth0\n no_virtual_ipaddress"));
+    assert!(inst(&c, "A").no_virtual_ipaddress);
+    let again = clean(&crate::to_keepalived(&c));
+    assert_eq!(c, again);
+}
+
+#[test]
+fn track_interface_on_instance_and_group_is_an_error() {
+    let text = format!(
+        "{}vrrp_sync_group G {{\n group {{\n  VI_1\n }}\n track_interface {{\n  eth1\n }}\n}}\n",
+        BASIC.replace(
+            "interface eth0",
+            "interface eth0\n    track_interface {\n        eth1\n    }"
+        )
+    );
+    let l = load(&text);
+    has(
+        &l,
+        "4:9: error:",
+        "(VI_1) track_interface eth1 is configured on the instance and on its sync group G",
+    );
+}
+
+#[test]
 fn static_ipaddress_is_read() {
     let c = clean("static_ipaddress {\n 192.168.1.98/24 dev eth0 scope global\n}\n");
     let a = &c.vrrp.static_addresses[0];
