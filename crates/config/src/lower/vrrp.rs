@@ -9,6 +9,7 @@
 mod addr;
 mod print;
 mod resolve;
+mod route;
 #[cfg(test)]
 mod tests;
 mod track;
@@ -35,7 +36,10 @@ pub(crate) fn lower_top(node: &Node, ctx: &mut Ctx<'_>, cfg: &mut Config) -> boo
                     let at = line_of(first.origin);
                     ctx.error(
                         node.span(),
-                        format!("vrrp_instance {} is declared twice{at}; the second is ignored", i.name),
+                        format!(
+                            "vrrp_instance {} is declared twice{at}; the second is ignored",
+                            i.name
+                        ),
                     );
                 } else {
                     cfg.vrrp.instances.push(i);
@@ -48,7 +52,10 @@ pub(crate) fn lower_top(node: &Node, ctx: &mut Ctx<'_>, cfg: &mut Config) -> boo
                     let at = line_of(first.origin);
                     ctx.error(
                         node.span(),
-                        format!("vrrp_sync_group {} is declared twice{at}; the second is ignored", g.name),
+                        format!(
+                            "vrrp_sync_group {} is declared twice{at}; the second is ignored",
+                            g.name
+                        ),
                     );
                 } else {
                     cfg.vrrp.sync_groups.push(g);
@@ -61,7 +68,10 @@ pub(crate) fn lower_top(node: &Node, ctx: &mut Ctx<'_>, cfg: &mut Config) -> boo
                     let at = line_of(first.origin);
                     ctx.error(
                         node.span(),
-                        format!("vrrp_script {} is declared twice{at}; the second is ignored", s.name),
+                        format!(
+                            "vrrp_script {} is declared twice{at}; the second is ignored",
+                            s.name
+                        ),
                     );
                 } else {
                     cfg.vrrp.scripts.push(s);
@@ -74,7 +84,10 @@ pub(crate) fn lower_top(node: &Node, ctx: &mut Ctx<'_>, cfg: &mut Config) -> boo
                     let at = line_of(first.origin);
                     ctx.error(
                         node.span(),
-                        format!("track_file {} is declared twice{at}; the second is ignored", s.name),
+                        format!(
+                            "track_file {} is declared twice{at}; the second is ignored",
+                            s.name
+                        ),
                     );
                 } else {
                     cfg.vrrp.track_files.push(s);
@@ -109,7 +122,12 @@ pub(crate) fn lower_top(node: &Node, ctx: &mut Ctx<'_>, cfg: &mut Config) -> boo
             ctx.extra_tokens(node, 0);
             for c in ctx.block(node) {
                 if let Some(d) = interface_delay(ctx, c) {
-                    if cfg.vrrp.interface_delays.iter().any(|x| x.interface == d.interface) {
+                    if cfg
+                        .vrrp
+                        .interface_delays
+                        .iter()
+                        .any(|x| x.interface == d.interface)
+                    {
                         ctx.error(
                             c.span(),
                             format!("interface {} has up/down delays twice", d.interface),
@@ -120,10 +138,18 @@ pub(crate) fn lower_top(node: &Node, ctx: &mut Ctx<'_>, cfg: &mut Config) -> boo
                 }
             }
         }
-        "static_routes" | "static_rules" => ctx.not_acted_on(
-            node,
-            "flotilla does not manage static routes or rules yet; keep them in the OS network configuration",
-        ),
+        "static_routes" => {
+            ctx.extra_tokens(node, 0);
+            for c in ctx.block(node) {
+                cfg.vrrp.static_routes.extend(route::route(ctx, c));
+            }
+        }
+        "static_rules" => {
+            ctx.extra_tokens(node, 0);
+            for c in ctx.block(node) {
+                cfg.vrrp.static_rules.extend(route::rule(ctx, c));
+            }
+        }
         _ => return false,
     }
     true
@@ -216,6 +242,8 @@ fn new_instance(name: String, span: Span, g: &GlobalDefs) -> VrrpInstance {
         virtual_addresses: Vec::new(),
         excluded_addresses: Vec::new(),
         no_virtual_ipaddress: false,
+        virtual_routes: Vec::new(),
+        virtual_rules: Vec::new(),
         unicast_src_ip: None,
         unicast_peers: Vec::new(),
         unicast_ttl: 255,
@@ -472,10 +500,18 @@ fn instance(ctx: &mut Ctx<'_>, node: &Node, g: &GlobalDefs) -> Option<VrrpInstan
                 c,
                 "keepalived 2.4's HMAC trailer is not implemented; adverts go without it",
             ),
-            "virtual_routes" | "virtual_rules" => ctx.not_acted_on(
-                c,
-                "flotilla does not add routes or rules on MASTER yet",
-            ),
+            "virtual_routes" => {
+                ctx.extra_tokens(c, 0);
+                for line in ctx.block(c) {
+                    v.virtual_routes.extend(route::route(ctx, line));
+                }
+            }
+            "virtual_rules" => {
+                ctx.extra_tokens(c, 0);
+                for line in ctx.block(c) {
+                    v.virtual_rules.extend(route::rule(ctx, line));
+                }
+            }
             "track_bfd" => ctx.not_acted_on(c, "BFD is not implemented"),
             "track_src_ip" | "timer_expired_backup" | "thread_timer_expired"
             | "promote_secondaries" | "kernel_rx_buf_size" | "vrf" | "debug"

@@ -30,6 +30,103 @@ pub struct VrrpSection {
     /// they have lasted this long.
     #[serde(default)]
     pub interface_delays: Vec<InterfaceDelay>,
+    /// `static_routes { … }`.
+    #[serde(default)]
+    pub static_routes: Vec<Route>,
+    /// `static_rules { … }`.
+    #[serde(default)]
+    pub static_rules: Vec<Rule>,
+}
+
+/// One line of `virtual_routes` / `static_routes` (`ip route` syntax, the common subset:
+/// `[TYPE] DEST[/LEN] [src IP] [via IP] [dev IF] [scope S] [table N] [metric N] [onlink]
+/// [no_track]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub kind: RouteType,
+    pub destination: IpAddr,
+    pub prefix_len: u8,
+    pub src: Option<IpAddr>,
+    pub via: Option<IpAddr>,
+    pub dev: Option<String>,
+    pub scope: Option<Scope>,
+    /// Routing table id (`main` = 254, `local` = 255, `default` = 253).
+    pub table: Option<u32>,
+    /// `metric` (also written `priority` or `preference`).
+    pub metric: Option<u32>,
+    pub onlink: bool,
+    /// The route going away does not put the instance in FAULT.
+    pub no_track: bool,
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+/// `ip route` route types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RouteType {
+    Unicast,
+    Blackhole,
+    Unreachable,
+    Prohibit,
+    Throw,
+    Local,
+    Broadcast,
+    Anycast,
+    Multicast,
+}
+
+impl RouteType {
+    pub const ALL: [RouteType; 9] = [
+        RouteType::Unicast,
+        RouteType::Blackhole,
+        RouteType::Unreachable,
+        RouteType::Prohibit,
+        RouteType::Throw,
+        RouteType::Local,
+        RouteType::Broadcast,
+        RouteType::Anycast,
+        RouteType::Multicast,
+    ];
+
+    pub fn keyword(self) -> &'static str {
+        match self {
+            RouteType::Unicast => "unicast",
+            RouteType::Blackhole => "blackhole",
+            RouteType::Unreachable => "unreachable",
+            RouteType::Prohibit => "prohibit",
+            RouteType::Throw => "throw",
+            RouteType::Local => "local",
+            RouteType::Broadcast => "broadcast",
+            RouteType::Anycast => "anycast",
+            RouteType::Multicast => "multicast",
+        }
+    }
+}
+
+/// One line of `virtual_rules` / `static_rules` (`ip rule` syntax, the common subset:
+/// `[from P] [to P] [fwmark M[/MASK]] [iif IF] [oif IF] [preference N] ACTION [no_track]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    pub from: Option<(IpAddr, u8)>,
+    pub to: Option<(IpAddr, u8)>,
+    pub fwmark: Option<(u32, Option<u32>)>,
+    pub iif: Option<String>,
+    pub oif: Option<String>,
+    /// `preference` (also `priority`, `order`); `None` lets the kernel choose.
+    pub preference: Option<u32>,
+    pub action: RuleAction,
+    pub no_track: bool,
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RuleAction {
+    /// `table N` / `lookup N`.
+    Table(u32),
+    Blackhole,
+    Prohibit,
+    Unreachable,
 }
 
 /// One line of `interface_up_down_delays`.
@@ -195,6 +292,12 @@ pub struct VrrpInstance {
     /// `no_virtual_ipaddress`: an instance without addresses is intended.
     #[serde(default)]
     pub no_virtual_ipaddress: bool,
+    /// `virtual_routes { … }`: added on MASTER, removed otherwise.
+    #[serde(default)]
+    pub virtual_routes: Vec<Route>,
+    /// `virtual_rules { … }`: added on MASTER, removed otherwise.
+    #[serde(default)]
+    pub virtual_rules: Vec<Rule>,
     /// `unicast_src_ip`.
     pub unicast_src_ip: Option<IpAddr>,
     /// `unicast_peer { … }`; empty = multicast.
@@ -632,6 +735,75 @@ pub(crate) mod arb {
             )
     }
 
+    fn route_of(v6: bool) -> impl Strategy<Value = Route> {
+        (
+            proptest::sample::select(RouteType::ALL.to_vec()),
+            addr_of(v6),
+            proptest::option::of(addr_of(v6)),
+            proptest::option::of(addr_of(v6)),
+            proptest::option::of("eth[0-9]"),
+            proptest::option::of(prop_oneof![Just(Scope::Global), Just(Scope::Link)]),
+            proptest::option::of(1u32..),
+            proptest::option::of(any::<u32>()),
+            any::<[bool; 2]>(),
+        )
+            .prop_map(
+                |(kind, (destination, prefix_len), src, via, dev, scope, table, metric, f)| Route {
+                    kind,
+                    destination,
+                    prefix_len,
+                    src: src.map(|a| a.0),
+                    via: via.map(|a| a.0),
+                    dev,
+                    scope,
+                    table,
+                    metric,
+                    onlink: f[0],
+                    no_track: f[1],
+                    origin: Origin::default(),
+                },
+            )
+    }
+
+    fn route() -> impl Strategy<Value = Route> {
+        any::<bool>().prop_flat_map(route_of)
+    }
+
+    fn rule_of(v6: bool) -> impl Strategy<Value = Rule> {
+        (
+            proptest::option::of(addr_of(v6)),
+            proptest::option::of(addr_of(v6)),
+            proptest::option::of((any::<u32>(), proptest::option::of(any::<u32>()))),
+            proptest::option::of("eth[0-9]"),
+            proptest::option::of("eth[0-9]"),
+            any::<u32>(),
+            prop_oneof![
+                (1u32..).prop_map(RuleAction::Table),
+                Just(RuleAction::Blackhole),
+                Just(RuleAction::Prohibit),
+                Just(RuleAction::Unreachable)
+            ],
+            any::<bool>(),
+        )
+            .prop_map(
+                |(from, to, fwmark, iif, oif, pref, action, no_track)| Rule {
+                    from,
+                    to,
+                    fwmark,
+                    iif,
+                    oif,
+                    preference: Some(pref),
+                    action,
+                    no_track,
+                    origin: Origin::default(),
+                },
+            )
+    }
+
+    fn rule() -> impl Strategy<Value = Rule> {
+        any::<bool>().prop_flat_map(rule_of)
+    }
+
     fn any_address() -> impl Strategy<Value = VirtualAddress> {
         any::<bool>().prop_flat_map(address)
     }
@@ -736,6 +908,8 @@ pub(crate) mod arb {
             virtual_addresses: Vec::new(),
             excluded_addresses: Vec::new(),
             no_virtual_ipaddress: false,
+            virtual_routes: Vec::new(),
+            virtual_rules: Vec::new(),
             unicast_src_ip: None,
             unicast_peers: Vec::new(),
             unicast_ttl: 255,
@@ -895,6 +1069,8 @@ pub(crate) mod arb {
                 proptest::option::of(script_cmd()),
                 proptest::option::of(script_cmd()),
                 proptest::option::of(any::<bool>()),
+                vec(route(), 0..3),
+                vec(rule(), 0..3),
             ),
             (0u64..20, 1u32..10, 0u64..100, 1u32..5, 0u64..20, 0u32..10),
             1u8..=100,
@@ -930,6 +1106,8 @@ pub(crate) mod arb {
             v.notify_deleted = extra.0;
             v.notify_master_rx_lower_pri = extra.1;
             v.smtp_alert = extra.2;
+            v.virtual_routes = extra.3;
+            v.virtual_rules = extra.4;
             v.garp = Garp {
                 master_delay: Micros::from_secs(garp.0),
                 master_repeat: garp.1,

@@ -3,6 +3,7 @@
 //! when the file wrote them, because keepalived derives each from the other.
 
 use super::addr::{address_words, peer_words};
+use super::route::{route_words, rule_words};
 use crate::model::Config;
 use crate::model::common::{Micros, Script};
 use crate::model::vrrp::{
@@ -15,6 +16,18 @@ pub(crate) fn print(cfg: &Config, p: &mut Printer) {
     let vrrp = &cfg.vrrp;
     if !vrrp.static_addresses.is_empty() {
         addresses(p, "static_ipaddress", &vrrp.static_addresses);
+        p.blank();
+    }
+    if !vrrp.static_routes.is_empty() {
+        block(
+            p,
+            "static_routes",
+            vrrp.static_routes.iter().map(route_words),
+        );
+        p.blank();
+    }
+    if !vrrp.static_rules.is_empty() {
+        block(p, "static_rules", vrrp.static_rules.iter().map(rule_words));
         p.blank();
     }
     if !vrrp.interface_delays.is_empty() {
@@ -128,6 +141,16 @@ fn instance(p: &mut Printer, v: &VrrpInstance, cfg: &Config) {
     if !v.excluded_addresses.is_empty() {
         addresses(p, "virtual_ipaddress_excluded", &v.excluded_addresses);
     }
+    if !v.virtual_routes.is_empty() {
+        block(
+            p,
+            "virtual_routes",
+            v.virtual_routes.iter().map(route_words),
+        );
+    }
+    if !v.virtual_rules.is_empty() {
+        block(p, "virtual_rules", v.virtual_rules.iter().map(rule_words));
+    }
     if v.no_virtual_ipaddress {
         p.line(&["no_virtual_ipaddress"]);
     }
@@ -230,6 +253,14 @@ fn addresses(p: &mut Printer, kw: &str, list: &[VirtualAddress]) {
     p.open(&[kw]);
     for a in list {
         p.line(&address_words(a));
+    }
+    p.close();
+}
+
+fn block(p: &mut Printer, kw: &str, lines: impl Iterator<Item = Vec<String>>) {
+    p.open(&[kw]);
+    for l in lines {
+        p.line(&l);
     }
     p.close();
 }

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use crate::model::common::Micros;
 use crate::model::vrrp::{
-    AuthType, Broadcast, Family, InitialState, PreferredLifetime, Scope, VrrpInstance, VrrpVersion,
+    AuthType, Broadcast, Family, InitialState, PreferredLifetime, RouteType, RuleAction, Scope,
+    VrrpInstance, VrrpVersion,
 };
 use crate::{Config, LoadOptions, Loaded, Severity, load_str};
 
@@ -609,7 +610,10 @@ fn extra_tokens_and_unknown_keywords_warn() {
 fn p2_keywords_are_accepted_not_acted_on() {
     let l = load(&format!(
         "net_namespace blue\nglobal_defs {{\n enable_snmp_vrrp\n vrrp_rt_priority 50\n}}\nlinkbeat_interfaces {{\n eth0\n}}\n{}",
-        BASIC.replace("interface eth0", "interface eth0\n    use_vmac\n    virtual_routes {\n        10.9.0.0/16 via 192.168.200.1\n    }")
+        BASIC.replace(
+            "interface eth0",
+            "interface eth0\n    use_vmac\n    track_src_ip"
+        )
     ));
     assert!(l.is_ok(), "{}", l.report());
     for (at, kw) in [
@@ -618,7 +622,7 @@ fn p2_keywords_are_accepted_not_acted_on() {
         ("4:2:", "'vrrp_rt_priority' accepted, not acted on"),
         ("6:1:", "'linkbeat_interfaces' accepted, not acted on"),
         ("11:5:", "'use_vmac' accepted, not acted on"),
-        ("12:5:", "'virtual_routes' accepted, not acted on"),
+        ("12:5:", "'track_src_ip' accepted, not acted on"),
     ] {
         has(&l, &format!("{at} warning:"), kw);
     }
@@ -763,6 +767,56 @@ fn track_interface_on_instance_and_group_is_an_error() {
 }
 
 #[test]
+fn routes_and_rules_are_typed() {
+    let c = clean(&format!(
+        "static_routes {{\n 10.1.0.0/16 via 10.0.0.1 dev eth0 table main metric 5 onlink\n}}\nstatic_rules {{\n from 10.1.0.0/16 to all fwmark 0x10/0xff iif eth0 preference 100 lookup 7 no_track\n}}\n{}",
+        BASIC.replace(
+            "interface eth0",
+            "interface eth0\n    virtual_routes {\n        default via 2001:db8::1 dev eth1\n        unreachable 10.9.0.0/16\n    }\n    virtual_rules {\n        to 10.2.0.0/16 priority 5 prohibit\n    }"
+        )
+    ));
+    let r = &c.vrrp.static_routes[0];
+    assert_eq!((r.table, r.metric, r.onlink), (Some(254), Some(5), true));
+    assert_eq!(r.via, Some("10.0.0.1".parse().unwrap()));
+    let u = &c.vrrp.static_rules[0];
+    assert_eq!(u.fwmark, Some((16, Some(255))));
+    assert_eq!(
+        (u.action, u.preference, u.no_track),
+        (RuleAction::Table(7), Some(100), true)
+    );
+    assert_eq!(u.to, None);
+    let v = inst(&c, "VI_1");
+    assert_eq!(
+        v.virtual_routes[0].destination,
+        "::".parse::<IpAddr>().unwrap()
+    );
+    assert_eq!(v.virtual_routes[1].kind, RouteType::Unreachable);
+    assert_eq!(v.virtual_rules[0].action, RuleAction::Prohibit);
+    assert_eq!(c, clean(&crate::to_keepalived(&c)));
+}
+
+#[test]
+fn bad_routes_and_rules_are_reported() {
+    let l = load(
+        "static_routes {\n 10.1.0.0/16 via 2001:db8::1\n 10.2.0.0/16 mtu 1400\n via 10.0.0.1\n}\nstatic_rules {\n from 10.0.0.0/8 preference 1\n from 10.0.0.0/8 preference 2 table 1 blackhole\n}\n",
+    );
+    has(
+        &l,
+        "2:2: error:",
+        "via 2001:db8::1 is not of the destination's family",
+    );
+    has(
+        &l,
+        "3:14: warning:",
+        "route option 'mtu' is not supported by flotilla; this route is left out",
+    );
+    has(&l, "4:2: error:", "route without a destination");
+    has(&l, "7:2: error:", "rule without an action");
+    has(&l, "8:39: error:", "a rule takes one action");
+    assert!(l.config.vrrp.static_routes.is_empty() && l.config.vrrp.static_rules.is_empty());
+}
+
+#[test]
 fn static_ipaddress_is_read() {
     let c = clean("static_ipaddress {\n 192.168.1.98/24 dev eth0 scope global\n}\n");
     let a = &c.vrrp.static_addresses[0];
@@ -836,7 +890,6 @@ mod corpus {
             "keepalived.conf.vrrp.localcheck",
             "keepalived.conf.vrrp.static_ipaddress",
             "keepalived.conf.vrrp.routes",
-            "keepalived.conf.vrrp.rules",
             "docker/keepalived.conf",
         ] {
             let Some(l) = read(name) else { return };
@@ -887,6 +940,52 @@ mod corpus {
         ] {
             assert!(e.contains(needle), "missing '{needle}' in:\n{e}");
         }
+    }
+
+    #[test]
+    fn rules_sample_reports_the_bad_address() {
+        let Some(l) = read("keepalived.conf.vrrp.rules") else {
+            return;
+        };
+        let e = vrrp_errors(&l);
+        assert!(
+            !e.is_empty()
+                && e.iter()
+                    .all(|x| x.contains("'192.168.100./24'") || x.contains("'192.168.200./24'")),
+            "{}",
+            e.join("\n")
+        );
+        let d = diags(&l).join("\n");
+        assert!(d.contains("rule has no preference"), "{d}");
+        assert_eq!(l.config.vrrp.static_rules.len(), 1);
+    }
+
+    #[test]
+    fn routes_sample_is_typed() {
+        let Some(l) = read("keepalived.conf.vrrp.routes") else {
+            return;
+        };
+        let c = &l.config;
+        assert_eq!(c.vrrp.static_routes.len(), 5);
+        let r = &c.vrrp.static_routes[0];
+        assert_eq!(r.src, Some("192.168.100.1".parse().unwrap()));
+        assert_eq!(r.prefix_len, 24);
+        let v = &c.vrrp.instances[0];
+        // The 'or' route is left out with a warning; the rest are typed.
+        assert_eq!(v.virtual_routes.len(), 6);
+        assert!(
+            v.virtual_routes
+                .iter()
+                .any(|r| r.kind == RouteType::Blackhole)
+        );
+        assert!(
+            v.virtual_routes
+                .iter()
+                .any(|r| r.table == Some(100) && r.prefix_len == 0)
+        );
+        let d = diags(&l).join("\n");
+        assert!(d.contains("route option 'or' is not supported"), "{d}");
+        assert!(d.contains("'gw' is deprecated"), "{d}");
     }
 
     #[test]
