@@ -211,14 +211,14 @@ pub(super) fn route(ctx: &mut Ctx<'_>, node: &Node) -> Option<Route> {
     r.destination = d;
     r.prefix_len = len;
     for (what, a) in [("src", r.src), ("via", r.via)] {
-        if let Some(a) = a {
-            if a.is_ipv4() != d.is_ipv4() {
-                ctx.error(
-                    node.span(),
-                    format!("route {d}/{len}: {what} {a} is not of the destination's family"),
-                );
-                return None;
-            }
+        if let Some(a) = a
+            && a.is_ipv4() != d.is_ipv4()
+        {
+            ctx.error(
+                node.span(),
+                format!("route {d}/{len}: {what} {a} is not of the destination's family"),
+            );
+            return None;
         }
     }
     Some(r)
@@ -392,11 +392,11 @@ pub(super) fn rule(ctx: &mut Ctx<'_>, node: &Node) -> Option<Rule> {
         return None;
     };
     r.action = action;
-    if let (Some((f, _)), Some((t, _))) = (r.from, r.to) {
-        if f.is_ipv4() != t.is_ipv4() {
-            ctx.error(node.span(), "rule mixes IPv4 and IPv6 addresses");
-            return None;
-        }
+    if let (Some((f, _)), Some((t, _))) = (r.from, r.to)
+        && f.is_ipv4() != t.is_ipv4()
+    {
+        ctx.error(node.span(), "rule mixes IPv4 and IPv6 addresses");
+        return None;
     }
     if r.preference.is_none() {
         ctx.warning(
