@@ -43,6 +43,7 @@ pub(crate) fn lower_top(node: &Node, ctx: &mut Ctx<'_>, cfg: &mut Config) -> boo
                     );
                 } else {
                     cfg.vrrp.instances.push(i);
+                    group_defaults(cfg);
                 }
             }
         }
@@ -59,6 +60,7 @@ pub(crate) fn lower_top(node: &Node, ctx: &mut Ctx<'_>, cfg: &mut Config) -> boo
                     );
                 } else {
                     cfg.vrrp.sync_groups.push(g);
+                    group_defaults(cfg);
                 }
             }
         }
@@ -174,6 +176,22 @@ fn interface_delay(ctx: &mut Ctx<'_>, c: &Node) -> Option<InterfaceDelay> {
     })
 }
 
+/// Hands each sync group's `notify_priority_changes` to its members (keepalived resolves an
+/// instance's value from the instance, then its group, then the globals).
+fn group_defaults(cfg: &mut Config) {
+    let groups = &cfg.vrrp.sync_groups;
+    for v in &mut cfg.vrrp.instances {
+        let from_group = groups
+            .iter()
+            .find(|g| g.members.contains(&v.name))
+            .and_then(|g| g.notify_priority_changes);
+        if v.written.group_notify_priority_changes != from_group {
+            v.written.group_notify_priority_changes = from_group;
+            let _ = resolve(v, &cfg.global);
+        }
+    }
+}
+
 /// " (the first is at line N)" for duplicate reports.
 pub(super) fn line_of(origin: Origin) -> String {
     origin
@@ -260,7 +278,7 @@ fn new_instance(name: String, span: Span, g: &GlobalDefs) -> VrrpInstance {
         notify_deleted: None,
         notify_master_rx_lower_pri: None,
         notify_priority_changes: false,
-        smtp_alert: None,
+        smtp_alert: false,
         garp: Garp {
             master_delay: g.garp.master_delay,
             master_repeat: g.garp.master_repeat,
@@ -447,7 +465,7 @@ fn instance(ctx: &mut Ctx<'_>, node: &Node, g: &GlobalDefs) -> Option<VrrpInstan
                     ctx.script(c).or(v.notify_master_rx_lower_pri.take())
             }
             "notify_priority_changes" => w.notify_priority_changes = written_flag(ctx, c),
-            "smtp_alert" => v.smtp_alert = Some(ctx.flag(c)),
+            "smtp_alert" => w.smtp_alert = Some(ctx.flag(c)),
             "garp_master_delay" => {
                 w.garp_master_delay = whole_secs(ctx, c, "garp_master_delay").or(w.garp_master_delay)
             }

@@ -327,10 +327,11 @@ pub struct VrrpInstance {
     pub notify_deleted: Option<Script>,
     /// `notify_master_rx_lower_pri`.
     pub notify_master_rx_lower_pri: Option<Script>,
-    /// `notify_priority_changes` (or the global default).
+    /// `notify_priority_changes`, else its sync group's, else the global
+    /// `vrrp_notify_priority_changes`.
     pub notify_priority_changes: bool,
-    /// `smtp_alert`: `None` when not written (the global default applies).
-    pub smtp_alert: Option<bool>,
+    /// `smtp_alert`, else the global `smtp_alert_vrrp`, else `smtp_alert` (off).
+    pub smtp_alert: bool,
     /// GARP policy, the instance's overrides applied over the globals.
     pub garp: Garp,
     /// `accept` / `no_accept`; default accept, except in strict mode for non-owners.
@@ -399,6 +400,9 @@ pub struct Written {
     pub v3_checksum_as_v2: Option<bool>,
     pub check_unicast_src: Option<bool>,
     pub notify_priority_changes: Option<bool>,
+    /// The sync group's `notify_priority_changes`, used when the instance has none.
+    pub group_notify_priority_changes: Option<bool>,
+    pub smtp_alert: Option<bool>,
 }
 
 impl PartialEq for Written {
@@ -926,7 +930,7 @@ pub(crate) mod arb {
             notify_deleted: None,
             notify_master_rx_lower_pri: None,
             notify_priority_changes: false,
-            smtp_alert: None,
+            smtp_alert: false,
             garp: Garp {
                 master_delay: Micros::from_secs(5),
                 master_repeat: 5,
@@ -1105,7 +1109,7 @@ pub(crate) mod arb {
             v.notify = notify;
             v.notify_deleted = extra.0;
             v.notify_master_rx_lower_pri = extra.1;
-            v.smtp_alert = extra.2;
+            v.smtp_alert = extra.2.unwrap_or(false);
             v.virtual_routes = extra.3;
             v.virtual_rules = extra.4;
             v.garp = Garp {

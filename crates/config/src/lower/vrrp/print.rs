@@ -196,9 +196,7 @@ fn instance(p: &mut Printer, v: &VrrpInstance, cfg: &Config) {
         script(p, "notify_master_rx_lower_pri", s);
     }
     onoff(p, "notify_priority_changes", v.notify_priority_changes);
-    if let Some(b) = v.smtp_alert {
-        onoff(p, "smtp_alert", b);
-    }
+    onoff(p, "smtp_alert", v.smtp_alert);
     let g = &v.garp;
     whole(p, "garp_master_delay", g.master_delay);
     p.line(&[

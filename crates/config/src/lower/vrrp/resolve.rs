@@ -312,7 +312,13 @@ pub(crate) fn resolve(v: &mut VrrpInstance, g: &GlobalDefs) -> Vec<Finding> {
     v.check_unicast_src = w.check_unicast_src.unwrap_or(g.vrrp_check_unicast_src);
     v.notify_priority_changes = w
         .notify_priority_changes
+        .or(w.group_notify_priority_changes)
         .unwrap_or(g.vrrp_notify_priority_changes);
+    v.smtp_alert = w
+        .smtp_alert
+        .or(g.email.smtp_alert_vrrp)
+        .or(g.email.smtp_alert)
+        .unwrap_or(false);
     out
 }
 

@@ -315,6 +315,18 @@ fn sync_group_members_on_one_line() {
 }
 
 #[test]
+fn notify_priority_changes_and_smtp_alert_cascade() {
+    let text = format!(
+        "vrrp_sync_group G {{\n group {{\n  VI_1\n }}\n notify_priority_changes\n}}\n{BASIC}{}global_defs {{\n smtp_alert_vrrp\n}}\n",
+        BASIC.replace("VI_1", "VI_2").replace("51", "52")
+    );
+    let c = clean(&text);
+    assert!(inst(&c, "VI_1").notify_priority_changes);
+    assert!(!inst(&c, "VI_2").notify_priority_changes);
+    assert!(inst(&c, "VI_1").smtp_alert && inst(&c, "VI_2").smtp_alert);
+}
+
+#[test]
 fn sync_group_without_group_block_is_reported() {
     // keepalived.conf.vrrp.lvs_syncd writes the members without 'group { }'.
     let l = load("vrrp_sync_group VG1 {\n VI_2\n VI_3\n}\n");
