@@ -170,9 +170,8 @@ pub(crate) fn resolve(v: &mut VrrpInstance, g: &GlobalDefs) -> Vec<Finding> {
     }
     v.preempt = nopreempt.is_none();
     v.preempt_delay = Micros(0);
-    if let Some((d, span)) = w.preempt_delay {
-        if d.0 == 0 {
-        } else if v.state == InitialState::Master {
+    if let Some((d, span)) = w.preempt_delay.filter(|(d, _)| d.0 > 0) {
+        if v.state == InitialState::Master {
             note(
                 span,
                 false,

@@ -910,6 +910,41 @@ mod corpus {
         }
     }
 
+    /// Every sample's VRRP half prints and loads back to the same model.
+    #[test]
+    fn samples_round_trip() {
+        let Ok(dir) = std::fs::read_dir(DIR) else {
+            eprintln!("skipping: {DIR} is absent");
+            return;
+        };
+        let mut files: Vec<_> = dir.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        files.push(Path::new(DIR).join("etc/keepalived.conf"));
+        files.push(Path::new(DIR).join("docker/keepalived.conf"));
+        for path in files {
+            let name = path.file_name().unwrap().to_string_lossy();
+            if !path.is_file() || !name.starts_with("keepalived.conf") {
+                continue;
+            }
+            let l = crate::load_file(&path, &LoadOptions::default());
+            if !vrrp_errors(&l).is_empty() {
+                continue;
+            }
+            let mut c = l.config;
+            c.lvs = Default::default();
+            c.cluster = None;
+            let text = crate::to_keepalived(&c);
+            let again = load(&text);
+            assert!(
+                again.is_ok(),
+                "{}:\n{}\n{text}",
+                path.display(),
+                again.report()
+            );
+            assert_eq!(again.config.vrrp, c.vrrp, "{}", path.display());
+            assert_eq!(again.config.global, c.global, "{}", path.display());
+        }
+    }
+
     #[test]
     fn vrrp_sample_is_read() {
         let Some(l) = read("keepalived.conf.vrrp") else {

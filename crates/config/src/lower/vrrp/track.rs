@@ -101,7 +101,8 @@ fn millis(ctx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Micros> {
         ctx,
         node,
         Micros(0),
-        Micros::from_secs(u64::from(u32::MAX) / 1_000_000 * 1000),
+        // keepalived keeps script times in µs in an unsigned int: at most 4294 s.
+        Micros::from_secs(u64::from(u32::MAX) / 1_000_000),
         what,
     )?;
     if t.0 % 1000 != 0 {
