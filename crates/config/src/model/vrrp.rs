@@ -1177,7 +1177,13 @@ pub(crate) mod arb {
             } else {
                 d.peers4.into_iter().map(IpAddr::V4).collect()
             };
-            let mut seen = BTreeSet::new();
+            let src = if v6 {
+                IpAddr::V6(d.src.1)
+            } else {
+                IpAddr::V4(d.src.0)
+            };
+            // The instance's own address is never one of its peers.
+            let mut seen = BTreeSet::from([src]);
             v.unicast_peers = peers
                 .into_iter()
                 .filter(|p| seen.insert(*p))
@@ -1188,12 +1194,9 @@ pub(crate) mod arb {
                     origin: Origin::default(),
                 })
                 .collect();
-            v.unicast_src_ip = Some(if v6 {
-                IpAddr::V6(d.src.1)
-            } else {
-                IpAddr::V4(d.src.0)
-            });
-        } else if v.interface.is_none() {
+            v.unicast_src_ip = (!v.unicast_peers.is_empty()).then_some(src);
+        }
+        if v.unicast_peers.is_empty() && v.interface.is_none() {
             v.interface = Some("eth0".into());
         }
         let (priority_set, prio, state_set, master, ticks) = d.want;

@@ -624,6 +624,15 @@ fn instance_checks(v: &VrrpInstance, cluster: bool, ctx: &mut Ctx<'_>) {
             );
     }
     for p in &v.unicast_peers {
+        if Some(p.address) == v.unicast_src_ip {
+            ctx.warning(
+                p.origin.0.unwrap_or(at),
+                format!(
+                    "({name}) unicast peer {} is this instance's own unicast_src_ip; adverts to itself are useless (a shared peer list belongs in cluster mode)",
+                    p.address
+                ),
+            );
+        }
         if Family::of(&p.address) != fam {
             ctx.error(
                 p.origin.0.unwrap_or(at),

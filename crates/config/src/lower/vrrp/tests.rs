@@ -675,6 +675,31 @@ fn lvs_sync_daemon_instance_must_exist() {
 }
 
 #[test]
+fn second_global_defs_is_merged_with_a_warning() {
+    let l = load("global_defs {\n router_id a\n}\nglobal_defs {\n vrrp_version 3\n}\n");
+    has(
+        &l,
+        "4:1: warning:",
+        "a second global_defs block (the first is at line 1)",
+    );
+    assert_eq!(l.config.global.router_id.as_deref(), Some("a"));
+    assert_eq!(l.config.global.vrrp_version, VrrpVersion::V3);
+}
+
+#[test]
+fn own_address_as_peer_warns() {
+    let l = load(&BASIC.replace(
+        "interface eth0",
+        "interface eth0\n    unicast_src_ip 10.0.0.1\n    unicast_peer {\n        10.0.0.1\n        10.0.0.2\n    }",
+    ));
+    has(
+        &l,
+        "5:9: warning:",
+        "unicast peer 10.0.0.1 is this instance's own unicast_src_ip",
+    );
+}
+
+#[test]
 fn duplicate_names_are_errors() {
     let l = load(&format!("{BASIC}{}", BASIC.replace("51", "52")));
     has(
@@ -1098,6 +1123,15 @@ mod roundtrip {
         #[test]
         fn global_defs_round_trip(global in global_defs()) {
             round_trip(&Config { global, ..Config::default() })?;
+        }
+
+        /// The model is replicated as JSON: it must survive serialisation unchanged.
+        #[test]
+        fn model_survives_json(global in global_defs(), vrrp in vrrp_section()) {
+            let cfg = Config { global, vrrp, ..Config::default() };
+            let json = serde_json::to_string(&cfg).unwrap();
+            let back: Config = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(back, cfg);
         }
 
         #[test]
