@@ -602,6 +602,13 @@ pub(crate) fn print(cfg: &Config, p: &mut Printer) {
     p.open(&["global_defs"]);
     let line = |p: &mut Printer, kw: &str, v: String| p.line(&[kw.to_string(), v]);
     let onoff = |p: &mut Printer, kw: &str, b: bool| p.line(&[kw, if b { "on" } else { "off" }]);
+    // keepalived reads these without a value (an "off" would be ignored and mean on), so
+    // they are written only when set; all default to off.
+    let flag = |p: &mut Printer, kw: &str, b: bool| {
+        if b {
+            p.line(&[kw]);
+        }
+    };
     if let Some(r) = &g.router_id {
         line(p, "router_id", word(r));
     }
@@ -636,7 +643,7 @@ pub(crate) fn print(cfg: &Config, p: &mut Printer) {
             onoff(p, kw, b);
         }
     }
-    onoff(p, "no_email_faults", e.no_email_faults);
+    flag(p, "no_email_faults", e.no_email_faults);
     onoff(p, "no_checker_emails", e.no_checker_emails);
     onoff(p, "checker_log_all_failures", e.checker_log_all_failures);
     onoff(p, "vrrp_strict", g.vrrp_strict);
@@ -681,7 +688,7 @@ pub(crate) fn print(cfg: &Config, p: &mut Printer) {
     }
     line(p, "vrrp_mcast_group4", g.vrrp_mcast_group4.to_string());
     line(p, "vrrp_mcast_group6", g.vrrp_mcast_group6.to_string());
-    onoff(p, "vrrp_check_unicast_src", g.vrrp_check_unicast_src);
+    flag(p, "vrrp_check_unicast_src", g.vrrp_check_unicast_src);
     onoff(p, "vrrp_lower_prio_no_advert", g.vrrp_lower_prio_no_advert);
     onoff(
         p,
@@ -694,7 +701,7 @@ pub(crate) fn print(cfg: &Config, p: &mut Printer) {
         g.vrrp_down_timer_adverts.to_string(),
     );
     onoff(p, "vrrp_owner_ignore_adverts", g.vrrp_owner_ignore_adverts);
-    onoff(p, "v3_checksum_as_v2", g.v3_checksum_as_v2);
+    flag(p, "v3_checksum_as_v2", g.v3_checksum_as_v2);
     if g.vrrp_startup_delay.0 > 0 {
         line(
             p,
@@ -732,7 +739,7 @@ pub(crate) fn print(cfg: &Config, p: &mut Printer) {
         }
         p.line(&w);
     }
-    onoff(p, "lvs_flush", g.lvs_flush);
+    flag(p, "lvs_flush", g.lvs_flush);
     match g.lvs_flush_on_stop {
         FlushOnStop::Off => {}
         FlushOnStop::All => p.line(&["lvs_flush_on_stop"]),
@@ -755,7 +762,7 @@ pub(crate) fn print(cfg: &Config, p: &mut Printer) {
         }
         p.line(&w);
     }
-    onoff(p, "enable_script_security", g.enable_script_security);
+    flag(p, "enable_script_security", g.enable_script_security);
     for (kw, f) in [
         ("notify_fifo", &g.notify_fifo),
         ("vrrp_notify_fifo", &g.vrrp_notify_fifo),
@@ -768,7 +775,7 @@ pub(crate) fn print(cfg: &Config, p: &mut Printer) {
             }
         }
     }
-    onoff(
+    flag(
         p,
         "fifo_write_vrrp_states_on_reload",
         g.fifo_write_vrrp_states_on_reload,
@@ -789,7 +796,7 @@ pub(crate) fn print(cfg: &Config, p: &mut Printer) {
     if let Some(f) = &g.reload_time_file {
         line(p, "reload_time_file", word(&f.to_string_lossy()));
     }
-    onoff(p, "reload_repeat", g.reload_repeat);
+    flag(p, "reload_repeat", g.reload_repeat);
     p.close();
     p.blank();
 }
