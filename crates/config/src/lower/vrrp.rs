@@ -20,8 +20,8 @@ use crate::model::Config;
 use crate::model::common::{Micros, Origin};
 use crate::model::global::GlobalDefs;
 use crate::model::vrrp::{
-    AuthType, Authentication, Family, Garp, InitialState, InterfaceDelay, Notify, SyncGroup,
-    VrrpInstance, VrrpVersion, Written,
+    AuthType, Authentication, ChecksumCompat, Family, Garp, InitialState, InterfaceDelay, Notify,
+    SyncGroup, VrrpInstance, VrrpVersion, Written,
 };
 use crate::source::Span;
 
@@ -267,6 +267,8 @@ fn new_instance(name: String, span: Span, g: &GlobalDefs) -> VrrpInstance {
         unicast_ttl: 255,
         check_unicast_src: false,
         unicast_fault_no_peer: false,
+        unicast_checksum_compat: ChecksumCompat::Auto,
+        timer_expired_backup: None,
         mcast_src_ip: None,
         mcast_dst_ip: None,
         track_interfaces: Vec::new(),
@@ -531,8 +533,35 @@ fn instance(ctx: &mut Ctx<'_>, node: &Node, g: &GlobalDefs) -> Option<VrrpInstan
                 }
             }
             "track_bfd" => ctx.not_acted_on(c, "BFD is not implemented"),
-            "track_src_ip" | "timer_expired_backup" | "thread_timer_expired"
-            | "promote_secondaries" | "kernel_rx_buf_size" | "vrf" | "debug"
+            "old_unicast_checksum" => {
+                ctx.no_block(c);
+                ctx.extra_tokens(c, 1);
+                v.unicast_checksum_compat = match c.args.first() {
+                    None => ChecksumCompat::Old,
+                    Some(t) if t.text == "never" => ChecksumCompat::Never,
+                    Some(t) => {
+                        ctx.error(
+                            t.span,
+                            format!("old_unicast_checksum takes nothing or 'never', not '{}'", t.text),
+                        );
+                        v.unicast_checksum_compat
+                    }
+                };
+            }
+            "timer_expired_backup" | "thread_timer_expired" => {
+                ctx.no_block(c);
+                ctx.extra_tokens(c, 1);
+                let prio = match c.args.first() {
+                    None => Some(254),
+                    Some(t) => ctx
+                        .uint_in(t, 1, 254, "timer_expired_backup priority")
+                        .map(|n| n as u8),
+                };
+                if let Some(p) = prio {
+                    w.timer_expired_backup = Some((p, span));
+                }
+            }
+            "track_src_ip" | "promote_secondaries" | "kernel_rx_buf_size" | "vrf" | "debug"
             | "linkbeat_use_polling" | "garp_extra_if"
             | "vmac_garp_intvl" => {
                 ctx.not_acted_on(c, "a keepalived tuning option flotilla does not implement")

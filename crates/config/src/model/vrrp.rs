@@ -308,6 +308,14 @@ pub struct VrrpInstance {
     pub check_unicast_src: bool,
     /// `unicast_fault_no_peer`.
     pub unicast_fault_no_peer: bool,
+    /// `old_unicast_checksum [never]`: the VRRPv3 unicast checksum of keepalived ≤ 1.3.6.
+    #[serde(default = "ChecksumCompat::auto")]
+    pub unicast_checksum_compat: ChecksumCompat,
+    /// `timer_expired_backup [PRIO]` (also `thread_timer_expired`): after a scheduling stall
+    /// long enough for a peer to have taken over, go BACKUP if a peer may have priority PRIO
+    /// (254 when not written). Only with nopreempt.
+    #[serde(default)]
+    pub timer_expired_backup: Option<u8>,
     /// `mcast_src_ip`.
     pub mcast_src_ip: Option<IpAddr>,
     /// `mcast_dst_ip`, else the global group of the family.
@@ -383,6 +391,7 @@ pub struct Written {
     pub unicast_src_ip: Option<Span>,
     pub unicast_peer: Option<Span>,
     pub no_virtual_ipaddress: Option<Span>,
+    pub timer_expired_backup: Option<(u8, Span)>,
     pub mcast_dst_ip: Option<Span>,
     pub garp_master_delay: Option<Micros>,
     pub garp_master_repeat: Option<u32>,
@@ -408,6 +417,24 @@ pub struct Written {
 impl PartialEq for Written {
     fn eq(&self, _other: &Self) -> bool {
         true
+    }
+}
+
+/// How the VRRPv3 unicast checksum copes with keepalived ≤ 1.3.6, which computed it over
+/// the multicast group (keepalived.md §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChecksumCompat {
+    /// Use the correct checksum; accept the old one from a peer and switch to it.
+    Auto,
+    /// `old_unicast_checksum`: send the old checksum.
+    Old,
+    /// `old_unicast_checksum never`: never accept the old one.
+    Never,
+}
+
+impl ChecksumCompat {
+    fn auto() -> Self {
+        ChecksumCompat::Auto
     }
 }
 
@@ -919,6 +946,8 @@ pub(crate) mod arb {
             unicast_ttl: 255,
             check_unicast_src: false,
             unicast_fault_no_peer: false,
+            unicast_checksum_compat: ChecksumCompat::Auto,
+            timer_expired_backup: None,
             mcast_src_ip: None,
             mcast_dst_ip: None,
             track_interfaces: Vec::new(),
@@ -1031,6 +1060,7 @@ pub(crate) mod arb {
         src: (Ipv4Addr, Ipv6Addr),
         want: (bool, u8, bool, bool, u64),
         strict: bool,
+        compat: (ChecksumCompat, Option<u8>),
         scripts: Vec<RefDraft>,
         files: Vec<RefDraft>,
         processes: Vec<RefDraft>,
@@ -1078,7 +1108,19 @@ pub(crate) mod arb {
             ),
             (0u64..20, 1u32..10, 0u64..100, 1u32..5, 0u64..20, 0u32..10),
             1u8..=100,
-            (any::<bool>(), any::<bool>(), any::<u8>()),
+            (
+                any::<bool>(),
+                any::<bool>(),
+                any::<u8>(),
+                (
+                    prop_oneof![
+                        Just(ChecksumCompat::Auto),
+                        Just(ChecksumCompat::Old),
+                        Just(ChecksumCompat::Never)
+                    ],
+                    proptest::option::of(1u8..=254),
+                ),
+            ),
         );
         (addresses, state, more).prop_map(|(a, s, m)| {
             let (v6, v4_vips, v6_vips, excluded, unicast, p4, p6, src) = a;
@@ -1146,6 +1188,7 @@ pub(crate) mod arb {
                 src: (Ipv4Addr::from(src.0), Ipv6Addr::from(src.1)),
                 want,
                 strict,
+                compat: mc.3,
                 scripts: trk.0,
                 files: trk.1,
                 processes: trk.2,
@@ -1241,6 +1284,8 @@ pub(crate) mod arb {
         if v.priority != 255 {
             v.owner_ignore_adverts = false;
         }
+        v.unicast_checksum_compat = d.compat.0;
+        v.timer_expired_backup = if v.preempt { None } else { d.compat.1 };
         if v.is_unicast() {
             v.mcast_dst_ip = None;
         }

@@ -7,8 +7,8 @@ use super::route::{route_words, rule_words};
 use crate::model::Config;
 use crate::model::common::{Micros, Script};
 use crate::model::vrrp::{
-    AuthType, InitialState, Notify, ParamMatch, SyncGroup, TrackRef, TrackedInterface,
-    VirtualAddress, VrrpInstance,
+    AuthType, ChecksumCompat, InitialState, Notify, ParamMatch, SyncGroup, TrackRef,
+    TrackedInterface, VirtualAddress, VrrpInstance,
 };
 use crate::print::{Printer, word};
 
@@ -174,6 +174,14 @@ fn instance(p: &mut Printer, v: &VrrpInstance, cfg: &Config) {
     }
     if v.unicast_fault_no_peer {
         p.line(&["unicast_fault_no_peer"]);
+    }
+    match v.unicast_checksum_compat {
+        ChecksumCompat::Auto => {}
+        ChecksumCompat::Old => p.line(&["old_unicast_checksum"]),
+        ChecksumCompat::Never => p.line(&["old_unicast_checksum", "never"]),
+    }
+    if let Some(prio) = v.timer_expired_backup {
+        p.line(&["timer_expired_backup".to_string(), prio.to_string()]);
     }
     if let Some(ip) = v.mcast_src_ip {
         p.line(&["mcast_src_ip".to_string(), ip.to_string()]);

@@ -194,6 +194,18 @@ pub(crate) fn resolve(v: &mut VrrpInstance, g: &GlobalDefs) -> Vec<Finding> {
         }
     }
 
+    v.timer_expired_backup = match w.timer_expired_backup {
+        Some((_, span)) if v.preempt => {
+            note(
+                span,
+                true,
+                "timer_expired_backup requires nopreempt; ignored".into(),
+            );
+            None
+        }
+        other => other.map(|t| t.0),
+    };
+
     v.down_timer_adverts = w
         .down_timer_adverts
         .map_or(g.vrrp_down_timer_adverts, |d| d.0);

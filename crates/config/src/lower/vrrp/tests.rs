@@ -543,6 +543,26 @@ fn nopreempt_and_preempt_delay_with_master_are_cleared() {
 }
 
 #[test]
+fn timer_expired_backup_needs_nopreempt() {
+    let c = clean(&BASIC.replace(
+        "interface eth0",
+        "interface eth0\n    nopreempt\n    timer_expired_backup\n    old_unicast_checksum never",
+    ));
+    let v = inst(&c, "VI_1");
+    assert_eq!(v.timer_expired_backup, Some(254));
+    assert_eq!(
+        v.unicast_checksum_compat,
+        crate::model::vrrp::ChecksumCompat::Never
+    );
+    let l = load(&BASIC.replace(
+        "interface eth0",
+        "interface eth0\n    thread_timer_expired 100",
+    ));
+    has(&l, "3:5: error:", "timer_expired_backup requires nopreempt");
+    assert_eq!(inst(&l.config, "VI_1").timer_expired_backup, None);
+}
+
+#[test]
 fn interface_is_required_except_for_unicast() {
     let l =
         load("vrrp_instance A {\n virtual_router_id 1\n virtual_ipaddress {\n  10.0.0.1\n }\n}\n");
