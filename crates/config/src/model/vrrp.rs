@@ -1468,4 +1468,24 @@ pub(crate) mod arb {
                 },
             )
     }
+
+    /// [`vrrp_section`] for cluster mode: priority, state and unicast peers are left to
+    /// placement (writing them there draws a warning), with what follows from that.
+    pub(crate) fn vrrp_section_for_cluster() -> impl Strategy<Value = VrrpSection> {
+        vrrp_section().prop_map(|mut s| {
+            for v in &mut s.instances {
+                v.priority_set = false;
+                v.state_set = false;
+                v.priority = 100;
+                v.state = InitialState::Backup;
+                v.unicast_src_ip = None;
+                v.unicast_peers.clear();
+                v.owner_ignore_adverts = false;
+                if v.strict_mode && v.version == VrrpVersion::V2 {
+                    v.accept = false;
+                }
+            }
+            s
+        })
+    }
 }

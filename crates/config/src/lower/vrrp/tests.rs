@@ -1145,6 +1145,12 @@ mod roundtrip {
             round_trip(&Config { global, ..Config::default() })?;
         }
 
+        #[test]
+        fn cluster_mode_round_trips(vrrp in crate::model::vrrp::arb::vrrp_section_for_cluster()) {
+            let cluster = load(CLUSTER).config.cluster;
+            round_trip(&Config { vrrp, cluster, ..Config::default() })?;
+        }
+
         /// The model is replicated as JSON: it must survive serialisation unchanged.
         #[test]
         fn model_survives_json(global in global_defs(), vrrp in vrrp_section()) {
