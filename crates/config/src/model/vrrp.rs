@@ -1312,6 +1312,11 @@ pub(crate) mod arb {
             v.higher_prio_send_advert = false;
             v.garp.lower_prio_delay = Micros(0);
             v.garp.lower_prio_repeat = 0;
+            if let Some(IpAddr::V6(a)) = v.virtual_addresses.first().map(|a| a.address) {
+                let seg = a.segments();
+                let ll = Ipv6Addr::new(0xfe80, 0, 0, 0, seg[4], seg[5], seg[6], seg[7]);
+                v.virtual_addresses[0].address = IpAddr::V6(ll);
+            }
         }
         let names = |it: Vec<String>| it;
         v.track_scripts = refs(

@@ -2,6 +2,7 @@
 //! `vrrp_complete_instance`), and the checks that need the whole configuration.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use super::super::Ctx;
 use super::line_of;
@@ -613,6 +614,20 @@ fn instance_checks(v: &VrrpInstance, cluster: bool, ctx: &mut Ctx<'_>) {
                 ),
             );
         }
+    }
+    // RFC 5798 §5.2.9: the first IPv6 address of an advert is the link-local one.
+    if let Some(first) = v.virtual_addresses.first()
+        && let IpAddr::V6(a) = first.address
+        && v.strict_mode
+        && !v.is_unicast()
+        && !a.is_unicast_link_local()
+    {
+        ctx.error(
+            first.origin.0.unwrap_or(at),
+            format!(
+                "({name}) the first IPv6 VIP address must be link local in strict mode (RFC 5798 §5.2.9); {a} is not"
+            ),
+        );
     }
     if v.virtual_addresses.len() > 255 {
         ctx.warning(

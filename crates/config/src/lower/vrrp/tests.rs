@@ -501,6 +501,18 @@ fn strict_mode_rules_match_keepalived() {
 }
 
 #[test]
+fn strict_ipv6_needs_a_link_local_first_vip() {
+    let v6 = "vrrp_instance V6 {\n interface eth0\n virtual_router_id 3\n strict_mode\n virtual_ipaddress {\n  2001:db8::1\n  fe80::1\n }\n}\n";
+    let l = load(v6);
+    has(
+        &l,
+        "6:3: error:",
+        "the first IPv6 VIP address must be link local",
+    );
+    clean(&v6.replace("  2001:db8::1\n  fe80::1", "  fe80::1\n  2001:db8::1"));
+}
+
+#[test]
 fn strict_mode_refuses_unicast_and_preempt_delay() {
     let l = load(&BASIC.replace(
         "interface eth0",
