@@ -848,6 +848,19 @@ pub(crate) fn validate(cfg: &Config, ctx: &mut Ctx<'_>) {
             } else {
                 servers.insert((rs.ip, rs.port), rs.origin);
             }
+            for c in &rs.checkers {
+                if let crate::model::lvs::check::CheckerKind::File(f) = &c.kind
+                    && cfg.vrrp.track_file(&f.track_file).is_none()
+                {
+                    ctx.error(
+                        c.origin.0.unwrap_or(rspan),
+                        format!(
+                            "FILE_CHECK names track_file '{}', but no track_file block of that name is defined",
+                            f.track_file
+                        ),
+                    );
+                }
+            }
             if let Some(f) = family
                 && AddressFamily::of(&rs.ip) != f
                 && !matches!(rs.method, ForwardingMethod::Tun(_))

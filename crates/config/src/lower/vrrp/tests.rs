@@ -927,10 +927,8 @@ fn printed_config_loads_back_equal() {
 mod corpus {
     use super::*;
 
-    const DIR: &str = "/work/shared/corpus/keepalived-samples";
-
     fn read(name: &str) -> Option<Loaded> {
-        let path = Path::new(DIR).join(name);
+        let path = crate::test_support::corpus_dir().join(name);
         if !path.exists() {
             eprintln!("skipping: {} is absent", path.display());
             return None;
@@ -970,13 +968,14 @@ mod corpus {
     /// Every sample's VRRP half prints and loads back to the same model.
     #[test]
     fn samples_round_trip() {
-        let Ok(dir) = std::fs::read_dir(DIR) else {
-            eprintln!("skipping: {DIR} is absent");
+        let base = crate::test_support::corpus_dir();
+        let Ok(dir) = std::fs::read_dir(&base) else {
+            eprintln!("skipping: {} is absent", base.display());
             return;
         };
         let mut files: Vec<_> = dir.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        files.push(Path::new(DIR).join("etc/keepalived.conf"));
-        files.push(Path::new(DIR).join("docker/keepalived.conf"));
+        files.push(base.join("etc/keepalived.conf"));
+        files.push(base.join("docker/keepalived.conf"));
         for path in files {
             let name = path.file_name().unwrap().to_string_lossy();
             if !path.is_file() || !name.starts_with("keepalived.conf") {
