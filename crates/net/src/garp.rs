@@ -3,7 +3,9 @@
 //! "broadcast a gratuitous ARP request", §6.4.2 / RFC 4861 §7.2.6 for IPv6). The frame
 //! builders are pure functions; [`Announcer`] only puts their bytes on the wire.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV6};
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV6};
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, SockAddrStorage, Socket, Type};
 
@@ -112,6 +114,11 @@ impl Announcer {
                 .map_err(NetError::io("setting NA hop limit 255"))?;
             s.set_multicast_loop_v6(false)
                 .map_err(NetError::io("disabling multicast loopback"))?;
+            // This socket only sends, but the kernel copies every ICMPv6 message arriving on
+            // the interface to raw ICMPv6 sockets; the smallest buffer keeps that backlog tiny
+            // (ICMP6_FILTER would block them, but neither socket2 nor nix offers it safely).
+            s.set_recv_buffer_size(0)
+                .map_err(NetError::io("shrinking the ICMPv6 receive buffer"))?;
         }
         Ok(Announcer {
             ifname: ifname.to_string(),
@@ -155,10 +162,10 @@ impl Announcer {
     }
 
     /// Announces `ip` with the right protocol for its family.
-    pub fn announce(&self, ip: std::net::IpAddr) -> Result<(), NetError> {
+    pub fn announce(&self, ip: IpAddr) -> Result<(), NetError> {
         match ip {
-            std::net::IpAddr::V4(v4) => self.garp(v4),
-            std::net::IpAddr::V6(v6) => self.unsolicited_na(v6),
+            IpAddr::V4(v4) => self.garp(v4),
+            IpAddr::V6(v6) => self.unsolicited_na(v6),
         }
     }
 }
@@ -172,6 +179,131 @@ pub fn send_garp(ifname: &str, ip: Ipv4Addr) -> Result<(), NetError> {
 /// One unsolicited neighbour advertisement for `ip` on `ifname`.
 pub fn send_unsolicited_na(ifname: &str, ip: Ipv6Addr) -> Result<(), NetError> {
     Announcer::open(ifname)?.unsolicited_na(ip)
+}
+
+/// Paces announcements on one interface (keepalived's `vrrp_garp_interval` and
+/// `vrrp_gna_interval`, keepalived.md §3.6): at most one GARP per GARP interval and one NA per
+/// NA interval, each family in its own FIFO so a long IPv4 burst does not hold back IPv6.
+/// Some switches drop or rate-limit a burst of hundreds of GARPs; spacing them is the fix.
+///
+/// Sans-IO, as the VRRP machine: time is an argument, the caller drains
+/// [`poll_transmit`](Self::poll_transmit) and sleeps until [`poll_timeout`](Self::poll_timeout).
+/// A zero interval sends everything at once. The gap is kept across bursts: a burst queued
+/// just after a send waits for the interval to run out.
+#[derive(Debug, Clone)]
+pub struct Pacer {
+    v4: Lane,
+    v6: Lane,
+}
+
+#[derive(Debug, Clone)]
+struct Lane {
+    interval: Duration,
+    queue: VecDeque<IpAddr>,
+    last_sent: Option<Instant>,
+    /// When the head of `queue` may go; meaningful only while `queue` is not empty.
+    due: Option<Instant>,
+}
+
+impl Lane {
+    fn new(interval: Duration) -> Lane {
+        Lane {
+            interval,
+            queue: VecDeque::new(),
+            last_sent: None,
+            due: None,
+        }
+    }
+
+    fn push(&mut self, ip: IpAddr, now: Instant) {
+        if self.queue.is_empty() {
+            let earliest = self.last_sent.map_or(now, |t| t + self.interval);
+            self.due = Some(earliest.max(now));
+        }
+        self.queue.push_back(ip);
+    }
+
+    fn poll(&mut self, now: Instant) -> Option<IpAddr> {
+        if self.due? > now {
+            return None;
+        }
+        let ip = self.queue.pop_front()?;
+        self.last_sent = Some(now);
+        self.due = if self.queue.is_empty() {
+            None
+        } else {
+            Some(now + self.interval)
+        };
+        Some(ip)
+    }
+
+    fn retain(&mut self, keep: impl Fn(&IpAddr) -> bool) {
+        self.queue.retain(keep);
+        if self.queue.is_empty() {
+            self.due = None;
+        }
+    }
+}
+
+impl Pacer {
+    /// `garp_interval` spaces gratuitous ARPs, `gna_interval` neighbour advertisements.
+    pub fn new(garp_interval: Duration, gna_interval: Duration) -> Pacer {
+        Pacer {
+            v4: Lane::new(garp_interval),
+            v6: Lane::new(gna_interval),
+        }
+    }
+
+    fn lane(&mut self, ip: &IpAddr) -> &mut Lane {
+        match ip {
+            IpAddr::V4(_) => &mut self.v4,
+            IpAddr::V6(_) => &mut self.v6,
+        }
+    }
+
+    /// Queues one announcement of `ip`.
+    pub fn push(&mut self, ip: IpAddr, now: Instant) {
+        self.lane(&ip).push(ip, now);
+    }
+
+    /// Queues `repeat` rounds over `ips` (keepalived's `garp_master_repeat`: every VIP once,
+    /// then every VIP again, so each VIP is announced early in the burst).
+    pub fn push_burst(&mut self, ips: &[IpAddr], repeat: u32, now: Instant) {
+        for _ in 0..repeat {
+            for ip in ips {
+                self.push(*ip, now);
+            }
+        }
+    }
+
+    /// The next announcement to send at `now`, if one is due. Call until `None`.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<IpAddr> {
+        self.v4.poll(now).or_else(|| self.v6.poll(now))
+    }
+
+    /// When the next announcement falls due; `None` while nothing is queued.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.v4.due, self.v6.due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Drops queued announcements of `ip`: it was removed (the instance left MASTER), and
+    /// announcing an address we no longer hold would pull its traffic to us.
+    pub fn cancel(&mut self, ip: IpAddr) {
+        self.lane(&ip).retain(|q| *q != ip);
+    }
+
+    /// How many announcements are queued.
+    pub fn len(&self) -> usize {
+        self.v4.queue.len() + self.v6.queue.len()
+    }
+
+    /// True when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Whether the interface forwards IPv6 (sets the NA Router flag). Read through /proc/sys/net,
@@ -241,6 +373,83 @@ mod tests {
         ];
         assert_eq!(m, expected);
         assert_eq!(na_message(vip, MAC, true)[4], 0xa0, "Router + Override");
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("address")
+    }
+
+    /// Drains everything due at `now`.
+    fn drain(p: &mut Pacer, now: Instant) -> Vec<IpAddr> {
+        std::iter::from_fn(|| p.poll_transmit(now)).collect()
+    }
+
+    #[test]
+    fn zero_interval_sends_a_whole_burst_at_once_in_rounds() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(Duration::ZERO, Duration::ZERO);
+        let vips = [ip("10.0.0.1"), ip("10.0.0.2")];
+        p.push_burst(&vips, 3, t0);
+        assert_eq!(p.len(), 6);
+        assert_eq!(p.poll_timeout(), Some(t0));
+        let sent = drain(&mut p, t0);
+        assert_eq!(sent, [vips, vips, vips].concat(), "round after round");
+        assert!(p.is_empty());
+        assert_eq!(p.poll_timeout(), None);
+    }
+
+    #[test]
+    fn an_interval_spaces_sends_and_holds_across_bursts() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut p = Pacer::new(ms(10), Duration::ZERO);
+        p.push_burst(&[ip("10.0.0.1"), ip("10.0.0.2")], 1, t0);
+        assert_eq!(drain(&mut p, t0), [ip("10.0.0.1")]);
+        assert_eq!(p.poll_timeout(), Some(t0 + ms(10)));
+        assert_eq!(drain(&mut p, t0 + ms(9)), Vec::<IpAddr>::new());
+        // Woken late: it sends one, and the next gap counts from the actual send.
+        assert_eq!(drain(&mut p, t0 + ms(14)), [ip("10.0.0.2")]);
+        assert_eq!(p.poll_timeout(), None);
+        // A new burst 3 ms after the last send still waits out the interval.
+        p.push(ip("10.0.0.3"), t0 + ms(17));
+        assert_eq!(p.poll_timeout(), Some(t0 + ms(24)));
+        assert_eq!(drain(&mut p, t0 + ms(23)), Vec::<IpAddr>::new());
+        assert_eq!(drain(&mut p, t0 + ms(24)), [ip("10.0.0.3")]);
+        // Long after the last send, a push is due at once.
+        p.push(ip("10.0.0.4"), t0 + ms(100));
+        assert_eq!(drain(&mut p, t0 + ms(100)), [ip("10.0.0.4")]);
+    }
+
+    #[test]
+    fn arp_and_na_are_paced_independently() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut p = Pacer::new(ms(100), ms(10));
+        p.push_burst(&[ip("10.0.0.1"), ip("fd00::1")], 2, t0);
+        assert_eq!(drain(&mut p, t0), [ip("10.0.0.1"), ip("fd00::1")]);
+        assert_eq!(
+            p.poll_timeout(),
+            Some(t0 + ms(10)),
+            "the NA lane is due first"
+        );
+        assert_eq!(drain(&mut p, t0 + ms(10)), [ip("fd00::1")]);
+        assert_eq!(p.poll_timeout(), Some(t0 + ms(100)));
+        assert_eq!(drain(&mut p, t0 + ms(100)), [ip("10.0.0.1")]);
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn cancel_drops_a_removed_vip_from_the_queue() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut p = Pacer::new(ms(10), ms(10));
+        p.push_burst(&[ip("10.0.0.1"), ip("10.0.0.2")], 2, t0);
+        p.cancel(ip("10.0.0.1"));
+        assert_eq!(p.len(), 2);
+        assert_eq!(drain(&mut p, t0), [ip("10.0.0.2")]);
+        p.cancel(ip("10.0.0.2"));
+        assert!(p.is_empty());
+        assert_eq!(p.poll_timeout(), None, "nothing left to wake up for");
     }
 
     #[test]

@@ -60,6 +60,14 @@ pub enum NetError {
     NoMac { name: String },
     #[error("interface {name}: IPv6 is not available on this host")]
     NoIpv6 { name: String },
+    #[error(
+        "source address {addr} is not usable (still tentative during DAD, or not on the interface): {source}"
+    )]
+    SourceUnusable {
+        addr: std::net::IpAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("netlink: {0}")]
     Netlink(String),
     #[error("{what}: {source}")]

@@ -249,13 +249,16 @@ impl VrrpSocketV6 {
                 )
                 .map_err(std::io::Error::from)
             }) {
-                // EINVAL here mostly means the source is not (yet) usable: still tentative
-                // while DAD runs, or removed from the interface.
-                Ok(r) => {
-                    return r.map(|_| ()).map_err(NetError::io(
-                        "sending an IPv6 advert (EINVAL: source address tentative or gone)",
-                    ));
+                Ok(Ok(_)) => return Ok(()),
+                // The kernel refuses an IPV6_PKTINFO source that is tentative (DAD still
+                // running) or not assigned to the interface with EINVAL.
+                Ok(Err(e)) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    return Err(NetError::SourceUnusable {
+                        addr: self.source.into(),
+                        source: e,
+                    });
                 }
+                Ok(Err(e)) => return Err(NetError::io("sending an IPv6 advert")(e)),
                 Err(_would_block) => continue,
             }
         }

@@ -370,6 +370,22 @@ fn ipv6_adverts_leave_from_the_link_local_address_with_hop_limit_255() {
                 let bytes = m.emit(IpAddr::V6(src), IpAddr::V6(peer), ChecksumMode::default());
                 s.send(&bytes, peer).await.expect("send unicast");
             }
+            // A source that is not on the interface is refused by the kernel, and said so.
+            let stray = VrrpSocketV6::open_from(
+                "eth0",
+                Delivery::Unicast,
+                "fd00::dead".parse().expect("address"),
+            )
+            .expect("socket");
+            let bytes = m.emit(
+                IpAddr::V6(stray.source()),
+                IpAddr::V6(ll_b),
+                ChecksumMode::default(),
+            );
+            assert!(matches!(
+                stray.send(&bytes, ll_b).await,
+                Err(NetError::SourceUnusable { .. })
+            ));
             src
         })
     });
