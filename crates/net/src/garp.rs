@@ -1,7 +1,9 @@
 //! Gratuitous ARP (IPv4) and unsolicited neighbour advertisements (IPv6): after taking over a
-//! VIP, the new master tells the segment that the VIP now lives at its MAC (RFC 5798 §6.4.2
-//! "broadcast a gratuitous ARP request", §6.4.2 / RFC 4861 §7.2.6 for IPv6). The frame
-//! builders are pure functions; [`Announcer`] only puts their bytes on the wire.
+//! VIP, the new master tells the segment that the VIP now lives at its MAC (RFC 5798 §6.4.1 /
+//! §6.4.2 on becoming master; RFC 4861 §7.2.6 for IPv6). RFC 5798 announces the virtual
+//! router MAC; like keepalived without `use_vmac` (keepalived.md §3.6), flotilla announces the
+//! interface's own MAC. The frame builders are pure functions; [`Announcer`] only puts their
+//! bytes on the wire, and [`Pacer`] spaces bursts.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV6};
@@ -34,10 +36,11 @@ const ND_HOP_LIMIT: u32 = 255;
 
 /// A gratuitous ARP request for `ip` from `mac`, as a whole Ethernet frame.
 ///
-/// Sender and target protocol address are both the VIP (RFC 5227 §3's announcement; RFC 5798
-/// §6.4.2 asks for a gratuitous ARP request), the target hardware address is zero (RFC 5227
-/// §2.3: ignored, should be zero), and the frame is broadcast so every host and switch on the
-/// segment relearns the VIP's MAC.
+/// Sender and target protocol address are both the VIP (an ARP Announcement, RFC 5227 §2.3;
+/// RFC 5798 §6.4.1 asks for a gratuitous ARP request), the target hardware address is zero
+/// (RFC 5227 §2.1.1: ignored, should be zero; keepalived writes broadcast there, receivers
+/// ignore it either way), and the frame is broadcast so every host and switch on the segment
+/// relearns the VIP's MAC.
 pub fn garp_frame(mac: [u8; 6], ip: Ipv4Addr) -> [u8; GARP_FRAME_LEN] {
     let mut f = [0u8; GARP_FRAME_LEN];
     f[0..6].copy_from_slice(&BROADCAST_MAC);
@@ -61,9 +64,11 @@ pub fn garp_frame(mac: [u8; 6], ip: Ipv4Addr) -> [u8; GARP_FRAME_LEN] {
 /// socket always does, RFC 3542 §3.1), so bytes 2..4 stay zero here.
 ///
 /// Solicited is clear (it answers no one), Override is set so neighbours replace the MAC they
-/// cached for the VIP, and Router says whether this host forwards: a neighbour that sees
-/// Router clear for an address it knew as a router drops it from its default routers
-/// (RFC 4861 §7.2.5), which would be wrong for a VIP that is a gateway.
+/// cached for the VIP. RFC 5798 §6.4.1 always sets Router; flotilla follows keepalived and
+/// sets it only when the interface forwards IPv6, so the flag tells the truth about the host
+/// (RFC 4861 §4.4). It matters: a neighbour that sees Router clear for an address it knew as a
+/// router drops that address from its default routers (RFC 4861 §7.2.5), so a director whose
+/// VIP is a gateway must forward.
 pub fn na_message(target: Ipv6Addr, mac: [u8; 6], router: bool) -> [u8; NA_LEN] {
     let mut m = [0u8; NA_LEN];
     m[0] = ICMPV6_NEIGHBOUR_ADVERT;
@@ -77,8 +82,8 @@ pub fn na_message(target: Ipv6Addr, mac: [u8; 6], router: bool) -> [u8; NA_LEN] 
     m
 }
 
-/// Sends gratuitous ARPs and unsolicited NAs on one interface. Opening it reads the
-/// interface's MAC once; reopen it if the MAC changes.
+/// Sends gratuitous ARPs and unsolicited NAs on one interface; sends never block. Opening it
+/// reads the interface's MAC and IPv6 forwarding once; reopen it if either changes.
 pub struct Announcer {
     ifname: String,
     ifindex: u32,
@@ -99,6 +104,10 @@ impl Announcer {
         let arp = Socket::new(Domain::PACKET, Type::RAW, Some(Protocol::from(0))).map_err(
             NetError::io("opening the AF_PACKET socket (needs CAP_NET_RAW)"),
         )?;
+        // Non-blocking, both: an actor must never stall on a full device queue; a GARP lost
+        // to one (`WouldBlock`) is repeated by the burst anyway.
+        arp.set_nonblocking(true)
+            .map_err(NetError::io("setting non-blocking"))?;
         let icmp6 = match Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6)) {
             Ok(s) => Some(s),
             // A host with IPv6 disabled still announces its IPv4 VIPs.
@@ -106,6 +115,8 @@ impl Announcer {
             Err(e) => return Err(NetError::io("opening the raw ICMPv6 socket")(e)),
         };
         if let Some(s) = &icmp6 {
+            s.set_nonblocking(true)
+                .map_err(NetError::io("setting non-blocking"))?;
             s.bind_device(Some(ifname.as_bytes()))
                 .map_err(NetError::io("binding the ICMPv6 socket to its interface"))?;
             s.set_multicast_hops_v6(ND_HOP_LIMIT)

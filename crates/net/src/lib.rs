@@ -1,7 +1,7 @@
 //! The host, kept thin: virtual addresses through rtnetlink, link up/down watch, the raw
-//! VRRP socket (IP protocol 112, multicast join, TTL 255) and gratuitous ARP / unsolicited
-//! neighbour advertisements over AF_PACKET. It carries out what the VRRP state machine
-//! decided and never decides anything itself.
+//! VRRP sockets for IPv4 and IPv6 (IP protocol 112, multicast join, TTL / hop limit 255),
+//! gratuitous ARP over AF_PACKET and unsolicited neighbour advertisements over raw ICMPv6. It
+//! carries out what the VRRP state machine decided and never decides anything itself.
 
 use std::net::Ipv6Addr;
 
