@@ -537,6 +537,20 @@ fn link_watch_reports_down_and_up_within_a_second() {
                 let now = links.oper_state("eth0").await.expect("state");
                 assert_eq!(now == OperState::Up, want_up, "{now:?}");
             }
+            // Deleting the interface (the peer goes with it) is reported as such.
+            ip(&["-n", &ns, "link", "del", "eth0"]);
+            loop {
+                let e = tokio::time::timeout(Duration::from_secs(1), watch.next())
+                    .await
+                    .expect("an event within 1 s of link del")
+                    .expect("watch open");
+                match e {
+                    LinkEvent::Removed { name, .. } if name == "eth0" => break,
+                    // It may go down on its way out.
+                    LinkEvent::Down(_) => continue,
+                    e => panic!("after link del: {e:?}"),
+                }
+            }
             took
         })
     })
