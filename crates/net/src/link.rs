@@ -2,7 +2,7 @@
 //! from rtnetlink (`ip monitor link`). A VRRP instance whose interface goes down enters FAULT
 //! (keepalived.md §3.5); this module only reports, the state machine decides.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
@@ -117,16 +117,12 @@ impl Links {
             .execute()
             .try_next()
             .await
-            .map_err(|e| match e {
-                rtnetlink::Error::NetlinkError(m)
-                    if m.code.map(|c| -c.get()) == Some(libc::ENODEV) =>
-                {
-                    NetError::NoInterface {
-                        name: ifname.to_string(),
-                        reason: "no such device".to_string(),
-                    }
-                }
-                e => NetError::Netlink(format!("reading link {ifname}: {e}")),
+            .map_err(|e| match errno(&e) {
+                Some(libc::ENODEV) => NetError::NoInterface {
+                    name: ifname.to_string(),
+                    reason: "no such device".to_string(),
+                },
+                _ => NetError::Netlink(format!("reading link {ifname}: {e}")),
             })?;
         msg.map(|m| LinkStatus::from_message(&m))
             .ok_or_else(|| NetError::NoInterface {
@@ -145,11 +141,18 @@ impl Links {
 ///
 /// The kernel sends RTM_NEWLINK for many changes (MTU, addresses of a slave, statistics
 /// flags); the watch keeps the last state of each interface and reports only changes of
-/// [`LinkStatus::is_up`], starting from the state listed when it was opened.
+/// [`LinkStatus::is_up`], starting from the state listed when it was opened. Each
+/// notification triggers a read of the link's current state, and if the kernel drops
+/// notifications because the socket buffer overran (ENOBUFS), the watch lists all links again
+/// and reports what changed in the meantime: the reported state always ends where the link
+/// is, even after a flood. A link that flapped between two reads may show no transition.
 pub struct LinkWatch {
     messages: BoxStream<'static, NetlinkMessage<RouteNetlinkMessage>>,
+    handle: rtnetlink::Handle,
     driver: tokio::task::JoinHandle<()>,
-    last: HashMap<u32, bool>,
+    known: Transitions,
+    pending: VecDeque<LinkEvent>,
+    overruns: u64,
 }
 
 impl LinkWatch {
@@ -159,69 +162,217 @@ impl LinkWatch {
         let (conn, handle, messages) = rtnetlink::new_multicast_connection(&[MulticastGroup::Link])
             .map_err(NetError::io("subscribing to link notifications"))?;
         let driver = tokio::spawn(conn);
-        let listed: Vec<LinkMessage> = handle
-            .link()
-            .get()
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| NetError::Netlink(format!("listing links: {e}")))?;
-        let last = listed
-            .iter()
-            .map(|m| {
-                let s = LinkStatus::from_message(m);
-                (s.ifindex, s.is_up())
-            })
-            .collect();
+        let mut known = Transitions::default();
+        known.resync(list_links(&handle).await?);
         Ok(LinkWatch {
             messages: messages.map(|(m, _)| m).boxed(),
+            handle,
             driver,
-            last,
+            known,
+            pending: VecDeque::new(),
+            overruns: 0,
         })
     }
 
-    /// The next transition; `None` if the netlink connection ended.
+    /// The next transition; `None` if the netlink connection ended or the links could not be
+    /// listed again after an overrun (reopen the watch then).
     pub async fn next(&mut self) -> Option<LinkEvent> {
-        while let Some(msg) = self.messages.next().await {
-            let NetlinkPayload::InnerMessage(inner) = msg.payload else {
-                continue;
-            };
-            if let Some(event) = self.observe(inner) {
-                return Some(event);
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some(e);
+            }
+            let msg = self.messages.next().await?;
+            match msg.payload {
+                // A notification is only a trigger: the state reported is read back from the
+                // kernel, because the notification may be stale. After an overrun, queued
+                // notifications older than the re-listing still follow it, and the one for
+                // the last change may have been the one dropped; trusting their contents
+                // could leave the watch on a state the link has already left.
+                NetlinkPayload::InnerMessage(
+                    RouteNetlinkMessage::NewLink(m) | RouteNetlinkMessage::DelLink(m),
+                ) => {
+                    let event = match self.live(m.header.index).await {
+                        Ok(Some(s)) => self.known.status(s),
+                        Ok(None) => self.known.removed(m.header.index),
+                        // Cannot ask: the notification is the best there is.
+                        Err(_) => self.known.status(LinkStatus::from_message(&m)),
+                    };
+                    if let Some(e) = event {
+                        return Some(e);
+                    }
+                }
+                NetlinkPayload::Overrun(_) => {
+                    self.overruns += 1;
+                    let listed = list_links(&self.handle).await.ok()?;
+                    self.pending.extend(self.known.resync(listed));
+                }
+                _ => {}
             }
         }
-        None
+    }
+}
+
+impl LinkWatch {
+    /// Interface `ifindex` as it is now; `None` if it no longer exists.
+    async fn live(&self, ifindex: u32) -> Result<Option<LinkStatus>, NetError> {
+        match self
+            .handle
+            .link()
+            .get()
+            .match_index(ifindex)
+            .execute()
+            .try_next()
+            .await
+        {
+            Ok(m) => Ok(m.map(|m| LinkStatus::from_message(&m))),
+            Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(NetError::Netlink(format!("reading link {ifindex}: {e}"))),
+        }
     }
 
-    fn observe(&mut self, msg: RouteNetlinkMessage) -> Option<LinkEvent> {
-        match msg {
-            RouteNetlinkMessage::NewLink(m) => {
-                let s = LinkStatus::from_message(&m);
-                let up = s.is_up();
-                if self.last.insert(s.ifindex, up) == Some(up) {
-                    return None;
-                }
-                Some(if up {
-                    LinkEvent::Up(s)
-                } else {
-                    LinkEvent::Down(s)
-                })
-            }
-            RouteNetlinkMessage::DelLink(m) => {
-                let s = LinkStatus::from_message(&m);
-                self.last.remove(&s.ifindex)?;
-                Some(LinkEvent::Removed {
-                    ifindex: s.ifindex,
-                    name: s.name,
-                })
-            }
-            _ => None,
+    /// How often notifications were lost to a full socket buffer and the state re-read (worth
+    /// a metric: a steady count means the reader falls behind).
+    pub fn overruns(&self) -> u64 {
+        self.overruns
+    }
+}
+
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
+        _ => None,
+    }
+}
+
+async fn list_links(handle: &rtnetlink::Handle) -> Result<Vec<LinkStatus>, NetError> {
+    let listed: Vec<LinkMessage> = handle
+        .link()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|e| NetError::Netlink(format!("listing links: {e}")))?;
+    Ok(listed.iter().map(LinkStatus::from_message).collect())
+}
+
+/// The last known up/down state of each interface; turns observations into transitions.
+#[derive(Debug, Default)]
+struct Transitions {
+    last: HashMap<u32, (String, bool)>,
+}
+
+impl Transitions {
+    fn status(&mut self, s: LinkStatus) -> Option<LinkEvent> {
+        let up = s.is_up();
+        let before = self.last.insert(s.ifindex, (s.name.clone(), up));
+        if before.map(|(_, was)| was) == Some(up) {
+            return None;
         }
+        Some(if up {
+            LinkEvent::Up(s)
+        } else {
+            LinkEvent::Down(s)
+        })
+    }
+
+    fn removed(&mut self, ifindex: u32) -> Option<LinkEvent> {
+        let (name, _) = self.last.remove(&ifindex)?;
+        Some(LinkEvent::Removed { ifindex, name })
+    }
+
+    /// Replaces what is known with a fresh listing; returns the transitions missed.
+    fn resync(&mut self, listed: Vec<LinkStatus>) -> Vec<LinkEvent> {
+        let present: HashSet<u32> = listed.iter().map(|s| s.ifindex).collect();
+        let mut gone: Vec<u32> = self
+            .last
+            .keys()
+            .filter(|i| !present.contains(i))
+            .copied()
+            .collect();
+        gone.sort_unstable();
+        let mut events: Vec<LinkEvent> = gone.into_iter().filter_map(|i| self.removed(i)).collect();
+        events.extend(listed.into_iter().filter_map(|s| self.status(s)));
+        events
     }
 }
 
 impl Drop for LinkWatch {
     fn drop(&mut self) {
         self.driver.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(ifindex: u32, name: &str, up: bool) -> LinkStatus {
+        LinkStatus {
+            ifindex,
+            name: name.to_string(),
+            admin_up: true,
+            running: up,
+            oper: if up { OperState::Up } else { OperState::Down },
+        }
+    }
+
+    #[test]
+    fn only_changes_of_up_or_down_are_reported() {
+        let mut t = Transitions::default();
+        assert_eq!(
+            t.resync(vec![link(2, "eth0", true)]),
+            vec![LinkEvent::Up(link(2, "eth0", true))],
+            "first sight (LinkWatch::open discards these)"
+        );
+        assert_eq!(
+            t.status(link(2, "eth0", true)),
+            None,
+            "MTU change, still up"
+        );
+        assert_eq!(
+            t.status(link(2, "eth0", false)),
+            Some(LinkEvent::Down(link(2, "eth0", false)))
+        );
+        assert_eq!(t.status(link(2, "eth0", false)), None);
+        assert_eq!(
+            t.removed(2),
+            Some(LinkEvent::Removed {
+                ifindex: 2,
+                name: "eth0".to_string()
+            })
+        );
+        assert_eq!(
+            t.removed(2),
+            None,
+            "unknown interfaces are not reported twice"
+        );
+    }
+
+    #[test]
+    fn a_resync_after_lost_notifications_reports_what_was_missed() {
+        let mut t = Transitions::default();
+        t.resync(vec![
+            link(2, "eth0", true),
+            link(3, "eth1", true),
+            link(4, "eth2", false),
+        ]);
+        // While notifications were lost: eth0 went down, eth1 was deleted, eth2 is unchanged
+        // and eth3 appeared.
+        let missed = t.resync(vec![
+            link(2, "eth0", false),
+            link(4, "eth2", false),
+            link(5, "eth3", true),
+        ]);
+        assert_eq!(
+            missed,
+            vec![
+                LinkEvent::Removed {
+                    ifindex: 3,
+                    name: "eth1".to_string()
+                },
+                LinkEvent::Down(link(2, "eth0", false)),
+                LinkEvent::Up(link(5, "eth3", true)),
+            ]
+        );
     }
 }

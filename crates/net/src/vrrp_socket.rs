@@ -336,10 +336,11 @@ fn recv_v6(s: &Socket, buf: &mut [u8]) -> std::io::Result<Result<ReceivedV6, Anc
 
 /// Registers an owned socket with tokio's reactor.
 #[allow(unsafe_code)]
-pub(crate) fn register(s: Socket) -> Result<AsyncFd<Socket>, NetError> {
+fn register(s: Socket) -> Result<AsyncFd<Socket>, NetError> {
     // SAFETY: `AsyncFd::register` requires that the file descriptor stays open and is not
     // registered elsewhere while the `AsyncFd` lives. `s` is moved in and owned by the
-    // `AsyncFd`; its descriptor is never handed out, so nothing else can close or register it.
+    // `AsyncFd`; its descriptor is only lent, as a raw fd, to one `recvmsg`/`sendmsg` call at a
+    // time and never stored, closed or registered by anyone else.
     unsafe { AsyncFd::register(s) }.map_err(|e| NetError::Io {
         what: "registering the socket with tokio",
         source: std::io::Error::other(e.to_string()),
