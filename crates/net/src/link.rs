@@ -151,7 +151,14 @@ pub struct LinkWatch {
     handle: rtnetlink::Handle,
     driver: tokio::task::JoinHandle<()>,
     known: Transitions,
+    /// Transitions found but not yet returned.
     pending: VecDeque<LinkEvent>,
+    /// Links notified about and still to be read back, with what the notification said (used
+    /// only if the read fails). Kept here, not in a local, so that a `next()` dropped while
+    /// it awaits the kernel (a `select!` in the caller) loses nothing.
+    recheck: VecDeque<LinkStatus>,
+    /// An overrun was seen and the links are still to be listed again.
+    resync: bool,
     overruns: u64,
 }
 
@@ -170,49 +177,75 @@ impl LinkWatch {
             driver,
             known,
             pending: VecDeque::new(),
+            recheck: VecDeque::new(),
+            resync: false,
             overruns: 0,
         })
     }
 
     /// The next transition; `None` if the netlink connection ended or the links could not be
-    /// listed again after an overrun (reopen the watch then).
+    /// listed again after an overrun (reopen the watch then). Cancel-safe: dropping the
+    /// future loses no transition, it is reported by the next call.
     pub async fn next(&mut self) -> Option<LinkEvent> {
         loop {
             if let Some(e) = self.pending.pop_front() {
                 return Some(e);
             }
+            if self.resync {
+                let listed = list_links(&self.handle).await.ok()?;
+                self.resync = false;
+                self.pending.extend(self.known.resync(listed));
+                continue;
+            }
+            // A notification is only a trigger: the state reported is read back from the
+            // kernel, because the notification may be stale. After an overrun, queued
+            // notifications older than the re-listing still follow it, and the one for the
+            // last change may have been the one dropped; trusting their contents could leave
+            // the watch on a state the link has already left.
+            if let Some(noted) = self.recheck.front() {
+                let ifindex = noted.ifindex;
+                let live = self.live(ifindex).await;
+                let Some(noted) = self.recheck.pop_front() else {
+                    continue;
+                };
+                let event = match live {
+                    Ok(Some(s)) => self.known.status(s),
+                    Ok(None) => self.known.removed(ifindex),
+                    // Cannot ask: the notification is the best there is.
+                    Err(_) => self.known.status(noted),
+                };
+                if let Some(e) = event {
+                    return Some(e);
+                }
+                continue;
+            }
             let msg = self.messages.next().await?;
             match msg.payload {
-                // A notification is only a trigger: the state reported is read back from the
-                // kernel, because the notification may be stale. After an overrun, queued
-                // notifications older than the re-listing still follow it, and the one for
-                // the last change may have been the one dropped; trusting their contents
-                // could leave the watch on a state the link has already left.
                 NetlinkPayload::InnerMessage(
                     RouteNetlinkMessage::NewLink(m) | RouteNetlinkMessage::DelLink(m),
                 ) => {
-                    let event = match self.live(m.header.index).await {
-                        Ok(Some(s)) => self.known.status(s),
-                        Ok(None) => self.known.removed(m.header.index),
-                        // Cannot ask: the notification is the best there is.
-                        Err(_) => self.known.status(LinkStatus::from_message(&m)),
-                    };
-                    if let Some(e) = event {
-                        return Some(e);
+                    let noted = LinkStatus::from_message(&m);
+                    // One read answers for every notification queued for the same link.
+                    match self.recheck.iter_mut().find(|s| s.ifindex == noted.ifindex) {
+                        Some(queued) => *queued = noted,
+                        None => self.recheck.push_back(noted),
                     }
                 }
                 NetlinkPayload::Overrun(_) => {
                     self.overruns += 1;
-                    let listed = list_links(&self.handle).await.ok()?;
-                    self.pending.extend(self.known.resync(listed));
+                    self.resync = true;
                 }
                 _ => {}
             }
         }
     }
-}
 
-impl LinkWatch {
+    /// How often notifications were lost to a full socket buffer and the state re-read (worth
+    /// a metric: a steady count means the reader falls behind).
+    pub fn overruns(&self) -> u64 {
+        self.overruns
+    }
+
     /// Interface `ifindex` as it is now; `None` if it no longer exists.
     async fn live(&self, ifindex: u32) -> Result<Option<LinkStatus>, NetError> {
         match self
@@ -228,12 +261,6 @@ impl LinkWatch {
             Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
             Err(e) => Err(NetError::Netlink(format!("reading link {ifindex}: {e}"))),
         }
-    }
-
-    /// How often notifications were lost to a full socket buffer and the state re-read (worth
-    /// a metric: a steady count means the reader falls behind).
-    pub fn overruns(&self) -> u64 {
-        self.overruns
     }
 }
 

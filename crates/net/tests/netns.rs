@@ -611,3 +611,35 @@ fn link_watch_recovers_from_a_notification_flood() {
         "the watch ends where the link is: {last:?}"
     );
 }
+
+#[test]
+fn link_watch_loses_nothing_when_next_is_cancelled() {
+    let pair = Pair::new("c");
+    let ns = pair.a.clone();
+    Pair::run(&pair.a, move || {
+        Box::pin(async move {
+            use futures_util::FutureExt;
+            let mut watch = LinkWatch::open().await.expect("watch");
+            for (state, want_up) in [("down", false), ("up", true)] {
+                ip(&["-n", &ns, "link", "set", "eth0", state]);
+                // Let the netlink driver queue the notification, then poll `next()` once and
+                // drop it, as an actor's select! does when another branch wins: that poll
+                // takes the notification and stops while the link is being read back.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                assert!(watch.next().now_or_never().is_none());
+                let event = tokio::time::timeout(Duration::from_secs(2), watch.next())
+                    .await
+                    .unwrap_or_else(|_| panic!("the link {state} was lost with the dropped call"))
+                    .expect("watch open");
+                match (want_up, &event) {
+                    (true, LinkEvent::Up(s)) | (false, LinkEvent::Down(s)) => {
+                        assert_eq!(s.name, "eth0")
+                    }
+                    _ => panic!("after link {state}: {event:?}"),
+                }
+            }
+        })
+    })
+    .join()
+    .expect("namespace thread");
+}
