@@ -643,3 +643,150 @@ fn link_watch_loses_nothing_when_next_is_cancelled() {
     .join()
     .expect("namespace thread");
 }
+
+/// keepalived running in a namespace; stopped (SIGTERM, as an operator would) when dropped.
+struct Keepalived {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl Keepalived {
+    fn start(ns: &str, config: &str) -> Keepalived {
+        let dir = std::env::temp_dir().join(format!("{ns}-keepalived"));
+        std::fs::create_dir_all(&dir).expect("keepalived dir");
+        let conf = dir.join("keepalived.conf");
+        std::fs::write(&conf, config).expect("keepalived.conf");
+        let log = File::create(dir.join("log")).expect("keepalived log");
+        let path = |f: &str| dir.join(f).to_string_lossy().into_owned();
+        // -n: stay in the foreground, -P: VRRP only, own pid files so that nothing else
+        // running keepalived on this host is disturbed (LAB.md §B).
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, "keepalived", "-n", "-l", "-D", "-P"])
+            .args(["-f", &path("keepalived.conf")])
+            .args(["-p", &path("keepalived.pid"), "-r", &path("vrrp.pid")])
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start keepalived (installed by ops/ci/deps.sh)");
+        Keepalived { child, dir }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Keepalived {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                let _ = std::fs::remove_dir_all(&self.dir);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // It did not stop: kill its VRRP child and itself, the two processes we started.
+        if let Ok(p) = std::fs::read_to_string(self.dir.join("vrrp.pid"))
+            && let Ok(p) = p.trim().parse::<i32>()
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn ipv6_adverts_interoperate_with_keepalived() {
+    let pair = Pair::new("k");
+    let (ll_a, ll_b, _) = pair.with_ipv6();
+    let has_vip = |ns: &str| {
+        ip(&["-n", ns, "-6", "-o", "addr", "show", "dev", "eth0"]).contains("fd00::100/")
+    };
+    // keepalived in B: IPv6 instance, VRID 52, priority 100, 0.1 s adverts. Alone, it becomes
+    // master after Master_Down_Interval and advertises from B's link-local address.
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let receiver = Pair::run(&pair.a, move || {
+        Box::pin(async move {
+            let s = VrrpSocketV6::open("eth0", Delivery::Multicast).expect("socket");
+            tx.send(()).expect("signal");
+            loop {
+                let r = tokio::time::timeout(Duration::from_secs(5), s.recv())
+                    .await
+                    .expect("keepalived's advert within 5 s")
+                    .expect("recv")
+                    .expect("hop limit and destination");
+                let parsed = Advert::parse(
+                    &r.payload,
+                    IpAddr::V6(r.src),
+                    IpAddr::V6(r.dst),
+                    ChecksumMode::default(),
+                );
+                if matches!(&parsed, Ok(a) if a.vrid == 52) {
+                    return (r, parsed);
+                }
+            }
+        })
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("receiver ready");
+    let keepalived = Keepalived::start(
+        &pair.b,
+        "global_defs {\n  router_id lab-k\n  vrrp_version 3\n}\n\
+         vrrp_instance VI6 {\n  state BACKUP\n  interface eth0\n  virtual_router_id 52\n  \
+         priority 100\n  advert_int 0.1\n  virtual_ipaddress {\n    fd00::100/64 dev eth0\n  }\n}\n",
+    );
+    let (r, parsed) = receiver.join().expect("receiver");
+    assert_eq!(r.hop_limit, 255);
+    assert_eq!(
+        r.src, ll_b,
+        "keepalived sends from the link-local address too"
+    );
+    assert_eq!(r.dst, MULTICAST_V6);
+    let parsed = parsed.expect("keepalived's checksum verifies with flotilla's pseudo-header");
+    assert_eq!((parsed.priority, parsed.interval_cs), (100, 10));
+    assert_eq!(parsed.addresses, vec![v4("fd00::100")]);
+    poll(Duration::from_secs(5), || has_vip(&pair.b).then_some(()))
+        .unwrap_or_else(|| panic!("keepalived never took the VIP:\n{}", keepalived.log()));
+
+    // Now A advertises priority 200: keepalived accepts the adverts (checksum, hop limit,
+    // source) only if they are right, and then steps down and releases the VIP.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_sender = stop.clone();
+    let sender = Pair::run(&pair.a, move || {
+        Box::pin(async move {
+            let s = VrrpSocketV6::open("eth0", Delivery::Multicast).expect("socket");
+            assert_eq!(s.source(), ll_a);
+            let mut a = advert6();
+            a.interval_cs = 10;
+            let bytes = a.emit(
+                IpAddr::V6(s.source()),
+                IpAddr::V6(MULTICAST_V6),
+                ChecksumMode::default(),
+            );
+            while !stop_sender.load(std::sync::atomic::Ordering::Relaxed) {
+                s.send(&bytes, MULTICAST_V6).await.expect("send");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    });
+    let released = poll(Duration::from_secs(5), || (!has_vip(&pair.b)).then_some(()));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    sender.join().expect("sender");
+    let (_, took) = released.unwrap_or_else(|| {
+        panic!(
+            "keepalived kept the VIP despite priority 200 adverts:\n{}",
+            keepalived.log()
+        )
+    });
+    eprintln!("keepalived released the VIP {took:?} after flotilla started advertising");
+    let log = keepalived.log();
+    assert!(log.contains("Entering BACKUP STATE"), "{log}");
+}
