@@ -490,7 +490,7 @@ fn gratuitous_arp_and_unsolicited_na_move_the_neighbours_entry_to_our_mac() {
 }
 
 #[test]
-fn link_watch_reports_down_and_up_within_a_second() {
+fn link_watch_reports_down_within_a_second_and_up_again() {
     let pair = Pair::new("l");
     let ns = pair.a.clone();
     let took = Pair::run(&pair.a, move || {
