@@ -1,11 +1,17 @@
-//! The raw VRRP socket for IPv4 (IP protocol 112) on one interface: multicast join of
-//! 224.0.0.18, TTL 255 on send, and the received TTL and addresses handed up so the caller
-//! can enforce RFC 5798 §7.1 (TTL 255) before it parses anything.
+//! The raw VRRP sockets (IP protocol 112) on one interface, one per family: multicast join
+//! of 224.0.0.18 / ff02::12, TTL / hop limit 255 on send, and the received TTL / hop limit and
+//! addresses handed up so the caller can enforce RFC 5798 §7.1 (TTL 255) before it parses
+//! anything.
 
-use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::io::{IoSlice, IoSliceMut, Read};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::AsRawFd;
 
-use flotilla_vrrp::wire::{IP_PROTOCOL, MULTICAST_V4, TTL};
+use flotilla_vrrp::wire::{IP_PROTOCOL, MULTICAST_V4, MULTICAST_V6, TTL};
+use nix::sys::socket::{
+    ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn6, recvmsg, sendmsg, setsockopt,
+    sockopt,
+};
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 
@@ -111,12 +117,230 @@ impl VrrpSocketV4 {
     }
 }
 
+/// A received IPv6 VRRP message with what the IPv6 header said about it (from the
+/// IPV6_RECVHOPLIMIT / IPV6_RECVPKTINFO control messages: a raw IPv6 socket never sees the
+/// header itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedV6 {
+    pub src: Ipv6Addr,
+    pub dst: Ipv6Addr,
+    pub hop_limit: u8,
+    /// The interface it arrived on.
+    pub ifindex: u32,
+    pub payload: Vec<u8>,
+}
+
+/// Why a received IPv6 datagram was not handed up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AncillaryError {
+    #[error("no IPV6_HOPLIMIT control message came with the datagram")]
+    NoHopLimit,
+    #[error("no IPV6_PKTINFO control message came with the datagram")]
+    NoPacketInfo,
+    #[error("no IPv6 source address came with the datagram")]
+    NoSource,
+    #[error("hop limit {0} is out of range")]
+    HopLimit(i32),
+    #[error("control messages were truncated")]
+    Truncated,
+    #[error("datagram of more than {0} bytes was truncated")]
+    TooLong(usize),
+}
+
+/// The raw VRRP socket for IPv6 on one interface.
+///
+/// Source address: RFC 5798 §5.1.2.1 says an IPv6 advert is sent from the interface's
+/// link-local address, and the v3 checksum covers a pseudo-header holding that source
+/// (§5.2.8). Rather than let the kernel fill the checksum (IPV6_CHECKSUM, as keepalived does),
+/// every send names its source explicitly in an IPV6_PKTINFO control message and the caller
+/// computes the checksum with `Advert::emit(self.source(), dst, ..)`: the bytes on the wire
+/// are then exactly what `flotilla_vrrp::wire` wrote and tested, and received adverts with a
+/// bad checksum reach `Advert::parse` to be counted instead of being dropped unseen by the
+/// kernel (which IPV6_CHECKSUM also does on receive). The socket itself stays unbound so it
+/// still receives unicast adverts sent to any of the interface's addresses.
+pub struct VrrpSocketV6 {
+    fd: AsyncFd<Socket>,
+    ifindex: u32,
+    source: Ipv6Addr,
+}
+
+impl VrrpSocketV6 {
+    /// Opens the socket bound to interface `ifname`, sending from the interface's link-local
+    /// address (must run inside a tokio runtime). Fails with [`NetError::NoLinkLocal`] if the
+    /// interface has none yet (link down, or IPv6 disabled on it).
+    pub fn open(ifname: &str, delivery: Delivery) -> Result<Self, NetError> {
+        let source = crate::link_local(ifname)?;
+        Self::open_from(ifname, delivery, source)
+    }
+
+    /// Like [`open`](Self::open) with an explicit source (keepalived's `unicast_src_ip`). The
+    /// address must be assigned to the interface and have finished DAD, or sends fail.
+    pub fn open_from(ifname: &str, delivery: Delivery, source: Ipv6Addr) -> Result<Self, NetError> {
+        let ifindex = crate::ifindex(ifname)?;
+        let s = Socket::new(
+            Domain::IPV6,
+            Type::RAW,
+            Some(Protocol::from(i32::from(IP_PROTOCOL))),
+        )
+        .map_err(NetError::io(
+            "opening the raw IPv6 VRRP socket (needs CAP_NET_RAW)",
+        ))?;
+        s.set_nonblocking(true)
+            .map_err(NetError::io("setting non-blocking"))?;
+        s.bind_device(Some(ifname.as_bytes()))
+            .map_err(NetError::io("binding the VRRP socket to its interface"))?;
+        // RFC 5798 §5.1.2.3: hop limit 255, for multicast and unicast peers alike.
+        s.set_unicast_hops_v6(u32::from(TTL))
+            .map_err(NetError::io("setting unicast hop limit 255"))?;
+        s.set_multicast_hops_v6(u32::from(TTL))
+            .map_err(NetError::io("setting multicast hop limit 255"))?;
+        s.set_multicast_loop_v6(false)
+            .map_err(NetError::io("disabling multicast loopback"))?;
+        setsockopt(&s, sockopt::Ipv6RecvHopLimit, &true)
+            .map_err(|e| NetError::io("asking for IPV6_HOPLIMIT")(e.into()))?;
+        setsockopt(&s, sockopt::Ipv6RecvPacketInfo, &true)
+            .map_err(|e| NetError::io("asking for IPV6_PKTINFO")(e.into()))?;
+        if delivery == Delivery::Multicast {
+            s.join_multicast_v6(&MULTICAST_V6, ifindex)
+                .map_err(NetError::io("joining ff02::12"))?;
+        }
+        Ok(VrrpSocketV6 {
+            fd: register(s)?,
+            ifindex,
+            source,
+        })
+    }
+
+    /// The address every advert leaves from; the v3 checksum must be computed with it.
+    pub fn source(&self) -> Ipv6Addr {
+        self.source
+    }
+
+    /// Sends one VRRP message to `dst` (ff02::12 or a unicast peer) from [`source`](Self::source).
+    pub async fn send(&self, payload: &[u8], dst: Ipv6Addr) -> Result<(), NetError> {
+        // A link-scoped destination needs the interface as its scope; others ignore it.
+        let scope = if dst.is_unicast_link_local() || dst.is_multicast() {
+            self.ifindex
+        } else {
+            0
+        };
+        let to = SockaddrIn6::from(SocketAddrV6::new(dst, 0, 0, scope));
+        let info = libc::in6_pktinfo {
+            ipi6_addr: libc::in6_addr {
+                s6_addr: self.source.octets(),
+            },
+            ipi6_ifindex: self.ifindex,
+        };
+        let cmsgs = [ControlMessage::Ipv6PacketInfo(&info)];
+        let iov = [IoSlice::new(payload)];
+        loop {
+            let mut guard = self
+                .fd
+                .writable()
+                .await
+                .map_err(NetError::io("waiting to send"))?;
+            match guard.try_io(|s| {
+                sendmsg(
+                    s.get_ref().as_raw_fd(),
+                    &iov,
+                    &cmsgs,
+                    MsgFlags::empty(),
+                    Some(&to),
+                )
+                .map_err(std::io::Error::from)
+            }) {
+                Ok(Ok(_)) => return Ok(()),
+                // The kernel refuses an IPV6_PKTINFO source that is tentative (DAD still
+                // running) or not assigned to the interface with EINVAL.
+                Ok(Err(e)) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    return Err(NetError::SourceUnusable {
+                        addr: self.source.into(),
+                        source: e,
+                    });
+                }
+                Ok(Err(e)) => return Err(NetError::io("sending an IPv6 advert")(e)),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Receives the next VRRP datagram; one without the hop limit or destination it needs is
+    /// returned as `Ok(Err(..))` so the caller can count it and go on.
+    pub async fn recv(&self) -> Result<Result<ReceivedV6, AncillaryError>, NetError> {
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let mut guard = self
+                .fd
+                .readable()
+                .await
+                .map_err(NetError::io("waiting for adverts"))?;
+            match guard.try_io(|s| recv_v6(s.get_ref(), &mut buf)) {
+                Ok(r) => return r.map_err(NetError::io("receiving an IPv6 advert")),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+/// One `recvmsg` with its control messages decoded; nothing from the wire is trusted.
+fn recv_v6(s: &Socket, buf: &mut [u8]) -> std::io::Result<Result<ReceivedV6, AncillaryError>> {
+    let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo, libc::c_int);
+    let cap = buf.len();
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = recvmsg::<SockaddrIn6>(
+        s.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_DONTWAIT,
+    )
+    .map_err(std::io::Error::from)?;
+    let n = msg.bytes;
+    let flags = msg.flags;
+    let src = msg.address.map(|a| a.ip());
+    let mut hop_limit = None;
+    let mut info = None;
+    if flags.contains(MsgFlags::MSG_CTRUNC) {
+        return Ok(Err(AncillaryError::Truncated));
+    }
+    if flags.contains(MsgFlags::MSG_TRUNC) {
+        return Ok(Err(AncillaryError::TooLong(cap)));
+    }
+    for c in msg.cmsgs().map_err(std::io::Error::from)? {
+        match c {
+            ControlMessageOwned::Ipv6HopLimit(h) => hop_limit = Some(h),
+            ControlMessageOwned::Ipv6PacketInfo(i) => info = Some(i),
+            _ => {}
+        }
+    }
+    let Some(src) = src else {
+        return Ok(Err(AncillaryError::NoSource));
+    };
+    let Some(h) = hop_limit else {
+        return Ok(Err(AncillaryError::NoHopLimit));
+    };
+    let Ok(hop_limit) = u8::try_from(h) else {
+        return Ok(Err(AncillaryError::HopLimit(h)));
+    };
+    let Some(info) = info else {
+        return Ok(Err(AncillaryError::NoPacketInfo));
+    };
+    let payload = iov[0][..n.min(cap)].to_vec();
+    Ok(Ok(ReceivedV6 {
+        src,
+        dst: Ipv6Addr::from(info.ipi6_addr.s6_addr),
+        hop_limit,
+        ifindex: info.ipi6_ifindex,
+        payload,
+    }))
+}
+
 /// Registers an owned socket with tokio's reactor.
 #[allow(unsafe_code)]
 fn register(s: Socket) -> Result<AsyncFd<Socket>, NetError> {
     // SAFETY: `AsyncFd::register` requires that the file descriptor stays open and is not
     // registered elsewhere while the `AsyncFd` lives. `s` is moved in and owned by the
-    // `AsyncFd`; its descriptor is never handed out, so nothing else can close or register it.
+    // `AsyncFd`; its descriptor is only lent, as a raw fd, to one `recvmsg`/`sendmsg` call at a
+    // time and never stored, closed or registered by anyone else.
     unsafe { AsyncFd::register(s) }.map_err(|e| NetError::Io {
         what: "registering the socket with tokio",
         source: std::io::Error::other(e.to_string()),

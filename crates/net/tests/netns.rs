@@ -3,13 +3,16 @@
 //! root (CI runs as root); the namespaces are removed also when a test fails.
 
 use std::fs::File;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use flotilla_net::NetError;
+use flotilla_net::garp::Announcer;
+use flotilla_net::link::{LinkEvent, LinkWatch, Links, OperState};
 use flotilla_net::vip::{Added, Addresses, Removed, Scope, Vip};
-use flotilla_net::vrrp_socket::{Delivery, VrrpSocketV4};
-use flotilla_vrrp::wire::{Advert, Auth, ChecksumMode, MULTICAST_V4, Version};
+use flotilla_net::vrrp_socket::{Delivery, VrrpSocketV4, VrrpSocketV6};
+use flotilla_vrrp::wire::{Advert, Auth, ChecksumMode, MULTICAST_V4, MULTICAST_V6, Version};
 
 /// Two namespaces `lab-nt<id>a` / `lab-nt<id>b` with `eth0` in each, 10.250.0.1/24 and
 /// .2/24. Dropping it deletes both.
@@ -18,7 +21,7 @@ struct Pair {
     b: String,
 }
 
-fn ip(args: &[&str]) {
+fn ip(args: &[&str]) -> String {
     let out = Command::new("ip")
         .args(args)
         .output()
@@ -29,6 +32,39 @@ fn ip(args: &[&str]) {
         args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `sysctl -w key=value` inside namespace `ns`.
+fn sysctl(ns: &str, key: &str, value: &str) {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "sysctl",
+            "-qw",
+            &format!("{key}={value}"),
+        ])
+        .output()
+        .expect("run sysctl");
+    assert!(
+        out.status.success(),
+        "sysctl {key}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Polls `f` every 5 ms until it returns `Some`, or gives up after `limit`.
+fn poll<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<(T, Duration)> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(t) = f() {
+            return Some((t, start.elapsed()));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    None
 }
 
 impl Pair {
@@ -55,6 +91,60 @@ impl Pair {
             ip(&["-n", ns, "link", "set", "eth0", "up"]);
         }
         pair
+    }
+
+    /// Adds fd00::1/64 and fd00::2/64 (`nodad`, usable at once) and waits until both link-local
+    /// addresses have finished duplicate address detection, as a VRRPv3 IPv6 sender must
+    /// (RFC 5798 §5.1.2.1). Returns the link-local addresses of A and B and how long DAD took.
+    fn with_ipv6(&self) -> (Ipv6Addr, Ipv6Addr, Duration) {
+        ip(&[
+            "-n",
+            &self.a,
+            "addr",
+            "add",
+            "fd00::1/64",
+            "dev",
+            "eth0",
+            "nodad",
+        ]);
+        ip(&[
+            "-n",
+            &self.b,
+            "addr",
+            "add",
+            "fd00::2/64",
+            "dev",
+            "eth0",
+            "nodad",
+        ]);
+        let start = Instant::now();
+        let mut lls = Vec::new();
+        for ns in [&self.a, &self.b] {
+            let (ll, _) = poll(Duration::from_secs(10), || {
+                let out = ip(&[
+                    "-n", ns, "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link",
+                ]);
+                if out.contains("tentative") {
+                    return None;
+                }
+                let word = out.split_whitespace().find(|w| w.starts_with("fe80::"))?;
+                word.split('/').next()?.parse::<Ipv6Addr>().ok()
+            })
+            .expect("link-local address out of DAD within 10 s");
+            lls.push(ll);
+        }
+        (lls[0], lls[1], start.elapsed())
+    }
+
+    /// eth0's MAC in namespace `ns`, as `ip link` shows it.
+    fn mac(ns: &str) -> String {
+        let out = ip(&["-n", ns, "-o", "link", "show", "dev", "eth0"]);
+        let mut words = out.split_whitespace();
+        words
+            .find(|w| *w == "link/ether")
+            .and_then(|_| words.next())
+            .expect("link/ether in ip link output")
+            .to_string()
     }
 
     /// Runs `f` on a fresh thread that has entered namespace `ns`, inside a tokio runtime.
@@ -223,4 +313,480 @@ fn adverts_cross_the_wire_with_ttl_255_multicast_and_unicast() {
         ChecksumMode::default(),
     );
     assert_eq!(parsed, Ok(advert(Version::V2, Auth::Pass(*b"secret\0\0"))));
+}
+
+#[test]
+fn ipv6_adverts_leave_from_the_link_local_address_with_hop_limit_255() {
+    let pair = Pair::new("6");
+    let (ll_a, ll_b, dad) = pair.with_ipv6();
+    eprintln!("link-local addresses out of DAD after {dad:?}");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let receiver = Pair::run(&pair.b, move || {
+        Box::pin(async move {
+            let multicast = VrrpSocketV6::open("eth0", Delivery::Multicast).expect("socket");
+            let unicast = VrrpSocketV6::open("eth0", Delivery::Unicast).expect("socket");
+            ready_tx.send(()).expect("signal");
+            let m = tokio::time::timeout(Duration::from_secs(5), multicast.recv())
+                .await
+                .expect("a multicast advert within 5 s")
+                .expect("recv")
+                .expect("hop limit and destination");
+            // The unicast socket also sees the multicast copy; keep the two unicast ones.
+            let mut unicast_got = Vec::new();
+            while unicast_got.len() < 2 {
+                let r = tokio::time::timeout(Duration::from_secs(5), unicast.recv())
+                    .await
+                    .expect("unicast adverts within 5 s")
+                    .expect("recv")
+                    .expect("hop limit and destination");
+                if r.dst != MULTICAST_V6 {
+                    unicast_got.push(r);
+                }
+            }
+            (m, unicast_got)
+        })
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("receiver ready");
+    let sender = Pair::run(&pair.a, move || {
+        Box::pin(async move {
+            // No link-local address on lo: the error says so instead of sending from ::1.
+            assert!(matches!(
+                flotilla_net::link_local("lo"),
+                Err(NetError::NoLinkLocal { .. })
+            ));
+            let s = VrrpSocketV6::open("eth0", Delivery::Multicast).expect("socket");
+            let src = s.source();
+            let m = advert6();
+            let bytes = m.emit(
+                IpAddr::V6(src),
+                IpAddr::V6(MULTICAST_V6),
+                ChecksumMode::default(),
+            );
+            s.send(&bytes, MULTICAST_V6).await.expect("send multicast");
+            // Unicast peers: by link-local address and by global address.
+            for peer in [ll_b, "fd00::2".parse().expect("address")] {
+                let bytes = m.emit(IpAddr::V6(src), IpAddr::V6(peer), ChecksumMode::default());
+                s.send(&bytes, peer).await.expect("send unicast");
+            }
+            // A source that is not on the interface is refused by the kernel, and said so.
+            let stray = VrrpSocketV6::open_from(
+                "eth0",
+                Delivery::Unicast,
+                "fd00::dead".parse().expect("address"),
+            )
+            .expect("socket");
+            let bytes = m.emit(
+                IpAddr::V6(stray.source()),
+                IpAddr::V6(ll_b),
+                ChecksumMode::default(),
+            );
+            assert!(matches!(
+                stray.send(&bytes, ll_b).await,
+                Err(NetError::SourceUnusable { .. })
+            ));
+            src
+        })
+    });
+    let src = sender.join().expect("sender");
+    assert_eq!(
+        src, ll_a,
+        "RFC 5798 §5.1.2.1: sent from the link-local address"
+    );
+    let (m, unicast) = receiver.join().expect("receiver");
+    assert_eq!(m.hop_limit, 255, "RFC 5798 §5.1.2.3");
+    assert_eq!(m.src, ll_a);
+    assert_eq!(m.dst, MULTICAST_V6);
+    let parsed = Advert::parse(
+        &m.payload,
+        IpAddr::V6(m.src),
+        IpAddr::V6(m.dst),
+        ChecksumMode::default(),
+    );
+    assert_eq!(
+        parsed,
+        Ok(advert6()),
+        "checksum over the pseudo-header verifies"
+    );
+    let dsts: Vec<Ipv6Addr> = unicast.iter().map(|r| r.dst).collect();
+    assert_eq!(dsts, vec![ll_b, "fd00::2".parse().expect("address")]);
+    for r in unicast {
+        assert_eq!(r.hop_limit, 255);
+        assert_eq!(r.src, ll_a);
+        let parsed = Advert::parse(
+            &r.payload,
+            IpAddr::V6(r.src),
+            IpAddr::V6(r.dst),
+            ChecksumMode::default(),
+        );
+        assert_eq!(parsed, Ok(advert6()));
+    }
+}
+
+fn advert6() -> Advert {
+    Advert {
+        version: Version::V3,
+        vrid: 52,
+        priority: 200,
+        interval_cs: 100,
+        addresses: vec![v4("fd00::100")],
+        auth: Auth::None,
+    }
+}
+
+/// `ip neigh show` for `addr` on eth0 in `ns` holds `mac`.
+fn neighbour_has(ns: &str, addr: &str, mac: &str) -> Option<()> {
+    let out = ip(&["-n", ns, "neigh", "show", addr, "dev", "eth0"]);
+    out.contains(mac).then_some(())
+}
+
+#[test]
+fn gratuitous_arp_and_unsolicited_na_move_the_neighbours_entry_to_our_mac() {
+    let pair = Pair::new("g");
+    pair.with_ipv6();
+    let mac_a = Pair::mac(&pair.a);
+    // B believes the VIPs live elsewhere (the old master). Linux updates an existing entry
+    // from a gratuitous ARP or an unsolicited NA with Override; it creates one from a GARP
+    // only with arp_accept=1, checked with a second VIP.
+    let old = "02:00:00:00:00:01";
+    for vip in ["10.250.0.100", "fd00::100"] {
+        ip(&[
+            "-n", &pair.b, "neigh", "replace", vip, "lladdr", old, "dev", "eth0", "nud", "stale",
+        ]);
+    }
+    sysctl(&pair.b, "net.ipv4.conf.eth0.arp_accept", "1");
+    let sender = Pair::run(&pair.a, || {
+        Box::pin(async {
+            let a = Announcer::open("eth0").expect("announcer");
+            a.garp("10.250.0.100".parse().expect("address"))
+                .expect("send GARP");
+            a.garp("10.250.0.101".parse().expect("address"))
+                .expect("send GARP");
+            a.unsolicited_na("fd00::100".parse().expect("address"))
+                .expect("send NA");
+            a.mac()
+        })
+    });
+    let sent_mac = sender.join().expect("sender");
+    let shown = sent_mac
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    assert_eq!(shown, mac_a, "the announcement carries the interface's MAC");
+    for vip in ["10.250.0.100", "10.250.0.101", "fd00::100"] {
+        let (_, took) = poll(Duration::from_secs(2), || {
+            neighbour_has(&pair.b, vip, &mac_a)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "B's entry for {vip} never moved to {mac_a}: {}",
+                ip(&["-n", &pair.b, "neigh", "show", vip])
+            )
+        });
+        eprintln!("B's neighbour entry for {vip} at A's MAC after {took:?}");
+    }
+}
+
+#[test]
+fn link_watch_reports_down_within_a_second_and_up_again() {
+    let pair = Pair::new("l");
+    let ns = pair.a.clone();
+    let took = Pair::run(&pair.a, move || {
+        Box::pin(async move {
+            let links = Links::connect().expect("rtnetlink");
+            assert_eq!(
+                links.oper_state("eth0").await.expect("state"),
+                OperState::Up
+            );
+            assert!(matches!(
+                links.status("nosuch0").await,
+                Err(NetError::NoInterface { .. })
+            ));
+            let mut watch = LinkWatch::open().await.expect("watch");
+            let mut took = Vec::new();
+            // Down is reported at once (IFF_UP clears in the notification `ip link set down`
+            // causes). Up needs IFF_RUNNING, which the kernel's linkwatch sets
+            // (net/core/link_watch.c, at most one run a second host-wide): the notification
+            // carrying it came 0.7-1 s after `ip link set up` here. The watch reads the link
+            // back on every notification, and on this kernel (6.18) that read already shows
+            // RUNNING a few ms after the admin-up notification; an older kernel may need the
+            // slower path, hence 2 s.
+            for (state, want_up, limit) in [("down", false, 1), ("up", true, 2)] {
+                let start = Instant::now();
+                ip(&["-n", &ns, "link", "set", "eth0", state]);
+                let event = loop {
+                    let e = tokio::time::timeout(Duration::from_secs(limit), watch.next())
+                        .await
+                        .unwrap_or_else(|_| panic!("no event within {limit} s of link {state}"))
+                        .expect("watch open");
+                    // lo and others stay quiet; anything else for eth0 is the answer.
+                    match &e {
+                        LinkEvent::Up(s) | LinkEvent::Down(s) if s.name == "eth0" => break e,
+                        _ => continue,
+                    }
+                };
+                took.push(start.elapsed());
+                match (want_up, event) {
+                    (true, LinkEvent::Up(s)) => assert_eq!(s.oper, OperState::Up),
+                    (false, LinkEvent::Down(s)) => {
+                        assert!(!s.admin_up);
+                        assert_eq!(s.oper, OperState::Down);
+                    }
+                    (_, e) => panic!("after link {state}: {e:?}"),
+                }
+                let now = links.oper_state("eth0").await.expect("state");
+                assert_eq!(now == OperState::Up, want_up, "{now:?}");
+            }
+            // Deleting the interface (the peer goes with it) is reported as such.
+            ip(&["-n", &ns, "link", "del", "eth0"]);
+            loop {
+                let e = tokio::time::timeout(Duration::from_secs(1), watch.next())
+                    .await
+                    .expect("an event within 1 s of link del")
+                    .expect("watch open");
+                match e {
+                    LinkEvent::Removed { name, .. } if name == "eth0" => break,
+                    // It may go down on its way out.
+                    LinkEvent::Down(_) => continue,
+                    e => panic!("after link del: {e:?}"),
+                }
+            }
+            took
+        })
+    })
+    .join()
+    .expect("namespace thread");
+    eprintln!("link down seen after {:?}, up after {:?}", took[0], took[1]);
+}
+
+#[test]
+fn link_watch_recovers_from_a_notification_flood() {
+    let pair = Pair::new("f");
+    let ns = pair.a.clone();
+    let (overruns, last, count) = Pair::run(&pair.a, move || {
+        Box::pin(async move {
+            ip(&[
+                "-n", &ns, "link", "add", "flapa", "type", "veth", "peer", "name", "flapb",
+            ]);
+            ip(&["-n", &ns, "link", "set", "flapb", "up"]);
+            let mut watch = LinkWatch::open().await.expect("watch");
+            // 2000 admin flaps while the watch is not read: far more notifications than the
+            // netlink socket buffer holds, so the kernel drops some (ENOBUFS).
+            let mut batch = String::new();
+            for _ in 0..1000 {
+                batch.push_str("link set flapa up\nlink set flapa down\n");
+            }
+            batch.push_str("link set flapa up\n");
+            let path = std::env::temp_dir().join(format!("{ns}-flap.batch"));
+            std::fs::write(&path, batch).expect("write batch");
+            ip(&["-n", &ns, "-batch", path.to_str().expect("utf-8 path")]);
+            let _ = std::fs::remove_file(&path);
+            // Drain until quiet; up needs the kernel's linkwatch (up to ~1 s), so wait 2 s.
+            let mut last = None;
+            let mut count = 0;
+            while let Ok(Some(e)) = tokio::time::timeout(Duration::from_secs(2), watch.next()).await
+            {
+                match &e {
+                    LinkEvent::Up(s) | LinkEvent::Down(s) if s.name == "flapa" => {
+                        count += 1;
+                        last = Some(e);
+                    }
+                    _ => {}
+                }
+            }
+            (watch.overruns(), last, count)
+        })
+    })
+    .join()
+    .expect("namespace thread");
+    eprintln!("{overruns} overrun(s), {count} flapa events, last {last:?}");
+    assert!(
+        overruns >= 1,
+        "the flood was meant to overrun the socket buffer"
+    );
+    assert!(
+        matches!(last, Some(LinkEvent::Up(ref s)) if s.oper == OperState::Up),
+        "the watch ends where the link is: {last:?}"
+    );
+}
+
+#[test]
+fn link_watch_loses_nothing_when_next_is_cancelled() {
+    let pair = Pair::new("c");
+    let ns = pair.a.clone();
+    Pair::run(&pair.a, move || {
+        Box::pin(async move {
+            use futures_util::FutureExt;
+            let mut watch = LinkWatch::open().await.expect("watch");
+            for (state, want_up) in [("down", false), ("up", true)] {
+                ip(&["-n", &ns, "link", "set", "eth0", state]);
+                // Let the netlink driver queue the notification, then poll `next()` once and
+                // drop it, as an actor's select! does when another branch wins: that poll
+                // takes the notification and stops while the link is being read back.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                assert!(watch.next().now_or_never().is_none());
+                let event = tokio::time::timeout(Duration::from_secs(2), watch.next())
+                    .await
+                    .unwrap_or_else(|_| panic!("the link {state} was lost with the dropped call"))
+                    .expect("watch open");
+                match (want_up, &event) {
+                    (true, LinkEvent::Up(s)) | (false, LinkEvent::Down(s)) => {
+                        assert_eq!(s.name, "eth0")
+                    }
+                    _ => panic!("after link {state}: {event:?}"),
+                }
+            }
+        })
+    })
+    .join()
+    .expect("namespace thread");
+}
+
+/// keepalived running in a namespace; stopped (SIGTERM, as an operator would) when dropped.
+struct Keepalived {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl Keepalived {
+    fn start(ns: &str, config: &str) -> Keepalived {
+        let dir = std::env::temp_dir().join(format!("{ns}-keepalived"));
+        std::fs::create_dir_all(&dir).expect("keepalived dir");
+        let conf = dir.join("keepalived.conf");
+        std::fs::write(&conf, config).expect("keepalived.conf");
+        let log = File::create(dir.join("log")).expect("keepalived log");
+        let path = |f: &str| dir.join(f).to_string_lossy().into_owned();
+        // -n: stay in the foreground, -P: VRRP only, own pid files so that nothing else
+        // running keepalived on this host is disturbed (LAB.md §B).
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, "keepalived", "-n", "-l", "-D", "-P"])
+            .args(["-f", &path("keepalived.conf")])
+            .args(["-p", &path("keepalived.pid"), "-r", &path("vrrp.pid")])
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start keepalived (installed by ops/ci/deps.sh)");
+        Keepalived { child, dir }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Keepalived {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                let _ = std::fs::remove_dir_all(&self.dir);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // It did not stop: kill its VRRP child and itself, the two processes we started.
+        if let Ok(p) = std::fs::read_to_string(self.dir.join("vrrp.pid"))
+            && let Ok(p) = p.trim().parse::<i32>()
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn ipv6_adverts_interoperate_with_keepalived() {
+    let pair = Pair::new("k");
+    let (ll_a, ll_b, _) = pair.with_ipv6();
+    let has_vip = |ns: &str| {
+        ip(&["-n", ns, "-6", "-o", "addr", "show", "dev", "eth0"]).contains("fd00::100/")
+    };
+    // keepalived in B: IPv6 instance, VRID 52, priority 100, 0.1 s adverts. Alone, it becomes
+    // master after Master_Down_Interval and advertises from B's link-local address.
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let receiver = Pair::run(&pair.a, move || {
+        Box::pin(async move {
+            let s = VrrpSocketV6::open("eth0", Delivery::Multicast).expect("socket");
+            tx.send(()).expect("signal");
+            loop {
+                let r = tokio::time::timeout(Duration::from_secs(5), s.recv())
+                    .await
+                    .expect("keepalived's advert within 5 s")
+                    .expect("recv")
+                    .expect("hop limit and destination");
+                let parsed = Advert::parse(
+                    &r.payload,
+                    IpAddr::V6(r.src),
+                    IpAddr::V6(r.dst),
+                    ChecksumMode::default(),
+                );
+                if matches!(&parsed, Ok(a) if a.vrid == 52) {
+                    return (r, parsed);
+                }
+            }
+        })
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("receiver ready");
+    let keepalived = Keepalived::start(
+        &pair.b,
+        "global_defs {\n  router_id lab-k\n  vrrp_version 3\n}\n\
+         vrrp_instance VI6 {\n  state BACKUP\n  interface eth0\n  virtual_router_id 52\n  \
+         priority 100\n  advert_int 0.1\n  virtual_ipaddress {\n    fd00::100/64 dev eth0\n  }\n}\n",
+    );
+    let (r, parsed) = receiver.join().expect("receiver");
+    assert_eq!(r.hop_limit, 255);
+    assert_eq!(
+        r.src, ll_b,
+        "keepalived sends from the link-local address too"
+    );
+    assert_eq!(r.dst, MULTICAST_V6);
+    let parsed = parsed.expect("keepalived's checksum verifies with flotilla's pseudo-header");
+    assert_eq!((parsed.priority, parsed.interval_cs), (100, 10));
+    assert_eq!(parsed.addresses, vec![v4("fd00::100")]);
+    poll(Duration::from_secs(5), || has_vip(&pair.b).then_some(()))
+        .unwrap_or_else(|| panic!("keepalived never took the VIP:\n{}", keepalived.log()));
+
+    // Now A advertises priority 200: keepalived accepts the adverts (checksum, hop limit,
+    // source) only if they are right, and then steps down and releases the VIP.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_sender = stop.clone();
+    let sender = Pair::run(&pair.a, move || {
+        Box::pin(async move {
+            let s = VrrpSocketV6::open("eth0", Delivery::Multicast).expect("socket");
+            assert_eq!(s.source(), ll_a);
+            let mut a = advert6();
+            a.interval_cs = 10;
+            let bytes = a.emit(
+                IpAddr::V6(s.source()),
+                IpAddr::V6(MULTICAST_V6),
+                ChecksumMode::default(),
+            );
+            while !stop_sender.load(std::sync::atomic::Ordering::Relaxed) {
+                s.send(&bytes, MULTICAST_V6).await.expect("send");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    });
+    let released = poll(Duration::from_secs(5), || (!has_vip(&pair.b)).then_some(()));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    sender.join().expect("sender");
+    let (_, took) = released.unwrap_or_else(|| {
+        panic!(
+            "keepalived kept the VIP despite priority 200 adverts:\n{}",
+            keepalived.log()
+        )
+    });
+    eprintln!("keepalived released the VIP {took:?} after flotilla started advertising");
+    let log = keepalived.log();
+    assert!(log.contains("Entering BACKUP STATE"), "{log}");
 }
