@@ -249,47 +249,61 @@ fn adverts_cross_the_wire_with_ttl_255_multicast_and_unicast() {
     let pair = Pair::new("s");
     // The receiver joins the group first, then tells the sender to go.
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done_rx = done.clone();
     let receiver = Pair::run(&pair.b, move || {
         Box::pin(async move {
             let multicast = VrrpSocketV4::open("eth0", Delivery::Multicast).expect("socket");
             let unicast = VrrpSocketV4::open("eth0", Delivery::Unicast).expect("socket");
             ready_tx.send(()).expect("signal");
-            let got = tokio::time::timeout(Duration::from_secs(5), multicast.recv())
-                .await
-                .expect("a multicast advert within 5 s")
-                .expect("recv")
-                .expect("VRRP datagram");
-            // A raw socket also sees the multicast copy: wait for the unicast one.
-            loop {
-                let r = tokio::time::timeout(Duration::from_secs(5), unicast.recv())
-                    .await
-                    .expect("a unicast advert within 5 s")
-                    .expect("recv")
-                    .expect("VRRP datagram");
-                if r.dst != MULTICAST_V4 {
-                    return (got, r);
+            // A raw socket sees every VRRP datagram on the interface, multicast and unicast:
+            // pick each kind from its socket.
+            let first = |sock: VrrpSocketV4, want_multicast: bool| async move {
+                loop {
+                    let r = tokio::time::timeout(Duration::from_secs(5), sock.recv())
+                        .await
+                        .expect("an advert within 5 s")
+                        .expect("recv")
+                        .expect("VRRP datagram");
+                    if (r.dst == MULTICAST_V4) == want_multicast {
+                        return r;
+                    }
                 }
-            }
+            };
+            let got = first(multicast, true).await;
+            let r = first(unicast, false).await;
+            done_rx.store(true, std::sync::atomic::Ordering::SeqCst);
+            (got, r)
         })
     });
     ready_rx
         .recv_timeout(Duration::from_secs(10))
         .expect("receiver ready");
-    let sender = Pair::run(&pair.a, || {
-        Box::pin(async {
+    // Like a real master, advertise every 100 ms: a fresh veth drops what it sends until the
+    // kernel's link watch activates its queue (up to a second after "up").
+    let sender = Pair::run(&pair.a, move || {
+        Box::pin(async move {
             let s = VrrpSocketV4::open("eth0", Delivery::Multicast).expect("socket");
-            let m = advert(Version::V3, Auth::None);
-            let bytes = m.emit(
+            let m = advert(Version::V3, Auth::None).emit(
                 v4("10.250.0.1"),
                 IpAddr::V4(MULTICAST_V4),
                 ChecksumMode::default(),
             );
-            s.send(&bytes, MULTICAST_V4).await.expect("send multicast");
-            let u = advert(Version::V2, Auth::Pass(*b"secret\0\0"));
-            let bytes = u.emit(v4("10.250.0.1"), v4("10.250.0.2"), ChecksumMode::default());
-            s.send(&bytes, Ipv4Addr::new(10, 250, 0, 2))
-                .await
-                .expect("send unicast");
+            let u = advert(Version::V2, Auth::Pass(*b"secret\0\0")).emit(
+                v4("10.250.0.1"),
+                v4("10.250.0.2"),
+                ChecksumMode::default(),
+            );
+            for _ in 0..50 {
+                if done.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                s.send(&m, MULTICAST_V4).await.expect("send multicast");
+                s.send(&u, Ipv4Addr::new(10, 250, 0, 2))
+                    .await
+                    .expect("send unicast");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         })
     });
     sender.join().expect("sender");

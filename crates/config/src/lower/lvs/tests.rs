@@ -448,9 +448,12 @@ fn incomplete_checkers_are_errors() {
 
 #[test]
 fn udp_file_and_http_details() {
-    let lvs = ok(&format!("track_file tf1 {{\n  file /run/tf1\n}}\n{}", vs(
-        "  real_server 10.0.1.1 80 {\n    UDP_CHECK {\n      payload 01 02 ff\n      require_reply 0a??\n      min_reply_length 2\n      max_reply_length 300\n    }\n    FILE_CHECK {\n      track_file tf1\n      weight -10 reverse\n    }\n    SSL_GET {\n      url {\n        path /x\n        digest 640205B7B0FC66C1EA91C463FAC6334D\n        status_code 500 200-299 300\n        regex \"ok here\"\n        regex_no_match\n      }\n      http_protocol 1.1\n      sni_name www.example.com\n      fast_recovery\n    }\n  }",
-    )));
+    let lvs = ok(&format!(
+        "track_file tf1 {{\n  file /run/tf1\n}}\n{}",
+        vs(
+            "  real_server 10.0.1.1 80 {\n    UDP_CHECK {\n      payload 01 02 ff\n      require_reply 0a??\n      min_reply_length 2\n      max_reply_length 300\n    }\n    FILE_CHECK {\n      track_file tf1\n      weight -10 reverse\n    }\n    SSL_GET {\n      url {\n        path /x\n        digest 640205B7B0FC66C1EA91C463FAC6334D\n        status_code 500 200-299 300\n        regex \"ok here\"\n        regex_no_match\n      }\n      http_protocol 1.1\n      sni_name www.example.com\n      fast_recovery\n    }\n  }",
+        )
+    ));
     let rs = &lvs.virtual_servers[0].real_servers[0];
     let CheckerKind::Udp(u) = &rs.checkers[0].kind else {
         panic!()
