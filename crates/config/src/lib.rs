@@ -17,6 +17,9 @@ pub mod tree;
 #[cfg(test)]
 mod test_support;
 
+#[cfg(test)]
+mod roundtrip;
+
 use std::path::Path;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};

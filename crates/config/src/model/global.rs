@@ -400,8 +400,9 @@ pub(crate) mod arb {
             (
                 any::<[bool; 6]>(),
                 1u8..=100,
-                (0u64..100_000_000).prop_map(Micros),
-                (0u64..100_000_000).prop_map(Micros),
+                // Unset (0) or at least keepalived's minimum of 1 ms.
+                prop_oneof![Just(0u64), 1_000u64..100_000_000].prop_map(Micros),
+                prop_oneof![Just(0u64), 1_000u64..100_000_000].prop_map(Micros),
                 sync_daemon(),
                 prop_oneof![
                     Just(FlushOnStop::Off),
