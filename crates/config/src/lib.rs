@@ -65,7 +65,13 @@ pub fn load_file(path: &Path, opts: &LoadOptions) -> Loaded {
 pub fn load_str(name: &Path, text: &str, opts: &LoadOptions) -> Loaded {
     let mut sources = SourceMap::new();
     let mut diagnostics = Diagnostics::new(opts.strict);
-    let lines = lexer::read_str(name, text, &lex_options(opts), &mut sources, &mut diagnostics);
+    let lines = lexer::read_str(
+        name,
+        text,
+        &lex_options(opts),
+        &mut sources,
+        &mut diagnostics,
+    );
     finish(lines, sources, diagnostics)
 }
 
@@ -77,6 +83,7 @@ pub fn to_keepalived(config: &Config) -> String {
 fn lex_options(opts: &LoadOptions) -> lexer::LexOptions {
     lexer::LexOptions {
         config_id: opts.config_id.clone(),
+        ..Default::default()
     }
 }
 
