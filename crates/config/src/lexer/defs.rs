@@ -305,23 +305,27 @@ fn is_name_char(c: char) -> bool {
 /// Parses a `$NAME=VALUE` line (L11): no blank before `=`, blanks after it skipped, a
 /// trailing `\` starts a multiline definition (L13).
 pub(crate) fn parse_definition(t: &[Ch]) -> Option<Definition> {
-    let s = to_string(t);
-    let body = s.strip_prefix('$')?;
-    let first = body.chars().next()?;
+    if t.first()?.c != '$' {
+        return None;
+    }
+    let first = t.get(1)?.c;
     if !(first.is_ascii_alphabetic() || first == '_') {
         return None;
     }
-    let eq = body.find(|c: char| !is_name_char(c))?;
-    if body.as_bytes().get(eq) != Some(&b'=') {
+    // Only the name is looked at before deciding, so a long line that is no definition
+    // costs little.
+    let eq = 1 + t[1..].iter().position(|ch| !is_name_char(ch.c))?;
+    if t[eq].c != '=' {
         return None;
     }
-    let name = &body[..eq];
-    let value = body[eq + 1..].trim_start_matches(is_blank);
+    let name = to_string(&t[1..eq]);
+    let value = to_string(&t[eq + 1..]);
+    let value = value.trim_start_matches(is_blank);
     match value.strip_suffix('\\') {
         Some(v) => {
             let v = v.trim_end_matches(is_blank);
             Some(Definition {
-                name: name.to_string(),
+                name,
                 value: if v.is_empty() {
                     String::new()
                 } else {
@@ -331,7 +335,7 @@ pub(crate) fn parse_definition(t: &[Ch]) -> Option<Definition> {
             })
         }
         None => Some(Definition {
-            name: name.to_string(),
+            name,
             value: value.to_string(),
             multiline: false,
         }),

@@ -39,6 +39,8 @@ const KEEPALIVED_MAX_LINE: usize = 1022;
 const MAX_GENERATED_LINES: usize = 1_000_000;
 /// Nested includes before the chain is taken for a runaway.
 const MAX_INCLUDE_DEPTH: usize = 32;
+/// Multiline definitions expanded inside one another.
+const MAX_DEFINITION_NESTING: u32 = 32;
 
 /// Keywords whose value is a script command line: they re-split [`Line::raw`] with
 /// shell-like quoting, so an unmatched `"` is theirs to judge (keepalived's
@@ -137,13 +139,33 @@ impl Loc {
 /// multiline definition and each `~SEQ` repetition are handled depth-first, in keepalived's
 /// order, without recursion.
 enum Work {
-    /// A line; `substituted` says definitions were already replaced.
-    Line {
-        text: Text,
-        substituted: bool,
-    },
-    Seq(SeqRun),
-    Lst(LstRun),
+    /// The part of a line from `start`; `substituted` says definitions were already
+    /// replaced.
+    Line(Piece),
+    /// A `~SEQ`/`~LST` and the `nest` of its line.
+    Seq(SeqRun, u32),
+    Lst(LstRun, u32),
+}
+
+/// The part of a line from `start`; `substituted` says definitions were already replaced.
+struct Piece {
+    text: Text,
+    start: usize,
+    substituted: bool,
+    /// Multiline definitions whose expansion this line is in: one that (indirectly) uses
+    /// itself would otherwise expand until the generated-line cap.
+    nest: u32,
+}
+
+impl Piece {
+    fn new(text: Text, nest: u32) -> Work {
+        Work::Line(Piece {
+            text,
+            start: 0,
+            substituted: false,
+            nest,
+        })
+    }
 }
 
 struct Lexer<'a> {
@@ -267,30 +289,22 @@ impl<'a> Lexer<'a> {
     }
 
     fn run(&mut self, ctx: &FileCtx, loc: Loc, first: Text) {
-        let mut stack = vec![Work::Line {
-            text: first,
-            substituted: false,
-        }];
+        let mut stack = vec![Piece::new(first, 0)];
         while let Some(work) = stack.pop() {
             match work {
-                Work::Line { text, substituted } => {
-                    self.logical(ctx, loc, text, substituted, &mut stack)
-                }
-                Work::Seq(run) => {
+                Work::Line(piece) => self.logical(ctx, loc, piece, &mut stack),
+                Work::Seq(run, nest) => {
                     if !self.may_generate(loc, run.text.first()) {
                         continue;
                     }
                     self.defs.set(&run.var, &run.value(), false);
                     let text = run.text.clone();
                     if let Some(next) = run.advance() {
-                        stack.push(Work::Seq(next));
+                        stack.push(Work::Seq(next, nest));
                     }
-                    stack.push(Work::Line {
-                        text,
-                        substituted: false,
-                    });
+                    stack.push(Piece::new(text, nest));
                 }
-                Work::Lst(run) => {
+                Work::Lst(run, nest) => {
                     if !self.may_generate(loc, run.text.first()) {
                         continue;
                     }
@@ -299,12 +313,9 @@ impl<'a> Lexer<'a> {
                     }
                     let text = run.text.clone();
                     if let Some(next) = run.advance() {
-                        stack.push(Work::Lst(next));
+                        stack.push(Work::Lst(next, nest));
                     }
-                    stack.push(Work::Line {
-                        text,
-                        substituted: false,
-                    });
+                    stack.push(Piece::new(text, nest));
                 }
             }
         }
@@ -337,26 +348,31 @@ impl<'a> Lexer<'a> {
         false
     }
 
-    /// One logical line through keepalived's `read_line` steps (keepalived.md §1.1).
-    fn logical(
-        &mut self,
-        ctx: &FileCtx,
-        loc: Loc,
-        text: Text,
-        mut substituted: bool,
-        stack: &mut Vec<Work>,
-    ) {
-        let mut t = text::trim(&text).to_vec();
-        if t.is_empty() {
+    /// One logical line through keepalived's `read_line` steps (keepalived.md §1.1): the
+    /// part of `text` from `start`. Brace residue is the same `text` with a later `start`,
+    /// so a line of many braces is not copied over and over.
+    fn logical(&mut self, ctx: &FileCtx, loc: Loc, piece: Piece, stack: &mut Vec<Work>) {
+        let Piece {
+            text,
+            start,
+            substituted,
+            nest,
+        } = piece;
+        let (mut s, e) = text::trim_range(&text, start);
+        if s == e {
             return;
         }
         // keepalived.md L10, also when a definition supplied the prefix.
-        let Some(selected) = self.conditional(t) else {
+        match self.conditional(&text[s..e]) {
+            None => return,
+            Some(skip) => s = text::trim_range(&text[..e], s + skip).0,
+        }
+        let t = &text[s..e];
+        if t.is_empty() {
             return;
-        };
-        t = selected;
-        if t.first().is_some_and(|c| c.c == '$')
-            && let Some(def) = defs::parse_definition(&t)
+        }
+        if t[0].c == '$'
+            && let Some(def) = defs::parse_definition(t)
         {
             // keepalived.md L11
             self.defs.set(&def.name, &def.value, def.multiline);
@@ -365,77 +381,91 @@ impl<'a> Lexer<'a> {
             }
             return;
         }
-        if text::starts_with(&t, "~SEQ") || text::starts_with(&t, "~LST") {
-            self.sequence(ctx, loc, &t, stack);
+        if text::starts_with(t, "~SEQ") || text::starts_with(t, "~LST") {
+            self.sequence(ctx, loc, t, nest, stack);
             return;
         }
-        if !substituted && t.first().is_some_and(|c| c.c != '~') && t.iter().any(|c| c.c == '$') {
-            let e = self.defs.expand(
-                t,
-                &Context {
-                    pwd: &ctx.pwd,
-                    instance: self.instance(),
-                },
-            );
+        // keepalived leaves a line starting with `~` alone.
+        if !substituted && t[0].c != '~' && t.iter().any(|c| c.c == '$') {
+            let ctx = Context {
+                pwd: &ctx.pwd,
+                instance: self.instance(),
+            };
+            let e = self.defs.expand(t.to_vec(), &ctx);
             for (col, msg) in &e.problems {
                 self.diags.error(loc.at(*col), msg.clone());
             }
-            let first_col = e.text.first().map_or(1, |c| c.col);
-            if e.runaway {
-                self.diags.error(
-                    loc.at(first_col),
-                    "substituting definitions here never ends (a definition that uses itself?); line ignored",
-                );
-                return;
-            }
-            if e.text.iter().map(|c| c.c.len_utf8()).sum::<usize>() > KEEPALIVED_MAX_LINE {
-                self.diags.warning(
-                    loc.at(first_col),
-                    "line longer than keepalived's 1024-byte limit after substituting definitions: keepalived does not substitute it",
-                );
-            }
-            for more in e.more_lines.into_iter().rev() {
-                if self.may_generate(loc, more.first()) {
-                    stack.push(Work::Line {
-                        text: more,
-                        substituted: false,
-                    });
-                }
-            }
-            if e.changed {
-                substituted = true;
-                let t2 = text::trim(&e.text).to_vec();
-                let again = t2.first().is_some_and(|c| c.c == '@')
-                    || text::starts_with(&t2, "~SEQ")
-                    || text::starts_with(&t2, "~LST");
-                if again {
-                    stack.push(Work::Line {
-                        text: t2,
-                        substituted,
-                    });
-                    return;
-                }
-                t = t2;
-            } else {
-                t = e.text;
-            }
-            if t.is_empty() {
+            if e.changed || e.runaway {
+                self.substituted(loc, e, nest, stack);
                 return;
             }
         }
-        let s = text::to_string(&t);
-        if let Some(inc) = include::parse(&s) {
+        if text::starts_with(t, "include")
+            && let Some(inc) = include::parse(&text::to_string(t))
+        {
             // keepalived.md L15
-            self.include(ctx, loc.at(t.first().map_or(1, |c| c.col)), &inc);
+            self.include(ctx, loc.at(t[0].col), &inc);
             return;
         }
-        self.split_braces(loc, t, substituted, stack);
+        let piece = Piece {
+            text,
+            start: s,
+            substituted,
+            nest,
+        };
+        self.split_braces(loc, piece, e, stack);
     }
 
-    /// Applies an `@ID`/`@^ID` prefix: the line without it when selected, `None` when not.
-    fn conditional(&self, t: Text) -> Option<Text> {
+    /// Queues a line whose definitions were substituted, and the lines a multiline
+    /// definition added after it. It goes round again, so that an `@ID` or `~SEQ` brought in
+    /// by a definition takes effect.
+    fn substituted(&mut self, loc: Loc, e: defs::Expanded, nest: u32, stack: &mut Vec<Work>) {
+        let first_col = e.text.first().map_or(1, |c| c.col);
+        if e.runaway {
+            self.diags.error(
+                loc.at(first_col),
+                "substituting definitions here never ends (a definition that uses itself?); line ignored",
+            );
+            return;
+        }
+        let inner = if e.more_lines.is_empty() {
+            nest
+        } else {
+            nest + 1
+        };
+        if inner > MAX_DEFINITION_NESTING {
+            self.diags.error(
+                loc.at(first_col),
+                format!(
+                    "multiline definitions nested more than {MAX_DEFINITION_NESTING} deep (a definition that uses itself?); line ignored"
+                ),
+            );
+            return;
+        }
+        if e.text.iter().map(|c| c.c.len_utf8()).sum::<usize>() > KEEPALIVED_MAX_LINE {
+            self.diags.warning(
+                loc.at(first_col),
+                "line longer than keepalived's 1024-byte limit after substituting definitions: keepalived does not substitute it",
+            );
+        }
+        for more in e.more_lines.into_iter().rev() {
+            if self.may_generate(loc, more.first()) {
+                stack.push(Piece::new(more, inner));
+            }
+        }
+        stack.push(Work::Line(Piece {
+            text: e.text,
+            start: 0,
+            substituted: true,
+            nest: inner,
+        }));
+    }
+
+    /// Length of an `@ID `/`@^ID ` prefix (0 without one) when the line is selected, `None`
+    /// when it is not.
+    fn conditional(&self, t: &[Ch]) -> Option<usize> {
         if t.first().is_none_or(|c| c.c != '@') {
-            return Some(t);
+            return Some(0);
         }
         let negate = t.get(1).is_some_and(|c| c.c == '^');
         let start = if negate { 2 } else { 1 };
@@ -443,10 +473,10 @@ impl<'a> Lexer<'a> {
         let blank = start + t.get(start..)?.iter().position(|c| text::is_blank(c.c))?;
         let id = text::to_string(&t[start..blank]);
         let matches = self.opts.config_id.as_deref() == Some(id.as_str());
-        (matches != negate).then(|| text::trim(&t[blank..]).to_vec())
+        (matches != negate).then_some(blank)
     }
 
-    fn sequence(&mut self, ctx: &FileCtx, loc: Loc, t: &[Ch], stack: &mut Vec<Work>) {
+    fn sequence(&mut self, ctx: &FileCtx, loc: Loc, t: &[Ch], nest: u32, stack: &mut Vec<Work>) {
         let col0 = t.first().map_or(1, |c| c.col);
         if text::starts_with(t, "~SEQ") {
             let head = match seq::parse_seq_head(t) {
@@ -457,23 +487,18 @@ impl<'a> Lexer<'a> {
                 }
             };
             // keepalived.md L14: the numbers may be definitions.
-            let params = self
-                .defs
-                .expand(
-                    head.params.clone(),
-                    &Context {
-                        pwd: &ctx.pwd,
-                        instance: self.instance(),
-                    },
-                )
-                .text;
+            let ctx = Context {
+                pwd: &ctx.pwd,
+                instance: self.instance(),
+            };
+            let params = self.defs.expand(head.params.clone(), &ctx).text;
             match seq::seq_run(head, &text::to_string(&params)) {
-                Ok(run) => stack.push(Work::Seq(run)),
+                Ok(run) => stack.push(Work::Seq(run, nest)),
                 Err(msg) => self.diags.error(loc.at(col0), msg),
             }
         } else {
             match seq::parse_lst(t) {
-                Ok(run) => stack.push(Work::Lst(run)),
+                Ok(run) => stack.push(Work::Lst(run, nest)),
                 Err(e) => self.diags.error(loc.at(e.col), e.message),
             }
         }
@@ -481,21 +506,19 @@ impl<'a> Lexer<'a> {
 
     /// keepalived.md L6: the first brace outside quotes ends the line; the brace is a line of
     /// its own and the rest goes round again.
-    fn split_braces(&mut self, loc: Loc, t: Text, substituted: bool, stack: &mut Vec<Work>) {
-        let Some(at) = text::find_brace(&t) else {
-            self.emit_words(loc, &t);
+    fn split_braces(&mut self, loc: Loc, piece: Piece, e: usize, stack: &mut Vec<Work>) {
+        let s = piece.start;
+        let Some(at) = text::find_brace(&piece.text[s..e]) else {
+            self.emit_words(loc, &piece.text[s..e]);
             return;
         };
-        let (before, from) = t.split_at(at);
-        if at > 0 {
-            self.emit_words(loc, before);
-            stack.push(Work::Line {
-                text: from.to_vec(),
-                substituted,
-            });
+        let b = s + at;
+        if b > s {
+            self.emit_words(loc, &piece.text[s..b]);
+            stack.push(Work::Line(Piece { start: b, ..piece }));
             return;
         }
-        let brace = from[0];
+        let brace = piece.text[b];
         self.out.push(Line {
             kind: if brace.c == '{' {
                 LineKind::Open
@@ -506,12 +529,11 @@ impl<'a> Lexer<'a> {
             raw: brace.c.to_string(),
             span: loc.at(brace.col),
         });
-        let rest = text::trim(&from[1..]);
-        if !rest.is_empty() {
-            stack.push(Work::Line {
-                text: rest.to_vec(),
-                substituted,
-            });
+        if b + 1 < e {
+            stack.push(Work::Line(Piece {
+                start: b + 1,
+                ..piece
+            }));
         }
     }
 
@@ -594,8 +616,10 @@ impl<'a> Lexer<'a> {
             self.chain.push(id);
             // A multiline definition does not continue into an included file.
             let open = self.open_definition.take();
+            let quote_reported = self.quote_reported;
             self.lex_file(file, &path, &bytes);
             self.open_definition = open;
+            self.quote_reported = quote_reported;
             self.chain.pop();
         }
     }

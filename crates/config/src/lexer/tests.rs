@@ -533,3 +533,12 @@ fn main_file_missing_is_an_error_without_position() {
     assert!(l.is_empty());
     assert!(d.iter().all(|x| x.span.is_none()) && d.has_errors());
 }
+
+#[test]
+fn self_expanding_multiline_definition_stops_early() {
+    // Fuzz regression (timeout): `$M`'s value holds `$M` on a line of its own, so every
+    // expansion brings another until the nesting cap, not the 1,000,000-line cap.
+    let (l, d) = lex("$M= \\\n a \\\nk $M\n b\nx $M\n");
+    assert!(l.len() < 200, "{} lines", l.len());
+    assert!(messages(&d, Severity::Error)[0].contains("nested more than"));
+}

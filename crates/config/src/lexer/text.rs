@@ -48,6 +48,19 @@ pub(crate) fn trim(t: &[Ch]) -> &[Ch] {
     t.get(start..end.max(start)).unwrap_or(&[])
 }
 
+/// `(start, end)` of `t[from..]` without its leading and trailing blanks.
+pub(crate) fn trim_range(t: &[Ch], from: usize) -> (usize, usize) {
+    let mut s = from.min(t.len());
+    while t.get(s).is_some_and(|ch| is_blank(ch.c)) {
+        s += 1;
+    }
+    let mut e = t.len();
+    while e > s && t.get(e - 1).is_some_and(|ch| is_blank(ch.c)) {
+        e -= 1;
+    }
+    (s, e)
+}
+
 pub(crate) fn starts_with(t: &[Ch], prefix: &str) -> bool {
     let mut it = t.iter();
     prefix
