@@ -28,15 +28,17 @@ pub struct LexOptions {
     /// Seeds `${_RANDOM}` (keepalived's `random_seed`); the time when unset.
     pub random_seed: Option<u64>,
     /// Cap on the lines `~SEQ`, `~LST` and multiline definitions may generate in one load;
-    /// `None` is 1,000,000.
+    /// `None` is 100,000.
     pub max_generated_lines: Option<usize>,
 }
 
 /// keepalived reads lines into a 1024-byte buffer, newline and terminator included
 /// (keepalived.md L1).
 const KEEPALIVED_MAX_LINE: usize = 1022;
-/// Lines `~SEQ`, `~LST` and multiline definitions may generate in one load.
-const MAX_GENERATED_LINES: usize = 1_000_000;
+/// Lines `~SEQ`, `~LST` and multiline definitions may generate in one load. Far above any
+/// real configuration, low enough that a runaway nest of `~SEQ`s is refused in about a
+/// second rather than eating memory.
+const MAX_GENERATED_LINES: usize = 100_000;
 /// Nested includes before the chain is taken for a runaway.
 const MAX_INCLUDE_DEPTH: usize = 32;
 /// Multiline definitions expanded inside one another.
@@ -158,7 +160,7 @@ struct Piece {
 }
 
 impl Piece {
-    fn new(text: Text, nest: u32) -> Work {
+    fn work(text: Text, nest: u32) -> Work {
         Work::Line(Piece {
             text,
             start: 0,
@@ -213,7 +215,16 @@ impl<'a> Lexer<'a> {
         let abs = if dir.is_absolute() {
             dir.clone()
         } else {
-            std::env::current_dir().map_or_else(|_| dir.clone(), |cwd| cwd.join(&dir))
+            // Without `.` components, `t.conf` gives the working directory itself.
+            let rel: PathBuf = dir
+                .components()
+                .filter(|c| !matches!(c, std::path::Component::CurDir))
+                .collect();
+            match std::env::current_dir() {
+                Ok(cwd) if rel.as_os_str().is_empty() => cwd,
+                Ok(cwd) => cwd.join(rel),
+                Err(_) => dir.clone(),
+            }
         };
         let ctx = FileCtx {
             pwd: abs.to_string_lossy().into_owned(),
@@ -289,7 +300,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn run(&mut self, ctx: &FileCtx, loc: Loc, first: Text) {
-        let mut stack = vec![Piece::new(first, 0)];
+        let mut stack = vec![Piece::work(first, 0)];
         while let Some(work) = stack.pop() {
             match work {
                 Work::Line(piece) => self.logical(ctx, loc, piece, &mut stack),
@@ -302,7 +313,7 @@ impl<'a> Lexer<'a> {
                     if let Some(next) = run.advance() {
                         stack.push(Work::Seq(next, nest));
                     }
-                    stack.push(Piece::new(text, nest));
+                    stack.push(Piece::work(text, nest));
                 }
                 Work::Lst(run, nest) => {
                     if !self.may_generate(loc, run.text.first()) {
@@ -315,7 +326,7 @@ impl<'a> Lexer<'a> {
                     if let Some(next) = run.advance() {
                         stack.push(Work::Lst(next, nest));
                     }
-                    stack.push(Piece::new(text, nest));
+                    stack.push(Piece::work(text, nest));
                 }
             }
         }
@@ -450,7 +461,7 @@ impl<'a> Lexer<'a> {
         }
         for more in e.more_lines.into_iter().rev() {
             if self.may_generate(loc, more.first()) {
-                stack.push(Piece::new(more, inner));
+                stack.push(Piece::work(more, inner));
             }
         }
         stack.push(Work::Line(Piece {

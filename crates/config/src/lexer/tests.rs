@@ -537,8 +537,23 @@ fn main_file_missing_is_an_error_without_position() {
 #[test]
 fn self_expanding_multiline_definition_stops_early() {
     // Fuzz regression (timeout): `$M`'s value holds `$M` on a line of its own, so every
-    // expansion brings another until the nesting cap, not the 1,000,000-line cap.
+    // expansion brings another until the nesting cap, not the generated-line cap.
     let (l, d) = lex("$M= \\\n a \\\nk $M\n b\nx $M\n");
     assert!(l.len() < 200, "{} lines", l.len());
     assert!(messages(&d, Severity::Error)[0].contains("nested more than"));
+}
+
+#[test]
+fn pwd_of_a_bare_file_name_is_the_working_directory() {
+    let mut sources = SourceMap::new();
+    let mut diags = Diagnostics::new(false);
+    let lines = read_str(
+        Path::new("t.conf"),
+        "d ${_PWD}",
+        &LexOptions::default(),
+        &mut sources,
+        &mut diags,
+    );
+    let cwd = std::env::current_dir().unwrap().display().to_string();
+    assert_eq!(show(&lines), [format!("d|{cwd}")]);
 }
