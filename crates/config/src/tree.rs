@@ -5,12 +5,34 @@ use crate::ast::{Block, Line, LineKind, Node};
 use crate::diag::Diagnostics;
 use crate::source::Span;
 
+/// Block nesting kept; keepalived's own grammar goes about six deep. Deeper blocks are
+/// dropped so that nothing downstream (lowering, dropping the tree) recurses without bound.
+const MAX_DEPTH: usize = 64;
+
 /// Builds the tree; reports stray and missing braces.
 pub fn build(lines: Vec<Line>, diags: &mut Diagnostics) -> Vec<Node> {
     // Each open level: the nodes collected so far and where its `{` was.
     let mut stack: Vec<(Vec<Node>, Span)> = Vec::new();
     let mut current: Vec<Node> = Vec::new();
+    // Depth inside a block dropped for being too deep.
+    let mut skipping = 0usize;
     for line in lines {
+        if skipping > 0 {
+            match line.kind {
+                LineKind::Open => skipping += 1,
+                LineKind::Close => skipping -= 1,
+                LineKind::Words => {}
+            }
+            continue;
+        }
+        if line.kind == LineKind::Open && stack.len() >= MAX_DEPTH {
+            diags.error(
+                line.span,
+                format!("blocks nested more than {MAX_DEPTH} deep; this block is ignored"),
+            );
+            skipping = 1;
+            continue;
+        }
         match line.kind {
             LineKind::Words => {
                 let mut tokens = line.tokens.into_iter();
@@ -221,6 +243,22 @@ mod tests {
         assert_eq!(show(&n), "x(y)");
         assert_eq!(d.len(), 2);
         assert!(n.iter().all(|n| !n.word().is_empty()));
+    }
+
+    #[test]
+    fn runaway_nesting_is_cut_off() {
+        let text = format!("{}x{}\nafter", "a {\n".repeat(10_000), "}\n".repeat(10_000));
+        let (n, d) = tree(&text);
+        assert_eq!(d.len(), 1);
+        assert_eq!(n.len(), 2);
+        assert_eq!(n[1].word(), "after");
+        let mut depth = 0;
+        let mut at = &n[0];
+        while let Some(child) = at.children().first() {
+            depth += 1;
+            at = child;
+        }
+        assert_eq!(depth, MAX_DEPTH);
     }
 
     #[test]
