@@ -6,9 +6,13 @@ use std::collections::HashMap;
 use super::text::{Ch, Text, at_col, is_blank, to_string};
 
 /// Substitutions on one line before it is taken for a definition that refers to itself.
-const MAX_SUBSTITUTIONS: usize = 10_000;
+const MAX_SUBSTITUTIONS: usize = 1_000;
 /// Longest line (and the multiline lines it brings) substitution may build.
-const MAX_EXPANDED_CHARS: usize = 1 << 20;
+const MAX_EXPANDED_CHARS: usize = 1 << 16;
+/// Characters substitution may move in one load. Each substitution rewrites its line, so a
+/// definition that grows itself costs its line squared; this bounds what `~SEQ` repetitions
+/// of such a line can cost (fuzzing found 10+ minute loads without it).
+const SUBSTITUTION_BUDGET: usize = 100_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Builtin {
@@ -59,6 +63,8 @@ pub(crate) struct Expanded {
     pub problems: Vec<(u32, String)>,
     /// Substitution did not converge (a definition refers to itself) or grew too large.
     pub runaway: bool,
+    /// This expansion used up the load's [`SUBSTITUTION_BUDGET`]; later ones do nothing.
+    pub exhausted: bool,
 }
 
 struct Match {
@@ -71,6 +77,8 @@ struct Match {
 pub(crate) struct Defs {
     map: HashMap<String, Def>,
     rng: u64,
+    /// What is left of [`SUBSTITUTION_BUDGET`].
+    budget: usize,
 }
 
 impl Defs {
@@ -91,6 +99,7 @@ impl Defs {
             map,
             // xorshift must not start from zero.
             rng: seed | 1,
+            budget: SUBSTITUTION_BUDGET,
         }
     }
 
@@ -126,6 +135,9 @@ impl Defs {
             text,
             ..Expanded::default()
         };
+        if self.budget == 0 {
+            return out;
+        }
         let mut count = 0usize;
         let mut more_chars = 0usize;
         let mut i = 0;
@@ -144,6 +156,14 @@ impl Defs {
             let first = pieces.next().unwrap_or("");
             let rest: Vec<Text> = pieces.map(|p| at_col(p, col)).collect();
             more_chars += rest.iter().map(Vec::len).sum::<usize>();
+            let cost = out.text.len() + first.len() + more_chars;
+            if cost > self.budget {
+                self.budget = 0;
+                out.exhausted = true;
+                out.runaway = true;
+                return out;
+            }
+            self.budget -= cost;
             if count > MAX_SUBSTITUTIONS
                 || out.text.len() + first.len() > MAX_EXPANDED_CHARS
                 || more_chars > MAX_EXPANDED_CHARS

@@ -432,6 +432,13 @@ impl<'a> Lexer<'a> {
     /// by a definition takes effect.
     fn substituted(&mut self, loc: Loc, e: defs::Expanded, nest: u32, stack: &mut Vec<Work>) {
         let first_col = e.text.first().map_or(1, |c| c.col);
+        if e.exhausted {
+            self.diags.error(
+                loc.at(first_col),
+                "substituting definitions has done too much work in this configuration (a definition that grows itself?); no further substitution is done",
+            );
+            return;
+        }
         if e.runaway {
             self.diags.error(
                 loc.at(first_col),

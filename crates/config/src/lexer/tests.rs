@@ -557,3 +557,18 @@ fn pwd_of_a_bare_file_name_is_the_working_directory() {
     let cwd = std::env::current_dir().unwrap().display().to_string();
     assert_eq!(show(&lines), [format!("d|{cwd}")]);
 }
+
+#[test]
+fn self_growing_definition_repeated_by_seq_is_cheap() {
+    // Proptest regression (an 11-minute load): every repetition re-ran a runaway expansion.
+    let start = std::time::Instant::now();
+    let (l, d) = lex("$A=$A $A x\n~SEQ(i, 100000) $A\nz");
+    // Once the substitution budget is spent, `$A` stays as written, with one error for it.
+    assert_eq!(show(&l).last().map(String::as_str), Some("z"));
+    let exhausted = messages(&d, Severity::Error)
+        .iter()
+        .filter(|m| m.contains("too much work"))
+        .count();
+    assert_eq!(exhausted, 1);
+    assert!(start.elapsed() < std::time::Duration::from_secs(30));
+}
