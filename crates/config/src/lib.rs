@@ -89,6 +89,7 @@ pub fn to_keepalived(config: &Config) -> String {
 fn lex_options(opts: &LoadOptions) -> lexer::LexOptions {
     lexer::LexOptions {
         config_id: opts.config_id.clone(),
+        ..Default::default()
     }
 }
 
