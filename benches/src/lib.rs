@@ -38,13 +38,13 @@ pub fn large_config(virtual_servers: usize, real_servers: usize) -> String {
     let extra = real_servers % virtual_servers.max(1);
     let mut rs_index = 0usize;
     for i in 0..virtual_servers {
+        let port = 80 + i % 2;
         let _ = writeln!(
             s,
             "virtual_server {} {} {{\n    delay_loop 10\n    lb_algo wrr\n    lb_kind DR\n    protocol TCP",
             vip(i),
             port
         );
-        let port = 80 + i % 2;
         let count = per_vs + usize::from(i < extra);
         for _ in 0..count {
             let ip = format!(

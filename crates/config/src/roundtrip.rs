@@ -15,7 +15,11 @@ fn config() -> impl Strategy<Value = Config> {
         global::arb::global_defs(),
         prop_oneof![
             vrrp::arb::vrrp_section().prop_map(|v| (v, None)),
-            (vrrp::arb::vrrp_section_for_cluster(), cluster::arb::cluster()).prop_map(|(v, c)| (v, Some(c))),
+            (
+                vrrp::arb::vrrp_section_for_cluster(),
+                cluster::arb::cluster()
+            )
+                .prop_map(|(v, c)| (v, Some(c))),
         ],
         lvs::arb::lvs_section(),
     )
