@@ -21,6 +21,11 @@ mkdir -p /run/netns "$SHARE_MNT"
 
 arg() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" /proc/cmdline; }
 mount -t hostfs -o "$(arg lab.share)" none "$SHARE_MNT" || echo "UML-INIT: cannot mount the share"
+# Host directories under the tmpfs mounts above that the run needs (lab.hostdirs=a,b): mounted
+# back read-only at their own paths.
+for d in $(arg lab.hostdirs | tr ',' ' '); do
+  mkdir -p "$d" && mount -r -t hostfs -o "$d" none "$d" || echo "UML-INIT: cannot mount $d"
+done
 echo "UML-BOOTED uptime=$(cut -d' ' -f1 /proc/uptime)"
 
 # Modules come from the extracted Debian package; lab.mods=<dir holding lib/modules/<version>>.

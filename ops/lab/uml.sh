@@ -7,7 +7,9 @@
 # and extracted by ops/ci/deps.sh, never installed) runs as an ordinary process and loads
 # ip_vs*, veth, bridge, nf_tables, netem from the extracted package. Inside UML:
 #   * the root file system is the host's /, read-only (hostfs): host binaries run unchanged;
-#   * /run, /tmp, /var/tmp, /dev/shm are fresh tmpfs; the UML has no network device at all;
+#   * /run, /tmp, /var/tmp, /dev/shm are fresh tmpfs (the repository, the caller's directory and
+#     the script's are mounted back read-only when they live there); the UML has no network
+#     device at all;
 #   * SCRIPT runs with bash, from the current directory, with LAB_IN_UML=1, LAB_SHARE=<share
 #     mount> (write result files there) and the caller's LAB_* / FLOTILLA_* variables;
 #   * the script can `source ops/lab/lab.sh; lab_up` exactly as on the host.
@@ -60,15 +62,20 @@ else
 fi
 rm -f "$share/rc" "$share/test.log"
 
-# Inside, /run, /tmp, /var/tmp and /dev/shm are fresh tmpfs: a script kept there is copied into
-# the share (the share is reached by its host path, whatever it is).
-case $script in
-  /run/*|/tmp/*|/var/tmp/*|/dev/shm/*)
-    cp "$script" "$share/script.sh" || die "cannot copy $script into $share"
-    run_script=/run/lab-share/script.sh ;;
-  *) run_script=$script ;;
-esac
-case $PWD in /run/*|/tmp/*|/var/tmp/*|/dev/shm/*) run_dir=/ ;; *) run_dir=$PWD ;; esac
+# Inside, /run, /tmp, /var/tmp and /dev/shm are fresh tmpfs. Host directories the run needs
+# (the repository with its build output, the caller's directory, the script's) that live there
+# are mounted back read-only at the same paths by init, so every path stays valid.
+repo=$(cd "$HERE/../.." && pwd)
+hostdirs=()
+for d in "$repo" "$PWD" "$(dirname "$script")"; do
+  case $d in
+    /run/*|/tmp/*|/var/tmp/*|/dev/shm/*)
+      [[ $d == *[[:space:],]* ]] && die "path with blanks or commas cannot be passed to UML: $d"
+      hostdirs+=("$d") ;;
+  esac
+done
+run_script=$script
+run_dir=$PWD
 
 # The command for init: caller's cwd and lab settings, then the script.
 {
@@ -89,6 +96,7 @@ t0=$(date +%s%N)
 TMPDIR=/dev/shm timeout "$timeout_s" "$UML_DIR/usr/bin/linux.uml" \
   mem="$mem" rootfstype=hostfs rootflags=/ ro init="$HERE/uml-init.sh" \
   lab.share="$share" lab.mods="$UML_DIR/modroot" lab.extramods="${FLOTILLA_UML_MODULES:-}" \
+  lab.hostdirs="$(IFS=,; echo "${hostdirs[*]}")" \
   con=null con0=null,fd:1 quiet </dev/null 2>&1 &
 uml_pid=$!
 while :; do
