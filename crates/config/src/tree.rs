@@ -79,7 +79,9 @@ pub fn build(lines: Vec<Line>, diags: &mut Diagnostics) -> Vec<Node> {
             },
             LineKind::Close => match stack.pop() {
                 Some((mut parent, open)) => {
-                    let children = std::mem::take(&mut current);
+                    let mut children = std::mem::take(&mut current);
+                    // Blocks live until lowering ends: give back the growth slack.
+                    children.shrink_to_fit();
                     match parent.last_mut() {
                         Some(owner) if owner.word().is_empty() => {
                             parent.pop();
