@@ -19,7 +19,7 @@ fn load(args: &ConfigArgs) -> Loaded {
 }
 
 /// keepalived's default config id: the host name up to its first dot.
-fn host_label() -> Option<String> {
+pub fn host_label() -> Option<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
     let label = name.trim().split('.').next()?.to_string();
     (!label.is_empty()).then_some(label)

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod agent_cmd;
 mod config_cmd;
 
 #[derive(Parser)]
@@ -24,6 +25,25 @@ enum Command {
     /// Read, check and show configurations.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run a director. Today: standalone VRRP (a configuration without a cluster block),
+    /// IPv4 instances, keepalived's behaviour: adverts, VIPs, gratuitous ARP, notify scripts;
+    /// on SIGTERM every master sends priority 0 and removes its VIPs.
+    ///
+    /// Example: flotilla agent --config /etc/keepalived/keepalived.conf
+    Agent(AgentArgs),
+}
+
+#[derive(clap::Args)]
+struct AgentArgs {
+    /// The configuration file (keepalived.conf syntax).
+    #[arg(long, short = 'f', default_value = "/etc/flotilla/flotilla.conf")]
+    config: PathBuf,
+    /// Selects `@ID` conditional lines (default: the first label of the host name).
+    #[arg(long, short = 'i')]
+    config_id: Option<String>,
+    /// Log as JSON lines.
+    #[arg(long)]
+    log_json: bool,
 }
 
 #[derive(Subcommand)]
@@ -64,6 +84,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Config(ConfigCommand::Check(args)) => config_cmd::check(&args),
         Command::Config(ConfigCommand::Show { args, json }) => config_cmd::show(&args, json),
+        Command::Agent(args) => agent_cmd::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -53,6 +53,18 @@ pub struct VrrpSocketV4 {
 impl VrrpSocketV4 {
     /// Opens the socket bound to interface `ifname` (must run inside a tokio runtime).
     pub fn open(ifname: &str, delivery: Delivery) -> Result<Self, NetError> {
+        Self::open_from(ifname, delivery, None)
+    }
+
+    /// Like [`VrrpSocketV4::open`], sending from `source` (`unicast_src_ip` /
+    /// `mcast_src_ip`) instead of the interface's primary address. For unicast the socket is
+    /// bound to it, so it also receives only adverts addressed to it, as unicast mode wants;
+    /// for multicast it selects the source with IP_MULTICAST_IF.
+    pub fn open_from(
+        ifname: &str,
+        delivery: Delivery,
+        source: Option<Ipv4Addr>,
+    ) -> Result<Self, NetError> {
         let ifindex = crate::ifindex(ifname)?;
         let s = Socket::new(
             Domain::IPV4,
@@ -76,6 +88,15 @@ impl VrrpSocketV4 {
         if delivery == Delivery::Multicast {
             s.join_multicast_v4_n(&MULTICAST_V4, &InterfaceIndexOrAddress::Index(ifindex))
                 .map_err(NetError::io("joining 224.0.0.18"))?;
+        }
+        match (delivery, source) {
+            (_, None) => {}
+            (Delivery::Unicast, Some(src)) => s
+                .bind(&SockAddr::from(SocketAddrV4::new(src, 0)))
+                .map_err(NetError::io("binding to the unicast source address"))?,
+            (Delivery::Multicast, Some(src)) => s
+                .set_multicast_if_v4(&src)
+                .map_err(NetError::io("selecting the multicast source address"))?,
         }
         Ok(VrrpSocketV4 { fd: register(s)? })
     }

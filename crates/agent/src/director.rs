@@ -1,0 +1,83 @@
+//! The standalone director: one actor per instance plus the notifier, until SIGTERM or
+//! SIGINT; then every master sends priority 0 and removes its VIPs before the process exits.
+
+use flotilla_config::Config;
+use ractor::{Actor, ActorRef};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::instance::{InstanceArgs, InstanceMsg, STOP_TIMEOUT, VrrpInstance};
+use crate::notifier::Notifier;
+use crate::setup::{self, SetupError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error("starting {what}: {reason}")]
+    Spawn { what: String, reason: String },
+    #[error("installing signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Runs a standalone configuration until SIGTERM/SIGINT.
+pub async fn run_standalone(cfg: &Config) -> Result<(), AgentError> {
+    let setups = setup::instances(cfg)?;
+    let mut term = signal(SignalKind::terminate()).map_err(AgentError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(AgentError::Signals)?;
+    let (notifier, notifier_task) = Actor::spawn(Some("notifier".into()), Notifier, ())
+        .await
+        .map_err(|e| AgentError::Spawn {
+            what: "the notifier".into(),
+            reason: e.to_string(),
+        })?;
+    let mut instances: Vec<ActorRef<InstanceMsg>> = Vec::new();
+    for s in setups {
+        let name = s.name.clone();
+        let spawned = Actor::spawn(
+            Some(format!("vrrp_instance/{name}")),
+            VrrpInstance,
+            InstanceArgs {
+                setup: s,
+                notifier: notifier.clone(),
+            },
+        )
+        .await;
+        match spawned {
+            Ok((actor, _)) => instances.push(actor),
+            Err(e) => {
+                stop_all(&instances).await;
+                return Err(AgentError::Spawn {
+                    what: format!("vrrp_instance {name}"),
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    tracing::info!(instances = instances.len(), "running standalone");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: releasing"),
+        _ = int.recv() => tracing::info!("SIGINT: releasing"),
+    }
+    stop_all(&instances).await;
+    // Let queued notify scripts (STOP among them) run before the process exits.
+    if notifier.drain().is_err() {
+        notifier.stop(None);
+    }
+    if tokio::time::timeout(crate::notifier::SCRIPT_TIMEOUT * 2, notifier_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("notify scripts still running at exit");
+    }
+    Ok(())
+}
+
+async fn stop_all(instances: &[ActorRef<InstanceMsg>]) {
+    for actor in instances {
+        let released = actor.call(InstanceMsg::Stop, Some(STOP_TIMEOUT)).await;
+        if !matches!(released, Ok(ractor::rpc::CallResult::Success(()))) {
+            tracing::warn!(actor = ?actor.get_name(), "instance did not confirm its release");
+        }
+        actor.stop(None);
+    }
+}

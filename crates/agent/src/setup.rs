@@ -1,0 +1,293 @@
+//! Configuration model → what each instance actor needs, checked before anything starts: a
+//! feature the agent does not run yet is refused with a reason instead of being ignored.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use flotilla_config::model::vrrp::{AuthType, Scope, VrrpInstance, VrrpVersion};
+use flotilla_config::model::{Config, Script};
+use flotilla_net::vip::{self, Vip};
+use flotilla_vrrp::machine::{GarpPolicy, Params};
+use flotilla_vrrp::wire::{Auth, Version};
+
+/// Everything one instance actor runs with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceSetup {
+    pub name: String,
+    pub interface: String,
+    pub params: Params,
+    /// `unicast_src_ip` / `mcast_src_ip`; `None`: the interface's primary address.
+    pub source: Option<Ipv4Addr>,
+    /// Unicast peers; empty means multicast to 224.0.0.18.
+    pub peers: Vec<Ipv4Addr>,
+    /// Addresses to hold as master, each with its interface: the advertised VIPs, then
+    /// `virtual_ipaddress_excluded`.
+    pub vips: Vec<(String, Vip)>,
+    pub notify: Notify,
+}
+
+/// The notify scripts of an instance (keepalived's contract).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Notify {
+    pub master: Option<Script>,
+    pub backup: Option<Script>,
+    pub fault: Option<Script>,
+    pub stop: Option<Script>,
+    /// `notify`: called with `INSTANCE NAME STATE PRIORITY` after the specific one.
+    pub any: Option<Script>,
+    pub master_rx_lower_pri: Option<Script>,
+}
+
+/// Why the agent will not run a configuration (yet).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetupError {
+    #[error(
+        "the configuration has a cluster block: fleet mode is not implemented yet; remove the block to run standalone"
+    )]
+    ClusterMode,
+    #[error(
+        "vrrp_sync_group {0}: sync groups are not run by the agent yet (running members alone could split the group)"
+    )]
+    SyncGroup(String),
+    #[error("vrrp_instance {0}: IPv6 instances are not run by the agent yet")]
+    Ipv6(String),
+    #[error(
+        "vrrp_instance {0}: AH authentication is not supported (non-standard; use PASS or none)"
+    )]
+    Ah(String),
+    #[error("vrrp_instance {0}: {1} is not run by the agent yet")]
+    Unsupported(String, &'static str),
+    #[error("vrrp_instance {0} has no interface")]
+    NoInterface(String),
+}
+
+/// Builds the setup of every instance of a standalone configuration.
+pub fn instances(cfg: &Config) -> Result<Vec<InstanceSetup>, SetupError> {
+    if cfg.cluster.is_some() {
+        return Err(SetupError::ClusterMode);
+    }
+    if let Some(g) = cfg.vrrp.sync_groups.first() {
+        return Err(SetupError::SyncGroup(g.name.clone()));
+    }
+    cfg.vrrp.instances.iter().map(instance).collect()
+}
+
+fn instance(i: &VrrpInstance) -> Result<InstanceSetup, SetupError> {
+    let name = i.name.clone();
+    let unsupported = |what| Err(SetupError::Unsupported(name.clone(), what));
+    if !i.track_interfaces.is_empty() {
+        return unsupported("track_interface");
+    }
+    if !i.track_scripts.is_empty() {
+        return unsupported("track_script");
+    }
+    if !i.track_files.is_empty() {
+        return unsupported("track_file");
+    }
+    if !i.track_processes.is_empty() {
+        return unsupported("track_process");
+    }
+    let interface = i
+        .interface
+        .clone()
+        .ok_or_else(|| SetupError::NoInterface(name.clone()))?;
+    let v4 = |ip: IpAddr| match ip {
+        IpAddr::V4(a) => Ok(a),
+        IpAddr::V6(_) => Err(SetupError::Ipv6(name.clone())),
+    };
+    let auth = match &i.authentication {
+        None => Auth::None,
+        Some(a) if a.auth_type == AuthType::Ah => return Err(SetupError::Ah(name.clone())),
+        Some(a) => {
+            let mut pw = [0u8; 8];
+            for (d, s) in pw.iter_mut().zip(a.password.bytes()) {
+                *d = s;
+            }
+            Auth::Pass(pw)
+        }
+    };
+    let mut addresses = Vec::new();
+    let mut vips = Vec::new();
+    for (advertised, list) in [(true, &i.virtual_addresses), (false, &i.excluded_addresses)] {
+        for a in list {
+            v4(a.address)?;
+            if advertised {
+                addresses.push(a.address);
+            }
+            let dev = a.dev.clone().unwrap_or_else(|| interface.clone());
+            vips.push((
+                dev,
+                Vip {
+                    addr: a.address,
+                    prefix: a.prefix_len,
+                    label: a.label.clone(),
+                    scope: match a.scope {
+                        None | Some(Scope::Global) | Some(Scope::Nowhere) => vip::Scope::Global,
+                        Some(Scope::Site) => vip::Scope::Site,
+                        Some(Scope::Link) => vip::Scope::Link,
+                        Some(Scope::Host) => vip::Scope::Host,
+                    },
+                },
+            ));
+        }
+    }
+    let source = match i.unicast_src_ip.or(i.mcast_src_ip) {
+        Some(ip) => Some(v4(ip)?),
+        None => None,
+    };
+    let peers = i
+        .unicast_peers
+        .iter()
+        .map(|p| v4(p.address))
+        .collect::<Result<Vec<_>, _>>()?;
+    let version = match i.version {
+        VrrpVersion::V2 => Version::V2,
+        VrrpVersion::V3 => Version::V3,
+    };
+    let interval_cs = u16::try_from(i.advert_int.0 / 10_000)
+        .unwrap_or(u16::MAX)
+        .max(1);
+    let g = &i.garp;
+    let us = |m: flotilla_config::model::Micros| Duration::from_micros(m.0);
+    let mut params = Params::new(
+        i.vrid,
+        version,
+        i.priority,
+        interval_cs,
+        // Replaced by the interface's primary address when no source is configured.
+        IpAddr::V4(source.unwrap_or(Ipv4Addr::UNSPECIFIED)),
+    );
+    params.preempt = i.preempt;
+    params.preempt_delay = us(i.preempt_delay);
+    params.addresses = addresses;
+    params.auth = auth;
+    params.garp = GarpPolicy {
+        master_repeat: g.master_repeat,
+        master_delay: us(g.master_delay),
+        master_refresh: us(g.master_refresh),
+        master_refresh_repeat: g.master_refresh_repeat,
+        lower_prio_repeat: g.lower_prio_repeat,
+        lower_prio_delay: us(g.lower_prio_delay),
+    };
+    params.lower_prio_no_advert = i.lower_prio_no_advert;
+    params.higher_prio_send_advert = i.higher_prio_send_advert;
+    params.down_timer_adverts = i.down_timer_adverts;
+    Ok(InstanceSetup {
+        name,
+        interface,
+        params,
+        source,
+        peers,
+        vips,
+        notify: Notify {
+            master: i.notify.master.clone(),
+            backup: i.notify.backup.clone(),
+            fault: i.notify.fault.clone(),
+            stop: i.notify.stop.clone(),
+            any: i.notify.any.clone(),
+            master_rx_lower_pri: i.notify_master_rx_lower_pri.clone(),
+        },
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::path::Path;
+
+    use flotilla_config::{LoadOptions, load_str};
+
+    use super::*;
+
+    fn setups(text: &str) -> Result<Vec<InstanceSetup>, SetupError> {
+        let l = load_str(Path::new("t.conf"), text, &LoadOptions::default());
+        assert!(l.is_ok(), "{}", l.report());
+        instances(&l.config)
+    }
+
+    const PAIR: &str = "vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    priority 150
+    advert_int 1
+    nopreempt
+    authentication {
+        auth_type PASS
+        auth_pass secret
+    }
+    unicast_src_ip 10.0.0.1
+    unicast_peer {
+        10.0.0.2
+    }
+    virtual_ipaddress {
+        10.0.0.100/24 dev eth0 label eth0:vip
+    }
+    virtual_ipaddress_excluded {
+        10.0.1.100/32 dev eth1
+    }
+    notify_master /bin/true
+    notify /usr/local/bin/n
+}
+";
+
+    #[test]
+    fn a_keepalived_instance_maps_to_router_parameters() {
+        let s = setups(PAIR).unwrap();
+        let s = &s[0];
+        assert_eq!(s.name, "VI_1");
+        assert_eq!(s.interface, "eth0");
+        let p = &s.params;
+        assert_eq!((p.vrid, p.priority, p.advert_interval_cs), (51, 150, 100));
+        assert_eq!(p.version, Version::V2);
+        assert!(!p.preempt);
+        assert_eq!(p.auth, Auth::Pass(*b"secret\0\0"));
+        assert_eq!(
+            p.addresses,
+            vec![IpAddr::from([10, 0, 0, 100])],
+            "only advertised VIPs"
+        );
+        assert_eq!(s.source, Some(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(s.peers, vec![Ipv4Addr::new(10, 0, 0, 2)]);
+        assert_eq!(s.vips.len(), 2);
+        assert_eq!(s.vips[0].0, "eth0");
+        assert_eq!(s.vips[0].1.label.as_deref(), Some("eth0:vip"));
+        assert_eq!((s.vips[1].0.as_str(), s.vips[1].1.prefix), ("eth1", 32));
+        assert_eq!(p.garp.master_repeat, 5, "keepalived's GARP defaults");
+        assert_eq!(s.notify.master.as_ref().unwrap().argv, ["/bin/true"]);
+        assert_eq!(s.notify.any.as_ref().unwrap().argv, ["/usr/local/bin/n"]);
+    }
+
+    #[test]
+    fn what_is_not_run_yet_is_refused_with_a_reason() {
+        let cases = [
+            (
+                "vrrp_sync_group G {\n group {\n VI_1\n }\n}\n",
+                SetupError::SyncGroup("G".into()),
+            ),
+            (
+                "vrrp_script chk {\n script /bin/true\n}\n",
+                SetupError::Unsupported("VI_1".into(), "track_script"),
+            ),
+        ];
+        for (extra, want) in cases {
+            let text = if extra.starts_with("vrrp_script") {
+                format!(
+                    "{extra}{}",
+                    PAIR.replace(
+                        "    nopreempt\n",
+                        "    nopreempt\n    track_script {\n        chk\n    }\n"
+                    )
+                )
+            } else {
+                format!("{PAIR}{extra}")
+            };
+            assert_eq!(setups(&text), Err(want));
+        }
+        let v6 = "vrrp_instance V6 {\n interface eth0\n virtual_router_id 1\n virtual_ipaddress {\n fd00::1/64\n }\n}\n";
+        assert_eq!(setups(v6), Err(SetupError::Ipv6("V6".into())));
+        let cluster =
+            format!("{PAIR}cluster {{\n name x\n director a {{ address 10.0.0.1 }}\n}}\n");
+        let l = load_str(Path::new("t.conf"), &cluster, &LoadOptions::default());
+        assert_eq!(instances(&l.config), Err(SetupError::ClusterMode));
+    }
+}

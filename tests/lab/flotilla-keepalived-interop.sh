@@ -1,0 +1,193 @@
+#!/bin/bash
+# Runbook: flotilla as a drop-in for one node of a keepalived pair (VRRP half).
+#
+# Two directors on one segment with the client; one runs keepalived 2.2.7, the other
+# `flotilla agent` with the same kind of keepalived.conf. Checked as an operator would:
+# who holds the VIP, does the client reach it, what happens on stop, crash and return.
+#   Round A: VRRPv3, 0.1 s adverts, multicast. flotilla (150) on d1, keepalived (100) on d2.
+#     1. flotilla becomes master and holds the VIP; keepalived stays backup; client pings it.
+#     2. SIGTERM flotilla: it sends priority 0 and removes the VIP; keepalived takes over
+#        within Skew_Time (+ slack).
+#     3. flotilla starts again and preempts; keepalived releases.
+#     4. flotilla crashes (SIGKILL, cable pulled): keepalived takes over within
+#        Master_Down_Interval (+ slack).
+#   Round B: VRRPv2, 1 s adverts, PASS authentication, unicast peers. keepalived (150) on d1,
+#     flotilla (100) on d2.
+#     1. keepalived is master; flotilla stays backup (no VIP) while adverts flow.
+#     2. keepalived crashes: flotilla takes over within 4.5 s; client pings the VIP.
+#     3. keepalived returns and preempts: flotilla releases the VIP.
+#
+# Usage (root): bash tests/lab/flotilla-keepalived-interop.sh   Env: LAB_TEST_PREFIX (default lab-t)
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 1
+source ops/lab/lab.sh
+export LAB_PREFIX=${LAB_TEST_PREFIX:-lab-t}-ikeep
+
+VIP=10.99.0.100
+failures=0
+say()  { echo; echo "== $*"; }
+pass() { echo "PASS: $*"; }
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+ms()   { _lab_seconds "$1"; }
+
+trap 'lab_down' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+say "Preflight"
+[[ $EUID -eq 0 ]] || { echo "FAIL: must run as root"; exit 1; }
+lab_require keepalived ip ping || exit 1
+cargo build --quiet -p flotilla || { echo "FAIL: cannot build flotilla"; exit 1; }
+FLOTILLA=$PWD/target/debug/flotilla
+lab_down
+
+# write_conf NODE PRIORITY VERSION ADVERT [unicast]: one instance, VIP 10.99.0.100.
+write_conf() {
+  local node=$1 prio=$2 ver=$3 adv=$4 mode=${5:-multicast} st self peer extra=""
+  st=$(lab_state_dir)
+  if [[ $mode == unicast ]]; then
+    self=$(lab_addr "$node"); [[ $node == d1 ]] && peer=$(lab_addr d2) || peer=$(lab_addr d1)
+    extra="  unicast_src_ip $self
+  unicast_peer {
+    $peer
+  }
+  authentication {
+    auth_type PASS
+    auth_pass s3cret
+  }"
+  fi
+  cat > "$st/$node.conf" <<CONF
+global_defs {
+  router_id $node
+  vrrp_version $ver
+  script_user root
+  enable_script_security
+}
+vrrp_instance VI_1 {
+  state BACKUP
+  interface eth0
+  virtual_router_id 51
+  priority $prio
+  advert_int $adv
+$extra
+  virtual_ipaddress {
+    $VIP/24 dev eth0
+  }
+  notify "$st/$node-notify.sh"
+}
+CONF
+  printf '#!/bin/sh\necho "$@" >> %s\n' "$st/$node-notify.log" > "$st/$node-notify.sh"
+  chmod 755 "$st/$node-notify.sh"
+}
+
+start_keepalived() {
+  local st; st=$(lab_state_dir)
+  lab_spawn "$1" keepalived keepalived --dont-fork --log-console --log-detail --vrrp \
+    -f "$st/$1.conf" -p "$st/$1-keepalived.pid" -r "$st/$1-vrrp.pid"
+}
+crash_keepalived() {
+  local st; st=$(lab_state_dir)
+  kill -KILL "$(<"$st/$1-vrrp.pid")" "$(lab_pid "$1" keepalived)" 2>/dev/null
+  lab_exec "$1" ip link set eth0 down
+  # A SIGKILLed keepalived leaves its VIP behind (LAB.md): the "dead" box is unplugged anyway.
+}
+start_flotilla() {
+  local st; st=$(lab_state_dir)
+  lab_spawn "$1" flotilla "$FLOTILLA" agent --config "$st/$1.conf"
+}
+# Wait until NODE no longer holds the VIP; prints seconds.
+wait_no_addr() {
+  local t0 now; t0=$(lab_now_ms)
+  while lab_has_addr "$1" "$VIP"; do
+    now=$(lab_now_ms); ((now - t0 > ${2:-5000})) && return 1
+    sleep 0.005
+  done
+  ms $(($(lab_now_ms) - t0))
+}
+# Wait until NODE holds the VIP; prints seconds since T0 (ms), e.g. the moment of a kill.
+wait_addr_since() {
+  local t0=$1; lab_wait_addr "$2" "$VIP" "$3" >/dev/null || return 1
+  ms $(($(lab_now_ms) - t0))
+}
+client_pings() {
+  local i
+  for ((i = 0; i < 50; i++)); do lab_exec c ping -c1 -W0.2 -q "$VIP" >/dev/null 2>&1 && return 0; done
+  return 1
+}
+show_logs() { for n in "$@"; do echo "--- $n"; tail -n 15 "$(lab_logfile "${n%%/*}" "${n##*/}")"; done; }
+# check_within LABEL BOUND_MS CMD...: runs CMD (which prints seconds) and checks the bound.
+check_within() {
+  local label=$1 bound=$2 took; shift 2
+  if took=$("$@"); then
+    local took_ms; took_ms=$(awk -v s="$took" 'BEGIN{printf "%d", s*1000}')
+    if ((took_ms <= bound)); then pass "$label: $took s (bound $(ms "$bound") s)"; else fail "$label: $took s (bound $(ms "$bound") s)"; fi
+    echo "FIGURE ${label//[^A-Za-z0-9]/_}_s=$took"
+  else
+    fail "$label: did not happen"; return 1
+  fi
+}
+
+say "Round A: VRRPv3, 0.1 s adverts, multicast; flotilla 150 on d1, keepalived 100 on d2"
+lab_up 2 || exit 1
+write_conf d1 150 3 0.1; write_conf d2 100 3 0.1
+start_flotilla d1 && start_keepalived d2 || { fail "start"; exit 1; }
+if took=$(lab_wait_addr d1 "$VIP" 5); then pass "flotilla on d1 is master and holds $VIP (${took} s after start)"
+else fail "flotilla never took $VIP"; show_logs d1/flotilla d2/keepalived; exit 1; fi
+sleep 0.5
+lab_has_addr d2 "$VIP" && fail "keepalived on d2 also holds $VIP (two masters)" || pass "keepalived on d2 stays backup"
+out=$(lab_exec d2 timeout 3 tcpdump -nn -l -i eth0 -c 2 'ip proto 112' 2>/dev/null)
+[[ $out == *"10.99.0.1 > 224.0.0.18: VRRPv3, Advertisement, vrid 51, prio 150, intvl 10cs"* ]] \
+  && pass "flotilla's adverts on the wire: VRRPv3 vrid 51 prio 150 intvl 10cs" || { fail "unexpected adverts: $out"; }
+client_pings && pass "client pings $VIP" || fail "client cannot ping $VIP"
+
+echo "-- SIGTERM flotilla"
+t0=$(lab_now_ms)
+lab_kill d1 flotilla TERM || fail "flotilla did not exit on SIGTERM"
+lab_has_addr d1 "$VIP" && fail "flotilla left $VIP behind" || pass "flotilla removed $VIP on stop"
+check_within "keepalived takes over after flotilla's stop" 400 wait_addr_since "$t0" d2 3
+grep -q "INSTANCE VI_1 MASTER 150" "$(lab_state_dir)/d1-notify.log" 2>/dev/null \
+  && pass "flotilla ran notify with INSTANCE VI_1 MASTER 150" || fail "notify script not run as keepalived does"
+grep -q "INSTANCE VI_1 STOP" "$(lab_state_dir)/d1-notify.log" 2>/dev/null \
+  && pass "flotilla ran notify with STOP on shutdown" || fail "no STOP notify"
+
+echo "-- flotilla starts again and preempts"
+start_flotilla d1 || fail "restart flotilla"
+check_within "flotilla preempts keepalived" 1500 lab_wait_addr d1 "$VIP" 3
+check_within "keepalived releases" 1500 wait_no_addr d2 3000
+
+echo "-- crash flotilla (SIGKILL, cable pulled)"
+t0=$(lab_now_ms)
+lab_kill d1 flotilla KILL; lab_exec d1 ip link set eth0 down
+check_within "keepalived takes over after flotilla's crash" 1000 wait_addr_since "$t0" d2 3
+client_pings && pass "client pings $VIP via keepalived" || fail "client cannot ping $VIP after the crash"
+lab_kill d2 keepalived TERM
+lab_down
+
+say "Round B: VRRPv2, 1 s adverts, PASS, unicast; keepalived 150 on d1, flotilla 100 on d2"
+lab_up 2 || exit 1
+write_conf d1 150 2 1 unicast; write_conf d2 100 2 1 unicast
+start_keepalived d1 && start_flotilla d2 || { fail "start"; exit 1; }
+if took=$(lab_wait_addr d1 "$VIP" 8); then pass "keepalived on d1 is master (${took} s)"
+else fail "keepalived never took $VIP"; show_logs d1/keepalived d2/flotilla; exit 1; fi
+sleep 4
+lab_has_addr d2 "$VIP" && { fail "flotilla on d2 also holds $VIP: it does not accept keepalived's unicast PASS adverts"; show_logs d2/flotilla; } \
+  || pass "flotilla on d2 stays backup while keepalived's unicast v2 PASS adverts flow (4 s)"
+
+echo "-- crash keepalived"
+t0=$(lab_now_ms)
+crash_keepalived d1
+check_within "flotilla takes over after keepalived's crash" 4500 wait_addr_since "$t0" d2 6
+client_pings && pass "client pings $VIP via flotilla" || fail "client cannot ping $VIP via flotilla"
+
+echo "-- keepalived returns and preempts"
+lab_exec d1 ip addr del "$VIP/24" dev eth0 2>/dev/null
+lab_exec d1 ip link set eth0 up
+start_keepalived d1 || fail "restart keepalived"
+check_within "keepalived back on d1" 6000 lab_wait_addr d1 "$VIP" 8
+check_within "flotilla releases" 2000 wait_no_addr d2 3000
+lab_kill d2 flotilla TERM || fail "flotilla did not exit on SIGTERM"
+lab_kill d1 keepalived TERM
+
+say "Result"
+if ((failures)); then echo "FAIL: flotilla-keepalived-interop ($failures failed checks)"; exit 1; fi
+echo "PASS: flotilla-keepalived-interop"
