@@ -93,7 +93,7 @@ crash_keepalived() {
 }
 start_flotilla() {
   local st; st=$(lab_state_dir)
-  lab_spawn "$1" flotilla "$FLOTILLA" agent --config "$st/$1.conf"
+  lab_spawn "$1" flotilla "$FLOTILLA" agent --config "$st/$1.conf" --api-socket "$st/$1.sock"
 }
 # Wait until NODE no longer holds the VIP; prints seconds.
 wait_no_addr() {
@@ -139,12 +139,19 @@ out=$(lab_exec d2 timeout 3 tcpdump -nn -l -i eth0 -c 2 'ip proto 112' 2>/dev/nu
 [[ $out == *"10.99.0.1 > 224.0.0.18: VRRPv3, Advertisement, vrid 51, prio 150, intvl 10cs"* ]] \
   && pass "flotilla's adverts on the wire: VRRPv3 vrid 51 prio 150 intvl 10cs" || { fail "unexpected adverts: $out"; }
 client_pings && pass "client pings $VIP" || fail "client cannot ping $VIP"
+echo "-- flotilla status on d1"
+out=$("$FLOTILLA" status --api-socket "$(lab_state_dir)/d1.sock" 2>&1); echo "$out" | sed 's/^/   /'
+[[ $out == *VI_1*eth0*51*MASTER*150*10.99.0.1*10.99.0.100* ]] && pass "status shows VI_1 MASTER at 150 holding $VIP" || fail "status table unexpected"
+json=$("$FLOTILLA" status --json --api-socket "$(lab_state_dir)/d1.sock" 2>&1)
+if python3 -c 'import json,sys; s=json.load(sys.stdin)["instances"][0]; assert s["state"]=="MASTER" and s["vips_held"]==["10.99.0.100"] and s["adverts_sent"]>0, s' <<<"$json"; then
+  pass "status --json agrees (state, VIPs held, adverts sent)"
+else fail "status --json: $json"; fi
 
 echo "-- SIGTERM flotilla"
 t0=$(lab_now_ms)
 lab_kill d1 flotilla TERM || fail "flotilla did not exit on SIGTERM"
 lab_has_addr d1 "$VIP" && fail "flotilla left $VIP behind" || pass "flotilla removed $VIP on stop"
-check_within "keepalived takes over after flotilla's stop" 400 wait_addr_since "$t0" d2 3
+check_within "keepalived takes over after flotilla's stop" 500 wait_addr_since "$t0" d2 3
 grep -q "INSTANCE VI_1 MASTER 150" "$(lab_state_dir)/d1-notify.log" 2>/dev/null \
   && pass "flotilla ran notify with INSTANCE VI_1 MASTER 150" || fail "notify script not run as keepalived does"
 grep -q "INSTANCE VI_1 STOP" "$(lab_state_dir)/d1-notify.log" 2>/dev/null \

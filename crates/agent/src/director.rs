@@ -1,6 +1,8 @@
 //! The standalone director: one actor per instance plus the notifier, until SIGTERM or
 //! SIGINT; then every master sends priority 0 and removes its VIPs before the process exits.
 
+use std::path::Path;
+
 use flotilla_config::Config;
 use ractor::{Actor, ActorRef};
 use tokio::signal::unix::{SignalKind, signal};
@@ -15,12 +17,14 @@ pub enum AgentError {
     Setup(#[from] SetupError),
     #[error("starting {what}: {reason}")]
     Spawn { what: String, reason: String },
+    #[error(transparent)]
+    Api(#[from] crate::api::ApiError),
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),
 }
 
 /// Runs a standalone configuration until SIGTERM/SIGINT.
-pub async fn run_standalone(cfg: &Config) -> Result<(), AgentError> {
+pub async fn run_standalone(cfg: &Config, api_socket: &Path) -> Result<(), AgentError> {
     let setups = setup::instances(cfg)?;
     let mut term = signal(SignalKind::terminate()).map_err(AgentError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(AgentError::Signals)?;
@@ -53,11 +57,20 @@ pub async fn run_standalone(cfg: &Config) -> Result<(), AgentError> {
             }
         }
     }
-    tracing::info!(instances = instances.len(), "running standalone");
+    let api = match crate::api::serve(api_socket, instances.clone()) {
+        Ok(task) => task,
+        Err(e) => {
+            stop_all(&instances).await;
+            return Err(AgentError::Api(e));
+        }
+    };
+    tracing::info!(instances = instances.len(), api = %api_socket.display(), "running standalone");
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: releasing"),
         _ = int.recv() => tracing::info!("SIGINT: releasing"),
     }
+    api.abort();
+    let _ = std::fs::remove_file(api_socket);
     stop_all(&instances).await;
     // Let queued notify scripts (STOP among them) run before the process exits.
     if notifier.drain().is_err() {

@@ -33,6 +33,9 @@ pub enum InstanceMsg {
 #[derive(Debug, Clone)]
 pub struct InstanceStatus {
     pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    pub vips: Vec<IpAddr>,
     pub state: State,
     pub priority: u8,
     pub effective_priority: u8,
@@ -131,6 +134,9 @@ impl Actor for VrrpInstance {
         let router = Router::new(setup.params.clone());
         let status = InstanceStatus {
             name: setup.name.clone(),
+            interface: setup.interface.clone(),
+            vrid: setup.params.vrid,
+            vips: setup.vips.iter().map(|(_, v)| v.addr).collect(),
             state: State::Init,
             priority: setup.params.priority,
             effective_priority: setup.params.priority,

@@ -6,6 +6,7 @@
 //! `vrrp_instance` (IPv4) and a [`notifier::Notifier`] running notify scripts; see
 //! [`director::run_standalone`].
 
+pub mod api;
 pub mod director;
 pub mod instance;
 pub mod notifier;

@@ -29,7 +29,10 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    match runtime.block_on(flotilla_agent::director::run_standalone(&loaded.config)) {
+    match runtime.block_on(flotilla_agent::director::run_standalone(
+        &loaded.config,
+        &args.api_socket,
+    )) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
             eprintln!("flotilla agent: {e}");

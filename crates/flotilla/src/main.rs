@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod agent_cmd;
 mod config_cmd;
+mod status_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +32,11 @@ enum Command {
     ///
     /// Example: flotilla agent --config /etc/keepalived/keepalived.conf
     Agent(AgentArgs),
+    /// Show what the local agent runs: per instance its state, priority (configured and
+    /// effective), master, VIPs held, since when and why, advert counters and dropped packets.
+    ///
+    /// Example: flotilla status --json
+    Status(StatusArgs),
 }
 
 #[derive(clap::Args)]
@@ -44,6 +50,19 @@ struct AgentArgs {
     /// Log as JSON lines.
     #[arg(long)]
     log_json: bool,
+    /// The control socket `flotilla status` talks to.
+    #[arg(long, default_value = flotilla_agent::api::DEFAULT_SOCKET)]
+    api_socket: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct StatusArgs {
+    /// Print the agent's answer as JSON.
+    #[arg(long)]
+    json: bool,
+    /// The agent's control socket.
+    #[arg(long, default_value = flotilla_agent::api::DEFAULT_SOCKET)]
+    api_socket: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -85,6 +104,7 @@ fn main() -> ExitCode {
         Command::Config(ConfigCommand::Check(args)) => config_cmd::check(&args),
         Command::Config(ConfigCommand::Show { args, json }) => config_cmd::show(&args, json),
         Command::Agent(args) => agent_cmd::run(&args),
+        Command::Status(args) => status_cmd::run(&args),
     };
     match result {
         Ok(code) => code,

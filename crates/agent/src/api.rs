@@ -1,0 +1,189 @@
+//! The control API: a Unix socket (mode 0600, so root-only by default) speaking one JSON
+//! request per line and one JSON answer per line. `flotilla status` is its first client.
+//!
+//! Request: `{"command":"status"}`. Answer: `{"ok":true,"status":{…}}` or
+//! `{"ok":false,"error":"…"}`.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use ractor::ActorRef;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::task::JoinHandle;
+
+use crate::instance::{InstanceMsg, InstanceStatus};
+
+/// Default path of the control socket.
+pub const DEFAULT_SOCKET: &str = "/run/flotilla/flotilla.sock";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Request {
+    Status,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Answer {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<DirectorStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What a director reports about itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DirectorStatus {
+    pub mode: String,
+    pub instances: Vec<InstanceReport>,
+}
+
+/// One instance, as `flotilla status` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InstanceReport {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    pub state: String,
+    pub priority: u8,
+    pub effective_priority: u8,
+    pub master: Option<String>,
+    /// The virtual addresses this director holds now (empty unless master).
+    pub vips_held: Vec<String>,
+    pub since_seconds: f64,
+    pub last_reason: Option<String>,
+    pub adverts_sent: u64,
+    pub adverts_received: u64,
+    pub dropped: std::collections::BTreeMap<String, u64>,
+}
+
+impl InstanceReport {
+    fn from(s: InstanceStatus, now: Instant) -> Self {
+        let master = s.state == flotilla_vrrp::machine::State::Master;
+        InstanceReport {
+            vips_held: if master {
+                s.vips.iter().map(|v| v.to_string()).collect()
+            } else {
+                Vec::new()
+            },
+            name: s.name,
+            interface: s.interface,
+            vrid: s.vrid,
+            state: format!("{:?}", s.state).to_uppercase(),
+            priority: s.priority,
+            effective_priority: s.effective_priority,
+            master: s.master.map(|m| m.to_string()),
+            since_seconds: now.saturating_duration_since(s.since).as_secs_f64(),
+            last_reason: s.reason.map(|r| format!("{r:?}")),
+            adverts_sent: s.adverts_sent,
+            adverts_received: s.adverts_received,
+            dropped: s
+                .dropped
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("control socket {path}: {source}")]
+    Socket {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Listens on `path` (replacing a stale socket) and answers until the task is aborted.
+pub fn serve(
+    path: &Path,
+    instances: Vec<ActorRef<InstanceMsg>>,
+) -> Result<JoinHandle<()>, ApiError> {
+    let err = |source| ApiError::Socket {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+    }
+    let listener = UnixListener::bind(path).map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    Ok(tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let instances = instances.clone();
+                    tokio::spawn(async move { answer(stream, &instances).await });
+                }
+                Err(e) => tracing::warn!(error = %e, "control socket accept failed"),
+            }
+        }
+    }))
+}
+
+async fn answer(stream: UnixStream, instances: &[ActorRef<InstanceMsg>]) {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let answer = match serde_json::from_str::<Request>(&line) {
+            Ok(Request::Status) => Answer {
+                ok: true,
+                status: Some(status(instances).await),
+                error: None,
+            },
+            Err(e) => Answer {
+                ok: false,
+                status: None,
+                error: Some(format!("bad request: {e}")),
+            },
+        };
+        let mut out = serde_json::to_string(&answer).unwrap_or_else(|e| {
+            format!("{{\"ok\":false,\"error\":\"cannot encode the answer: {e}\"}}")
+        });
+        out.push('\n');
+        if write.write_all(out.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn status(instances: &[ActorRef<InstanceMsg>]) -> DirectorStatus {
+    let now = Instant::now();
+    let mut reports = Vec::new();
+    for i in instances {
+        if let Ok(ractor::rpc::CallResult::Success(s)) = i
+            .call(InstanceMsg::Status, Some(std::time::Duration::from_secs(2)))
+            .await
+        {
+            reports.push(InstanceReport::from(s, now));
+        }
+    }
+    DirectorStatus {
+        mode: "standalone".into(),
+        instances: reports,
+    }
+}
+
+/// Client side: sends one request and reads one answer.
+pub async fn request(path: &Path, req: &Request) -> Result<Answer, std::io::Error> {
+    let stream = UnixStream::connect(path).await?;
+    let (read, mut write) = stream.into_split();
+    let mut line = serde_json::to_string(req).map_err(std::io::Error::other)?;
+    line.push('\n');
+    write.write_all(line.as_bytes()).await?;
+    let mut lines = BufReader::new(read).lines();
+    let answer = lines.next_line().await?.ok_or_else(|| {
+        std::io::Error::other("the agent closed the connection without answering")
+    })?;
+    serde_json::from_str(&answer).map_err(std::io::Error::other)
+}

@@ -1,0 +1,115 @@
+//! `flotilla status [--json]`: asks the local agent over its control socket and prints a
+//! table (or the JSON answer as is).
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use flotilla_agent::api::{DirectorStatus, Request, request};
+
+use crate::StatusArgs;
+
+pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let answer = runtime
+        .block_on(request(&args.api_socket, &Request::Status))
+        .with_context(|| {
+            format!(
+                "no agent answers on {} (is `flotilla agent` running? see --api-socket)",
+                args.api_socket.display()
+            )
+        })?;
+    let Some(status) = answer.status.filter(|_| answer.ok) else {
+        bail!(
+            "the agent refused: {}",
+            answer.error.unwrap_or_else(|| "no reason given".into())
+        );
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&status).context("encoding JSON")?
+        );
+    } else {
+        print!("{}", table(&status));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn table(s: &DirectorStatus) -> String {
+    let header = [
+        "INSTANCE",
+        "IFACE",
+        "VRID",
+        "STATE",
+        "PRIO",
+        "MASTER",
+        "VIPS HELD",
+        "SINCE",
+        "REASON",
+        "ADVERTS TX/RX",
+        "DROPPED",
+    ];
+    let rows: Vec<Vec<String>> = s
+        .instances
+        .iter()
+        .map(|i| {
+            let prio = if i.priority == i.effective_priority {
+                i.priority.to_string()
+            } else {
+                format!("{} (cfg {})", i.effective_priority, i.priority)
+            };
+            let dropped = if i.dropped.is_empty() {
+                "-".to_string()
+            } else {
+                i.dropped
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            vec![
+                i.name.clone(),
+                i.interface.clone(),
+                i.vrid.to_string(),
+                i.state.clone(),
+                prio,
+                i.master.clone().unwrap_or_else(|| "-".into()),
+                if i.vips_held.is_empty() {
+                    "-".into()
+                } else {
+                    i.vips_held.join(",")
+                },
+                format!("{:.1}s", i.since_seconds),
+                i.last_reason.clone().unwrap_or_else(|| "-".into()),
+                format!("{}/{}", i.adverts_sent, i.adverts_received),
+                dropped,
+            ]
+        })
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = format!("mode: {}\n", s.mode);
+    let line = |cells: Vec<String>| {
+        let mut l = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ");
+        l.truncate(l.trim_end().len());
+        l.push('\n');
+        l
+    };
+    out.push_str(&line(header.iter().map(|h| h.to_string()).collect()));
+    for r in rows {
+        out.push_str(&line(r));
+    }
+    out
+}
