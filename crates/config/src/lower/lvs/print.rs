@@ -9,8 +9,8 @@ use crate::model::Config;
 use crate::model::common::{Micros, Script};
 use crate::model::lvs::{
     AddressFamily, Checker, CheckerKind, DnsType, ForwardingMethod, Granularity, GroupEntry,
-    HttpCheck, HttpProtocol, Protocol, RealServer, SorryServer, SslContext, StatusRange,
-    TunnelType, UdpCheck, Url, VirtualServer, VirtualServerGroup, VirtualServerKey,
+    HttpCheck, HttpProtocol, RealServer, SorryServer, SslContext, StatusRange, TunnelType,
+    UdpCheck, Url, VirtualServer, VirtualServerGroup, VirtualServerKey,
 };
 use crate::print::{Printer, word};
 
@@ -145,17 +145,18 @@ fn print_vs(vs: &VirtualServer, p: &mut Printer) {
                 kv(p, "ip_family", family.keyword());
             }
         }
+        // Written even as the default: keepalived (2.2.7) reports an address service
+        // without a protocol as a configuration error (and then uses UDP).
         key => {
-            if let Some(proto) = key.protocol().filter(|p| *p != Protocol::Tcp) {
+            if let Some(proto) = key.protocol() {
                 kv(p, "protocol", proto.keyword());
             }
         }
     }
-    // Written even as the default: without it flotilla warns that the scheduler was left out.
+    // Both written even as the default: flotilla warns of a service without a scheduler, and
+    // keepalived (2.2.7) reports one whose servers have no forwarding method as an error.
     kv(p, "lvs_sched", vs.scheduler.name());
-    if vs.method != ForwardingMethod::Nat {
-        p.line(&method_words("lvs_method", &vs.method));
-    }
+    p.line(&method_words("lvs_method", &vs.method));
     if let Some(pers) = &vs.persistence {
         kv(p, "persistence_timeout", pers.timeout.to_string());
         match pers.granularity {
