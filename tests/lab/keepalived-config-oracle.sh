@@ -10,6 +10,9 @@
 # 1. Every file keepalived accepts, flotilla must accept: an existing config keeps working.
 # 2. Where keepalived rejects a file, flotilla rejects it too, except the deliberate differences
 #    listed below, each with its reason. A new difference fails the test until it is explained.
+# 3. Every file keepalived accepts, `flotilla config show` writes back as text keepalived accepts
+#    too, and that text reads back to the same model (`config show --json` of both is equal):
+#    an operator can hand the resolved configuration to keepalived.
 #
 # Usage (root): bash tests/lab/keepalived-config-oracle.sh     Env: LAB_TEST_PREFIX (default lab-t)
 set -uo pipefail
@@ -28,8 +31,9 @@ declare -A DIFFERENT=(
 )
 
 failures=0
+work=$(mktemp -d) || exit 1
 cleanup() { ip netns del "$NS" 2>/dev/null; }
-trap cleanup EXIT
+trap 'cleanup; rm -rf "$work"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -52,13 +56,36 @@ while IFS= read -r f; do files+=("$f"); done < <(
   find cluster-configs -name keepalived.conf -o -name lab.conf | sort
 )
 
-printf '\n%-45s %-12s %-10s %s\n' file keepalived flotilla verdict
+# keepalived's verdict: accepted, or rejected(exit code).
+ka_verdict() {
+  ip netns exec "$NS" keepalived --config-test -f "$1" >/dev/null 2>&1
+  local k=$?
+  case $k in 0|6) echo accepted ;; *) echo "rejected($k)" ;; esac
+}
+
+# Check 3 for a file keepalived accepts: "keepalived's verdict on the shown text/model".
+shown_verdict() {
+  local shown=$work/shown.conf
+  "$bin" config show "$1" >"$shown" 2>/dev/null || { echo "show-failed"; return; }
+  local ka model=same
+  ka=$(ka_verdict "$shown")
+  if ! "$bin" config show --json "$1" >"$work/a.json" 2>/dev/null ||
+    ! "$bin" config show --json "$shown" >"$work/b.json" 2>/dev/null; then
+    model=unreadable
+  elif ! cmp -s "$work/a.json" "$work/b.json"; then
+    model=differs
+  fi
+  echo "$ka/$model"
+}
+
+printf '\n%-45s %-12s %-10s %-25s %s\n' file keepalived flotilla "shown (keepalived/model)" verdict
 for f in "${files[@]}"; do
   key=${f#"$CORPUS"/}
-  ip netns exec "$NS" keepalived --config-test -f "$f" >/dev/null 2>&1; k=$?
+  ka=$(ka_verdict "$f")
   "$bin" config check "$f" >/dev/null 2>&1; o=$?
-  case $k in 0|6) ka=accepted ;; *) ka="rejected($k)" ;; esac
   case $o in 0) us=accepted ;; 1) us=rejected ;; *) us="failed($o)" ;; esac
+  shown=-
+  [[ $ka == accepted ]] && shown=$(shown_verdict "$f")
   if [[ $ka == accepted && $us == accepted ]] || [[ $ka == rejected* && $us == rejected ]]; then
     verdict=agree
   elif [[ $ka == rejected* && $us == accepted && -n ${DIFFERENT[$key]:-} ]]; then
@@ -67,7 +94,11 @@ for f in "${files[@]}"; do
     verdict="FAIL"
     failures=$((failures + 1))
   fi
-  printf '%-45s %-12s %-10s %s\n' "$key" "$ka" "$us" "$verdict"
+  if [[ $shown != - && $shown != accepted/same ]]; then
+    verdict="FAIL (config show)"
+    failures=$((failures + 1))
+  fi
+  printf '%-45s %-12s %-10s %-25s %s\n' "$key" "$ka" "$us" "$shown" "$verdict"
 done
 
 # A listed difference that no longer happens is stale: keep the list true.
@@ -83,4 +114,4 @@ if ((failures)); then
   exit 1
 fi
 echo "FIGURE oracle_files=${#files[@]}"
-echo "PASS: keepalived-config-oracle (${#files[@]} files; every file keepalived accepts, flotilla accepts)"
+echo "PASS: keepalived-config-oracle (${#files[@]} files; every file keepalived accepts, flotilla accepts, and keepalived accepts flotilla's config show of it with the model unchanged)"

@@ -41,6 +41,24 @@ impl Printer {
         self.out.push('\n');
     }
 
+    /// A printer for the body of a block opened at this depth, to be [`Printer::splice`]d in
+    /// only when it turns out to have lines.
+    pub fn child(&self) -> Printer {
+        Printer {
+            out: String::new(),
+            depth: self.depth + 1,
+        }
+    }
+
+    /// Appends what a [`Printer::child`] wrote.
+    pub fn splice(&mut self, child: Printer) {
+        self.out.push_str(&child.out);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.out.is_empty()
+    }
+
     pub fn finish(self) -> String {
         self.out
     }

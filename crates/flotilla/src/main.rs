@@ -72,8 +72,8 @@ enum ConfigCommand {
     ///
     /// Example: flotilla config check /etc/keepalived/keepalived.conf
     Check(ConfigArgs),
-    /// Print the resolved configuration (includes expanded, defaults filled) as keepalived
-    /// syntax, or as JSON with --json.
+    /// Print the resolved configuration (includes expanded) as keepalived syntax, writing
+    /// only what differs from the defaults, or as JSON (every value) with --json.
     ///
     /// Example: flotilla config show --json cluster-configs/lab.conf
     Show {

@@ -283,7 +283,9 @@ pub(crate) fn print(cfg: &Config, p: &mut Printer) {
     for d in &c.directors {
         p.open(&["director".to_string(), word(&d.name)]);
         p.line(&["address".to_string(), d.address.to_string()]);
-        p.line(&["port".to_string(), d.port.to_string()]);
+        if d.port != DEFAULT_MESH_PORT {
+            p.line(&["port".to_string(), d.port.to_string()]);
+        }
         for (configured, actual) in &d.interfaces {
             p.line(&["interface".to_string(), word(configured), word(actual)]);
         }
@@ -295,16 +297,26 @@ pub(crate) fn print(cfg: &Config, p: &mut Printer) {
         p.line(&["dir".to_string(), word(&t.dir.to_string_lossy())]);
         p.close();
     }
-    p.open(&["placement"]);
-    p.line(&[
-        "hold_down".to_string(),
-        format!("{}s", c.placement.hold_down.keepalived_text()),
-    ]);
-    p.line(&[
-        "max_moves_per_second".to_string(),
-        c.placement.max_moves_per_second.to_string(),
-    ]);
-    p.close();
+    // Only the settings that differ from the defaults, like the keepalived blocks.
+    let (pl, d) = (&c.placement, PlacementSettings::default());
+    let mut b = p.child();
+    if pl.hold_down != d.hold_down {
+        b.line(&[
+            "hold_down".to_string(),
+            format!("{}s", pl.hold_down.keepalived_text()),
+        ]);
+    }
+    if pl.max_moves_per_second != d.max_moves_per_second {
+        b.line(&[
+            "max_moves_per_second".to_string(),
+            pl.max_moves_per_second.to_string(),
+        ]);
+    }
+    if !b.is_empty() {
+        p.open(&["placement"]);
+        p.splice(b);
+        p.close();
+    }
     p.close();
     p.blank();
 }

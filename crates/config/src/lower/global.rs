@@ -597,18 +597,32 @@ pub(crate) fn validate(cfg: &Config, ctx: &mut Ctx<'_>) {
     }
 }
 
+/// Writes `global_defs` with only what differs from keepalived's defaults, so the block
+/// says what the user chose and keepalived versions that predate a setting still read it.
 pub(crate) fn print(cfg: &Config, p: &mut Printer) {
     let g = &cfg.global;
-    p.open(&["global_defs"]);
+    let d = GlobalDefs::default();
+    let mut b = p.child();
+    global_lines(g, &d, &mut b);
+    if !b.is_empty() {
+        p.open(&["global_defs"]);
+        p.splice(b);
+        p.close();
+        p.blank();
+    }
+}
+
+fn global_lines(g: &GlobalDefs, d: &GlobalDefs, p: &mut Printer) {
     let line = |p: &mut Printer, kw: &str, v: String| p.line(&[kw.to_string(), v]);
     let onoff = |p: &mut Printer, kw: &str, b: bool| p.line(&[kw, if b { "on" } else { "off" }]);
-    // keepalived reads these without a value (an "off" would be ignored and mean on), so
-    // they are written only when set; all default to off.
+    // All of these default to off and keepalived reads them without a value, so they are
+    // written bare, and only when set.
     let flag = |p: &mut Printer, kw: &str, b: bool| {
         if b {
             p.line(&[kw]);
         }
     };
+    let secs = |t: Micros| (t.0 / 1_000_000).to_string();
     if let Some(r) = &g.router_id {
         line(p, "router_id", word(r));
     }
@@ -624,16 +638,18 @@ pub(crate) fn print(cfg: &Config, p: &mut Printer) {
         line(p, "notification_email_from", word(f));
     }
     if let Some(s) = &e.smtp_server {
-        p.line(&["smtp_server".to_string(), word(&s.host), s.port.to_string()]);
+        let mut w = vec!["smtp_server".to_string(), word(&s.host)];
+        if s.port != 25 {
+            w.push(s.port.to_string());
+        }
+        p.line(&w);
     }
     if let Some(h) = &e.smtp_helo_name {
         line(p, "smtp_helo_name", word(h));
     }
-    line(
-        p,
-        "smtp_connect_timeout",
-        (e.smtp_connect_timeout.0 / 1_000_000).to_string(),
-    );
+    if e.smtp_connect_timeout != d.email.smtp_connect_timeout {
+        line(p, "smtp_connect_timeout", secs(e.smtp_connect_timeout));
+    }
     for (kw, v) in [
         ("smtp_alert", e.smtp_alert),
         ("smtp_alert_vrrp", e.smtp_alert_vrrp),
@@ -644,97 +660,115 @@ pub(crate) fn print(cfg: &Config, p: &mut Printer) {
         }
     }
     flag(p, "no_email_faults", e.no_email_faults);
-    onoff(p, "no_checker_emails", e.no_checker_emails);
-    onoff(p, "checker_log_all_failures", e.checker_log_all_failures);
-    onoff(p, "vrrp_strict", g.vrrp_strict);
-    onoff(p, "vrrp_skip_check_adv_addr", g.vrrp_skip_check_adv_addr);
-    line(p, "vrrp_version", g.vrrp_version.number().to_string());
-    let secs = |t: Micros| (t.0 / 1_000_000).to_string();
-    line(p, "vrrp_garp_master_delay", secs(g.garp.master_delay));
-    line(
-        p,
-        "vrrp_garp_master_repeat",
-        g.garp.master_repeat.to_string(),
-    );
-    line(p, "vrrp_garp_master_refresh", secs(g.garp.master_refresh));
-    line(
-        p,
-        "vrrp_garp_master_refresh_repeat",
-        g.garp.master_refresh_repeat.to_string(),
-    );
-    line(
-        p,
-        "vrrp_garp_lower_prio_delay",
-        secs(g.garp.lower_prio_delay),
-    );
-    line(
-        p,
-        "vrrp_garp_lower_prio_repeat",
-        g.garp.lower_prio_repeat.to_string(),
-    );
-    if g.vrrp_garp_interval.0 > 0 {
-        line(
-            p,
-            "vrrp_garp_interval",
-            g.vrrp_garp_interval.keepalived_text(),
-        );
+    flag(p, "no_checker_emails", e.no_checker_emails);
+    flag(p, "checker_log_all_failures", e.checker_log_all_failures);
+    flag(p, "vrrp_strict", g.vrrp_strict);
+    flag(p, "vrrp_skip_check_adv_addr", g.vrrp_skip_check_adv_addr);
+    if g.vrrp_version != d.vrrp_version {
+        line(p, "vrrp_version", g.vrrp_version.number().to_string());
     }
-    if g.vrrp_gna_interval.0 > 0 {
-        line(
-            p,
-            "vrrp_gna_interval",
-            g.vrrp_gna_interval.keepalived_text(),
-        );
+    // The lower-priority GARP settings default to the master ones (read after them).
+    let (ga, gd) = (&g.garp, &d.garp);
+    for (kw, v, def) in [
+        ("vrrp_garp_master_delay", ga.master_delay, gd.master_delay),
+        (
+            "vrrp_garp_master_refresh",
+            ga.master_refresh,
+            gd.master_refresh,
+        ),
+        (
+            "vrrp_garp_lower_prio_delay",
+            ga.lower_prio_delay,
+            ga.master_delay,
+        ),
+    ] {
+        if v != def {
+            line(p, kw, secs(v));
+        }
     }
-    line(p, "vrrp_mcast_group4", g.vrrp_mcast_group4.to_string());
-    line(p, "vrrp_mcast_group6", g.vrrp_mcast_group6.to_string());
+    for (kw, v, def) in [
+        (
+            "vrrp_garp_master_repeat",
+            ga.master_repeat,
+            gd.master_repeat,
+        ),
+        (
+            "vrrp_garp_master_refresh_repeat",
+            ga.master_refresh_repeat,
+            gd.master_refresh_repeat,
+        ),
+        (
+            "vrrp_garp_lower_prio_repeat",
+            ga.lower_prio_repeat,
+            ga.master_repeat,
+        ),
+    ] {
+        if v != def {
+            line(p, kw, v.to_string());
+        }
+    }
+    for (kw, t) in [
+        ("vrrp_garp_interval", g.vrrp_garp_interval),
+        ("vrrp_gna_interval", g.vrrp_gna_interval),
+    ] {
+        if t.0 > 0 {
+            line(p, kw, t.keepalived_text());
+        }
+    }
+    if g.vrrp_mcast_group4 != d.vrrp_mcast_group4 {
+        line(p, "vrrp_mcast_group4", g.vrrp_mcast_group4.to_string());
+    }
+    if g.vrrp_mcast_group6 != d.vrrp_mcast_group6 {
+        line(p, "vrrp_mcast_group6", g.vrrp_mcast_group6.to_string());
+    }
     flag(p, "vrrp_check_unicast_src", g.vrrp_check_unicast_src);
-    onoff(p, "vrrp_lower_prio_no_advert", g.vrrp_lower_prio_no_advert);
-    onoff(
+    flag(p, "vrrp_lower_prio_no_advert", g.vrrp_lower_prio_no_advert);
+    flag(
         p,
         "vrrp_higher_prio_send_advert",
         g.vrrp_higher_prio_send_advert,
     );
-    line(
-        p,
-        "vrrp_down_timer_adverts",
-        g.vrrp_down_timer_adverts.to_string(),
-    );
-    onoff(p, "vrrp_owner_ignore_adverts", g.vrrp_owner_ignore_adverts);
+    if g.vrrp_down_timer_adverts != d.vrrp_down_timer_adverts {
+        line(
+            p,
+            "vrrp_down_timer_adverts",
+            g.vrrp_down_timer_adverts.to_string(),
+        );
+    }
+    // keepalived 2.2.8 and later: written only when the file set it.
+    flag(p, "vrrp_owner_ignore_adverts", g.vrrp_owner_ignore_adverts);
     flag(p, "v3_checksum_as_v2", g.v3_checksum_as_v2);
-    if g.vrrp_startup_delay.0 > 0 {
-        line(
-            p,
-            "vrrp_startup_delay",
-            g.vrrp_startup_delay.keepalived_text(),
-        );
+    for (kw, t) in [
+        ("vrrp_startup_delay", g.vrrp_startup_delay),
+        ("vrrp_delay_after_boot", g.vrrp_delay_after_boot),
+    ] {
+        if t.0 > 0 {
+            line(p, kw, t.keepalived_text());
+        }
     }
-    if g.vrrp_delay_after_boot.0 > 0 {
-        line(
-            p,
-            "vrrp_delay_after_boot",
-            g.vrrp_delay_after_boot.keepalived_text(),
-        );
-    }
-    onoff(
+    flag(
         p,
         "vrrp_notify_priority_changes",
         g.vrrp_notify_priority_changes,
     );
-    if let Some(d) = &g.lvs_sync_daemon {
-        let mut w = vec!["lvs_sync_daemon".to_string(), word(&d.interface)];
-        if let Some(vi) = &d.vrrp_instance {
+    if let Some(s) = &g.lvs_sync_daemon {
+        let mut w = vec!["lvs_sync_daemon".to_string(), word(&s.interface)];
+        if let Some(vi) = &s.vrrp_instance {
             w.push(word(vi));
         }
-        w.extend(["id".to_string(), d.sync_id.to_string()]);
-        if let Some(m) = d.maxlen {
+        if s.sync_id != 0 {
+            w.extend(["id".to_string(), s.sync_id.to_string()]);
+        }
+        if let Some(m) = s.maxlen {
             w.extend(["maxlen".to_string(), m.to_string()]);
         }
-        w.extend(["port".to_string(), d.port.to_string()]);
-        if let Some(t) = d.ttl {
+        if s.port != 8848 {
+            w.extend(["port".to_string(), s.port.to_string()]);
+        }
+        if let Some(t) = s.ttl {
             w.extend(["ttl".to_string(), t.to_string()]);
         }
-        if let Some(gr) = d.group {
+        if let Some(gr) = s.group {
             w.extend(["group".to_string(), gr.to_string()]);
         }
         p.line(&w);
@@ -785,7 +819,9 @@ pub(crate) fn print(cfg: &Config, p: &mut Printer) {
         DynamicInterfaces::On => p.line(&["dynamic_interfaces"]),
         DynamicInterfaces::AllowIfChanges => p.line(&["dynamic_interfaces", "allow_if_changes"]),
     }
-    line(p, "default_interface", word(&g.default_interface));
+    if g.default_interface != d.default_interface {
+        line(p, "default_interface", word(&g.default_interface));
+    }
     if let Some(r) = &g.reload_check_config {
         let mut w = vec!["reload_check_config".to_string()];
         if let Some(l) = &r.log_file {
@@ -797,6 +833,4 @@ pub(crate) fn print(cfg: &Config, p: &mut Printer) {
         line(p, "reload_time_file", word(&f.to_string_lossy()));
     }
     flag(p, "reload_repeat", g.reload_repeat);
-    p.close();
-    p.blank();
 }

@@ -1,12 +1,16 @@
-//! The LVS model written back as keepalived syntax. Every resolved value is written out, so
-//! the text lowers to an equal model whatever defaults the reader applies.
+//! The LVS model written back as keepalived syntax. A setting is written only where it
+//! differs from what the reader fills in without it: keepalived's default, or what a real
+//! server inherits from its service and a checker from both (`mod.rs` `resolve_rs`,
+//! `check.rs` `CheckerDraft::resolve`). So the text says what the user chose, and keepalived
+//! versions that predate a setting read it as long as it is not used.
 
 use super::values::range_text;
 use crate::model::Config;
 use crate::model::common::{Micros, Script};
 use crate::model::lvs::{
-    Checker, CheckerKind, ForwardingMethod, Granularity, GroupEntry, HttpCheck, RealServer,
-    SorryServer, SslContext, TunnelType, Url, VirtualServer, VirtualServerGroup, VirtualServerKey,
+    AddressFamily, Checker, CheckerKind, DnsType, ForwardingMethod, Granularity, GroupEntry,
+    HttpCheck, HttpProtocol, RealServer, SorryServer, SslContext, StatusRange, TunnelType,
+    UdpCheck, Url, VirtualServer, VirtualServerGroup, VirtualServerKey,
 };
 use crate::print::{Printer, word};
 
@@ -31,8 +35,16 @@ fn timer(p: &mut Printer, key: &str, t: Micros) {
     kv(p, key, t.keepalived_text());
 }
 
-fn switch(p: &mut Printer, key: &str, on: bool) {
-    kv(p, key, if on { "on" } else { "off" });
+/// A switch that differs from its default: bare when on (the form every keepalived version
+/// reads), `off` otherwise.
+fn switch(p: &mut Printer, key: &str, on: bool, default: bool) {
+    if on != default {
+        if on {
+            p.line(&[key]);
+        } else {
+            p.line(&[key, "off"]);
+        }
+    }
 }
 
 fn print_ssl(ssl: &SslContext, p: &mut Printer) {
@@ -128,13 +140,21 @@ fn print_vs(vs: &VirtualServer, p: &mut Printer) {
     };
     p.open(&header);
     match &vs.key {
-        VirtualServerKey::Fwmark { family, .. } => kv(p, "ip_family", family.keyword()),
+        VirtualServerKey::Fwmark { family, .. } => {
+            if *family != fwmark_family(vs) {
+                kv(p, "ip_family", family.keyword());
+            }
+        }
+        // Written even as the default: keepalived (2.2.7) reports an address service
+        // without a protocol as a configuration error (and then uses UDP).
         key => {
             if let Some(proto) = key.protocol() {
                 kv(p, "protocol", proto.keyword());
             }
         }
     }
+    // Both written even as the default: flotilla warns of a service without a scheduler, and
+    // keepalived (2.2.7) reports one whose servers have no forwarding method as an error.
     kv(p, "lvs_sched", vs.scheduler.name());
     p.line(&method_words("lvs_method", &vs.method));
     if let Some(pers) = &vs.persistence {
@@ -145,8 +165,13 @@ fn print_vs(vs: &VirtualServer, p: &mut Printer) {
             None => {}
         }
     }
-    timer(p, "delay_loop", vs.delay_loop);
-    timer(p, "connect_timeout", vs.connect_timeout);
+    let d = VirtualServer::new(vs.key.clone());
+    if vs.delay_loop != d.delay_loop {
+        timer(p, "delay_loop", vs.delay_loop);
+    }
+    if vs.connect_timeout != d.connect_timeout {
+        timer(p, "connect_timeout", vs.connect_timeout);
+    }
     if let Some(r) = vs.retry {
         kv(p, "retry", r.to_string());
     }
@@ -166,16 +191,24 @@ fn print_vs(vs: &VirtualServer, p: &mut Printer) {
             p.line(&[key]);
         }
     }
-    kv(p, "quorum", vs.quorum.to_string());
-    kv(p, "hysteresis", vs.hysteresis.to_string());
+    for (key, v, def) in [
+        ("quorum", vs.quorum, d.quorum),
+        ("hysteresis", vs.hysteresis, d.hysteresis),
+    ] {
+        if v != def {
+            kv(p, key, v.to_string());
+        }
+    }
     script(p, "quorum_up", &vs.quorum_up);
     script(p, "quorum_down", &vs.quorum_down);
-    kv(p, "weight", vs.weight.to_string());
+    if vs.weight != d.weight {
+        kv(p, "weight", vs.weight.to_string());
+    }
     if let Some(v) = &vs.virtualhost {
         kv(p, "virtualhost", word(v));
     }
     if let Some(s) = &vs.sorry_server {
-        print_sorry(s, p);
+        print_sorry(s, &vs.method, p);
     }
     for rs in &vs.real_servers {
         print_rs(rs, vs, p);
@@ -184,7 +217,7 @@ fn print_vs(vs: &VirtualServer, p: &mut Printer) {
     p.blank();
 }
 
-fn print_sorry(s: &SorryServer, p: &mut Printer) {
+fn print_sorry(s: &SorryServer, vs_method: &ForwardingMethod, p: &mut Printer) {
     let mut words = vec!["sorry_server".to_string(), s.ip.to_string()];
     if s.port != 0 {
         words.push(s.port.to_string());
@@ -193,7 +226,27 @@ fn print_sorry(s: &SorryServer, p: &mut Printer) {
     if s.inhibit {
         p.line(&["sorry_server_inhibit"]);
     }
-    p.line(&method_words("sorry_server_lvs_method", &s.method));
+    if s.method != *vs_method {
+        p.line(&method_words("sorry_server_lvs_method", &s.method));
+    }
+}
+
+/// The family keepalived gives a fwmark service without `ip_family`: that of the first
+/// server that is not tunnelled, else of the tunnelled ones when they agree, else IPv4.
+fn fwmark_family(vs: &VirtualServer) -> AddressFamily {
+    let methods = vs
+        .real_servers
+        .iter()
+        .map(|r| (r.ip, &r.method))
+        .chain(vs.sorry_server.iter().map(|s| (s.ip, &s.method)));
+    let direct = methods
+        .clone()
+        .find(|(_, m)| !matches!(m, ForwardingMethod::Tun(_)))
+        .map(|(ip, _)| AddressFamily::of(&ip));
+    let mut tunnelled = methods.map(|(ip, _)| AddressFamily::of(&ip));
+    let first = tunnelled.next();
+    let uniform = first.filter(|f| tunnelled.all(|g| g == *f));
+    direct.or(uniform).unwrap_or(AddressFamily::Inet)
 }
 
 fn print_rs(rs: &RealServer, vs: &VirtualServer, p: &mut Printer) {
@@ -202,24 +255,43 @@ fn print_rs(rs: &RealServer, vs: &VirtualServer, p: &mut Printer) {
         header.push(rs.port.to_string());
     }
     p.open(&header);
-    kv(p, "weight", rs.weight.to_string());
-    p.line(&method_words("lvs_method", &rs.method));
-    switch(p, "inhibit_on_failure", rs.inhibit_on_failure);
-    switch(p, "alpha", rs.alpha);
+    if rs.weight != vs.weight {
+        kv(p, "weight", rs.weight.to_string());
+    }
+    if rs.method != vs.method {
+        p.line(&method_words("lvs_method", &rs.method));
+    }
+    switch(
+        p,
+        "inhibit_on_failure",
+        rs.inhibit_on_failure,
+        vs.inhibit_on_failure,
+    );
+    switch(p, "alpha", rs.alpha, vs.alpha);
     script(p, "notify_up", &rs.notify_up);
     script(p, "notify_down", &rs.notify_down);
-    kv(p, "uthreshold", rs.uthreshold.to_string());
-    kv(p, "lthreshold", rs.lthreshold.to_string());
+    for (key, v) in [("uthreshold", rs.uthreshold), ("lthreshold", rs.lthreshold)] {
+        if v != 0 {
+            kv(p, key, v.to_string());
+        }
+    }
     if let Some(v) = &rs.virtualhost {
         kv(p, "virtualhost", word(v));
     }
+    let vhost = rs.virtualhost.as_ref().or(vs.virtualhost.as_ref());
     for c in &rs.checkers {
-        print_checker(c, vs, p);
+        print_checker(c, rs, vs, vhost, p);
     }
     p.close();
 }
 
-fn print_checker(c: &Checker, vs: &VirtualServer, p: &mut Printer) {
+fn print_checker(
+    c: &Checker,
+    rs: &RealServer,
+    vs: &VirtualServer,
+    vhost: Option<&String>,
+    p: &mut Printer,
+) {
     p.open(&[c.kind.keyword()]);
     if let Some(conn) = &c.connection {
         if let Some(ip) = conn.connect_ip {
@@ -240,19 +312,35 @@ fn print_checker(c: &Checker, vs: &VirtualServer, p: &mut Printer) {
         if let Some(m) = conn.fwmark {
             kv(p, "fwmark", m.to_string());
         }
-        timer(p, "connect_timeout", conn.connect_timeout);
+        if conn.connect_timeout != vs.connect_timeout {
+            timer(p, "connect_timeout", conn.connect_timeout);
+        }
     }
+    // What the checker inherits: the service's timing (the real server's own is folded
+    // into its checkers when read), else the checker type's defaults.
     if let Some(t) = &c.timing {
-        kv(p, "retry", t.retry.to_string());
-        timer(p, "delay_before_retry", t.delay_before_retry);
-        timer(p, "warmup", t.warmup);
-        timer(p, "delay_loop", t.delay_loop);
-        switch(p, "alpha", t.alpha);
-        switch(p, "log_all_failures", t.log_all_failures);
+        if t.retry != vs.retry.unwrap_or(c.kind.default_retry()) {
+            kv(p, "retry", t.retry.to_string());
+        }
+        let before_retry = vs
+            .delay_before_retry
+            .or(c.kind.default_delay_before_retry())
+            .unwrap_or(t.delay_loop);
+        if t.delay_before_retry != before_retry {
+            timer(p, "delay_before_retry", t.delay_before_retry);
+        }
+        if t.warmup != vs.warmup.unwrap_or(t.delay_loop) {
+            timer(p, "warmup", t.warmup);
+        }
+        if t.delay_loop != vs.delay_loop {
+            timer(p, "delay_loop", t.delay_loop);
+        }
+        switch(p, "alpha", t.alpha, rs.alpha);
+        switch(p, "log_all_failures", t.log_all_failures, false);
     }
     match &c.kind {
         CheckerKind::Tcp | CheckerKind::Ping => {}
-        CheckerKind::Http(h) | CheckerKind::Ssl(h) => print_http(h, p),
+        CheckerKind::Http(h) | CheckerKind::Ssl(h) => print_http(h, vhost, p),
         CheckerKind::Misc(m) => {
             let command = Script {
                 argv: m.path.argv.clone(),
@@ -275,8 +363,12 @@ fn print_checker(c: &Checker, vs: &VirtualServer, p: &mut Printer) {
             }
         }
         CheckerKind::Dns(d) => {
-            kv(p, "type", d.record_type.keyword());
-            kv(p, "name", word(&d.name));
+            if d.record_type != DnsType::Soa {
+                kv(p, "type", d.record_type.keyword());
+            }
+            if d.name != "." {
+                kv(p, "name", word(&d.name));
+            }
         }
         CheckerKind::Udp(u) => {
             if !u.payload.is_empty() {
@@ -290,8 +382,15 @@ fn print_checker(c: &Checker, vs: &VirtualServer, p: &mut Printer) {
                 }
                 p.line(&words);
             }
-            kv(p, "min_reply_length", u.min_reply_length.to_string());
-            kv(p, "max_reply_length", u.max_reply_length.to_string());
+            let d = UdpCheck::default();
+            for (key, v, def) in [
+                ("min_reply_length", u.min_reply_length, d.min_reply_length),
+                ("max_reply_length", u.max_reply_length, d.max_reply_length),
+            ] {
+                if v != def {
+                    kv(p, key, v.to_string());
+                }
+            }
         }
         CheckerKind::File(f) => {
             kv(p, "track_file", word(&f.track_file));
@@ -307,21 +406,25 @@ fn print_checker(c: &Checker, vs: &VirtualServer, p: &mut Printer) {
     p.close();
 }
 
-fn print_http(h: &HttpCheck, p: &mut Printer) {
+/// `vhost` is the Host the check inherits from its real server or service.
+fn print_http(h: &HttpCheck, vhost: Option<&String>, p: &mut Printer) {
     for u in &h.urls {
         print_url(u, p);
     }
-    kv(p, "http_protocol", h.http_protocol.keyword());
-    if let Some(v) = &h.virtualhost {
+    if h.http_protocol != HttpProtocol::V1_0 {
+        kv(p, "http_protocol", h.http_protocol.keyword());
+    }
+    if let Some(v) = h.virtualhost.as_ref().filter(|v| Some(*v) != vhost) {
         kv(p, "virtualhost", word(v));
     }
-    // sni_name turns SNI on, so it comes before the explicit enable_sni.
+    // sni_name turns SNI on, so it comes before an explicit enable_sni.
     if let Some(n) = &h.sni_name {
         kv(p, "sni_name", word(n));
     }
-    switch(p, "enable_sni", h.enable_sni);
-    switch(p, "fast_recovery", h.fast_recovery);
-    switch(p, "tls_compliant", h.tls_compliant);
+    switch(p, "enable_sni", h.enable_sni, h.sni_name.is_some());
+    switch(p, "fast_recovery", h.fast_recovery, false);
+    // keepalived 2.2.8 and later.
+    switch(p, "tls_compliant", h.tls_compliant, false);
 }
 
 fn print_url(u: &Url, p: &mut Printer) {
@@ -330,15 +433,17 @@ fn print_url(u: &Url, p: &mut Printer) {
     if let Some(d) = &u.digest {
         kv(p, "digest", d.clone());
     }
-    let mut codes = vec!["status_code".to_string()];
-    codes.extend(u.status_codes.iter().map(|r| {
-        if r.first == r.last {
-            r.first.to_string()
-        } else {
-            format!("{}-{}", r.first, r.last)
-        }
-    }));
-    p.line(&codes);
+    if u.status_codes != [StatusRange::DEFAULT] {
+        let mut codes = vec!["status_code".to_string()];
+        codes.extend(u.status_codes.iter().map(|r| {
+            if r.first == r.last {
+                r.first.to_string()
+            } else {
+                format!("{}-{}", r.first, r.last)
+            }
+        }));
+        p.line(&codes);
+    }
     if let Some(v) = &u.virtualhost {
         kv(p, "virtualhost", word(v));
     }
@@ -363,6 +468,6 @@ fn print_url(u: &Url, p: &mut Printer) {
             kv(p, "regex_max_offset", v.to_string());
         }
     }
-    switch(p, "tls_compliant", u.tls_compliant);
+    switch(p, "tls_compliant", u.tls_compliant, false);
     p.close();
 }

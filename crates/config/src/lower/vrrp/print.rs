@@ -1,13 +1,16 @@
-//! The VRRP section as keepalived syntax. Every resolved value is written explicitly, so the
-//! text means the same whatever `global_defs` says; `priority` and `state` are written only
-//! when the file wrote them, because keepalived derives each from the other.
+//! The VRRP section as keepalived syntax. A setting is written only where it differs from
+//! what reading the text without it would give in its context (keepalived's default, the
+//! `global_defs` value, the strict-mode value), so the text says what the user chose and
+//! keepalived versions that predate a setting read it as long as it is not used. `priority`
+//! and `state` are written only when the file wrote them, because keepalived derives each
+//! from the other.
 
 use super::addr::{address_words, peer_words};
 use super::route::{route_words, rule_words};
 use crate::model::Config;
 use crate::model::common::{Micros, Script};
 use crate::model::vrrp::{
-    AuthType, ChecksumCompat, InitialState, Notify, ParamMatch, SyncGroup, TrackRef,
+    AuthType, ChecksumCompat, Family, InitialState, Notify, ParamMatch, SyncGroup, TrackRef,
     TrackedInterface, VirtualAddress, VrrpInstance,
 };
 use crate::print::{Printer, word};
@@ -45,11 +48,18 @@ pub(crate) fn print(cfg: &Config, p: &mut Printer) {
     for s in &vrrp.scripts {
         p.open(&["vrrp_script".to_string(), word(&s.name)]);
         script(p, "script", &s.script);
-        secs(p, "interval", s.interval);
-        secs(p, "timeout", s.timeout);
-        weight(p, s.weight, s.reverse);
-        p.line(&["rise".to_string(), s.rise.to_string()]);
-        p.line(&["fall".to_string(), s.fall.to_string()]);
+        if s.interval != Micros::from_secs(1) {
+            secs(p, "interval", s.interval);
+        }
+        if s.timeout != s.interval {
+            secs(p, "timeout", s.timeout);
+        }
+        weight(p, s.weight, s.reverse, 0);
+        for (kw, n) in [("rise", s.rise), ("fall", s.fall)] {
+            if n != 1 {
+                p.line(&[kw.to_string(), n.to_string()]);
+            }
+        }
         if s.init_fail {
             p.line(&["init_fail"]);
         }
@@ -59,7 +69,7 @@ pub(crate) fn print(cfg: &Config, p: &mut Printer) {
     for f in &vrrp.track_files {
         p.open(&["track_file".to_string(), word(&f.name)]);
         p.line(&["file".to_string(), word(&f.file.to_string_lossy())]);
-        weight(p, f.weight, f.reverse);
+        weight(p, f.weight, f.reverse, 1);
         if let Some(i) = &f.init_file {
             let mut w = vec!["init_file".to_string(), i.value.to_string()];
             if i.overwrite {
@@ -80,12 +90,25 @@ pub(crate) fn print(cfg: &Config, p: &mut Printer) {
             ParamMatch::Initial => p.line(&["param_match", "initial"]),
             ParamMatch::Partial => p.line(&["param_match", "partial"]),
         }
-        weight(p, t.weight, t.reverse);
-        p.line(&["quorum_max".to_string(), t.quorum_max.to_string()]);
-        p.line(&["quorum".to_string(), t.quorum.to_string()]);
-        secs(p, "delay", t.delay);
-        secs(p, "terminate_delay", t.terminate_delay);
-        secs(p, "fork_delay", t.fork_delay);
+        weight(p, t.weight, t.reverse, 0);
+        if t.quorum_max != 65535 {
+            p.line(&["quorum_max".to_string(), t.quorum_max.to_string()]);
+        }
+        if t.quorum != 1 {
+            p.line(&["quorum".to_string(), t.quorum.to_string()]);
+        }
+        // `delay` sets all three; the specific ones refine it.
+        if t.delay.0 != 0 {
+            secs(p, "delay", t.delay);
+        }
+        for (kw, d) in [
+            ("terminate_delay", t.terminate_delay),
+            ("fork_delay", t.fork_delay),
+        ] {
+            if d != t.delay {
+                secs(p, kw, d);
+            }
+        }
         if t.full_command {
             p.line(&["full_command"]);
         }
@@ -103,6 +126,9 @@ pub(crate) fn print(cfg: &Config, p: &mut Printer) {
 }
 
 fn instance(p: &mut Printer, v: &VrrpInstance, cfg: &Config) {
+    let g = &cfg.global;
+    let strict = v.strict_mode;
+    let owner = v.is_owner();
     p.open(&["vrrp_instance".to_string(), word(&v.name)]);
     if let Some(i) = &v.interface {
         p.line(&["interface".to_string(), word(i)]);
@@ -118,13 +144,20 @@ fn instance(p: &mut Printer, v: &VrrpInstance, cfg: &Config) {
     if v.priority_set {
         p.line(&["priority".to_string(), v.priority.to_string()]);
     }
-    p.line(&["version".to_string(), v.version.number().to_string()]);
-    secs(p, "advert_int", v.advert_int);
-    onoff(p, "strict_mode", v.strict_mode);
+    // An IPv6 instance is always version 3.
+    if v.family == Family::Ipv4 && v.version != g.vrrp_version {
+        p.line(&["version".to_string(), v.version.number().to_string()]);
+    }
+    if v.advert_int != Micros::from_secs(1) {
+        secs(p, "advert_int", v.advert_int);
+    }
+    switch(p, "strict_mode", strict, g.vrrp_strict);
     if !v.preempt {
         p.line(&["nopreempt"]);
     }
-    secs(p, "preempt_delay", v.preempt_delay);
+    if v.preempt_delay.0 > 0 {
+        secs(p, "preempt_delay", v.preempt_delay);
+    }
     if let Some(a) = &v.authentication {
         p.open(&["authentication"]);
         let t = match a.auth_type {
@@ -164,14 +197,18 @@ fn instance(p: &mut Printer, v: &VrrpInstance, cfg: &Config) {
         }
         p.close();
     }
-    p.line(&["unicast_ttl".to_string(), v.unicast_ttl.to_string()]);
+    // keepalived resets (and reports) a unicast_ttl written without unicast peers.
+    if v.unicast_ttl != 255 {
+        p.line(&["unicast_ttl".to_string(), v.unicast_ttl.to_string()]);
+    }
     // keepalived's check_unicast_src takes no value; "off" is only needed (and only read by
     // flotilla) to override a global vrrp_check_unicast_src.
-    if v.check_unicast_src {
-        p.line(&["check_unicast_src"]);
-    } else if cfg.global.vrrp_check_unicast_src {
-        p.line(&["check_unicast_src", "off"]);
-    }
+    switch(
+        p,
+        "check_unicast_src",
+        v.check_unicast_src,
+        g.vrrp_check_unicast_src,
+    );
     if v.unicast_fault_no_peer {
         p.line(&["unicast_fault_no_peer"]);
     }
@@ -203,34 +240,90 @@ fn instance(p: &mut Printer, v: &VrrpInstance, cfg: &Config) {
     if let Some(s) = &v.notify_master_rx_lower_pri {
         script(p, "notify_master_rx_lower_pri", s);
     }
-    onoff(p, "notify_priority_changes", v.notify_priority_changes);
-    onoff(p, "smtp_alert", v.smtp_alert);
-    let g = &v.garp;
-    whole(p, "garp_master_delay", g.master_delay);
-    p.line(&[
-        "garp_master_repeat".to_string(),
-        g.master_repeat.to_string(),
-    ]);
-    whole(p, "garp_master_refresh", g.master_refresh);
-    p.line(&[
-        "garp_master_refresh_repeat".to_string(),
-        g.master_refresh_repeat.to_string(),
-    ]);
-    whole(p, "garp_lower_prio_delay", g.lower_prio_delay);
-    p.line(&[
-        "garp_lower_prio_repeat".to_string(),
-        g.lower_prio_repeat.to_string(),
-    ]);
-    p.line(&[if v.accept { "accept" } else { "no_accept" }]);
-    onoff(p, "skip_check_adv_addr", v.skip_check_adv_addr);
-    onoff(p, "lower_prio_no_advert", v.lower_prio_no_advert);
-    onoff(p, "higher_prio_send_advert", v.higher_prio_send_advert);
-    p.line(&[
-        "down_timer_adverts".to_string(),
-        v.down_timer_adverts.to_string(),
-    ]);
-    onoff(p, "owner_ignore_adverts", v.owner_ignore_adverts);
-    onoff(p, "v3_checksum_as_v2", v.v3_checksum_as_v2);
+    // Instance, then its sync group, then global_defs.
+    let group_changes = cfg
+        .vrrp
+        .sync_group_of(&v.name)
+        .and_then(|s| s.notify_priority_changes);
+    switch(
+        p,
+        "notify_priority_changes",
+        v.notify_priority_changes,
+        group_changes.unwrap_or(g.vrrp_notify_priority_changes),
+    );
+    let alert = g.email.smtp_alert_vrrp.or(g.email.smtp_alert);
+    switch(p, "smtp_alert", v.smtp_alert, alert.unwrap_or(false));
+    // Strict mode (RFC behaviour) sends no GARP at lower priority unless told to.
+    let (ga, gd) = (&v.garp, &g.garp);
+    let lower_delay = if strict {
+        Micros(0)
+    } else {
+        gd.lower_prio_delay
+    };
+    let lower_repeat = if strict { 0 } else { gd.lower_prio_repeat };
+    for (kw, t, def) in [
+        ("garp_master_delay", ga.master_delay, gd.master_delay),
+        ("garp_master_refresh", ga.master_refresh, gd.master_refresh),
+        ("garp_lower_prio_delay", ga.lower_prio_delay, lower_delay),
+    ] {
+        if t != def {
+            whole(p, kw, t);
+        }
+    }
+    for (kw, n, def) in [
+        ("garp_master_repeat", ga.master_repeat, gd.master_repeat),
+        (
+            "garp_master_refresh_repeat",
+            ga.master_refresh_repeat,
+            gd.master_refresh_repeat,
+        ),
+        ("garp_lower_prio_repeat", ga.lower_prio_repeat, lower_repeat),
+    ] {
+        if n != def {
+            p.line(&[kw.to_string(), n.to_string()]);
+        }
+    }
+    // Accept mode is on except for a non-owner in strict mode.
+    if v.accept != (owner || !strict) {
+        p.line(&[if v.accept { "accept" } else { "no_accept" }]);
+    }
+    switch(
+        p,
+        "skip_check_adv_addr",
+        v.skip_check_adv_addr,
+        g.vrrp_skip_check_adv_addr,
+    );
+    switch(
+        p,
+        "lower_prio_no_advert",
+        v.lower_prio_no_advert,
+        strict || g.vrrp_lower_prio_no_advert,
+    );
+    switch(
+        p,
+        "higher_prio_send_advert",
+        v.higher_prio_send_advert,
+        !strict && g.vrrp_higher_prio_send_advert,
+    );
+    if v.down_timer_adverts != g.vrrp_down_timer_adverts {
+        p.line(&[
+            "down_timer_adverts".to_string(),
+            v.down_timer_adverts.to_string(),
+        ]);
+    }
+    // keepalived 2.2.8 and later; the address owner ignores adverts in strict mode.
+    switch(
+        p,
+        "owner_ignore_adverts",
+        v.owner_ignore_adverts,
+        owner && (strict || g.vrrp_owner_ignore_adverts),
+    );
+    switch(
+        p,
+        "v3_checksum_as_v2",
+        v.v3_checksum_as_v2,
+        g.v3_checksum_as_v2,
+    );
     p.close();
 }
 
@@ -242,11 +335,15 @@ fn sync_group(p: &mut Printer, g: &SyncGroup) {
     }
     p.close();
     notify(p, &g.notify);
-    if let Some(b) = g.smtp_alert {
-        onoff(p, "smtp_alert", b);
-    }
-    if let Some(b) = g.notify_priority_changes {
-        onoff(p, "notify_priority_changes", b);
+    // Written only when the group wrote them (they pass to its members), as the group's
+    // own on/off.
+    for (kw, v) in [
+        ("smtp_alert", g.smtp_alert),
+        ("notify_priority_changes", g.notify_priority_changes),
+    ] {
+        if let Some(b) = v {
+            p.line(&[kw, if b { "on" } else { "off" }]);
+        }
     }
     interfaces(p, &g.track_interfaces);
     refs(p, "track_script", &g.track_scripts);
@@ -291,7 +388,10 @@ fn interfaces(p: &mut Printer, list: &[TrackedInterface]) {
     }
     p.open(&["track_interface"]);
     for t in list {
-        let mut w = vec![word(&t.name), "weight".into(), t.weight.to_string()];
+        let mut w = vec![word(&t.name)];
+        if t.weight != 0 || t.reverse {
+            w.extend(["weight".to_string(), t.weight.to_string()]);
+        }
         if t.reverse {
             w.push("reverse".into());
         }
@@ -322,7 +422,11 @@ fn refs(p: &mut Printer, kw: &str, list: &[TrackRef]) {
     p.close();
 }
 
-pub(super) fn weight(p: &mut Printer, weight: i32, reverse: bool) {
+/// `weight N [reverse]`, unless it is the tracker's default (`default`, not reversed).
+pub(super) fn weight(p: &mut Printer, weight: i32, reverse: bool, default: i32) {
+    if weight == default && !reverse {
+        return;
+    }
     let mut w = vec!["weight".to_string(), weight.to_string()];
     if reverse {
         w.push("reverse".into());
@@ -343,6 +447,14 @@ fn whole(p: &mut Printer, kw: &str, t: Micros) {
     p.line(&[kw.to_string(), (t.0 / 1_000_000).to_string()]);
 }
 
-pub(super) fn onoff(p: &mut Printer, kw: &str, b: bool) {
-    p.line(&[kw, if b { "on" } else { "off" }]);
+/// A switch that differs from its default: bare when on (the form every keepalived
+/// version reads), `off` otherwise.
+fn switch(p: &mut Printer, kw: &str, b: bool, default: bool) {
+    if b != default {
+        if b {
+            p.line(&[kw]);
+        } else {
+            p.line(&[kw, "off"]);
+        }
+    }
 }
