@@ -13,7 +13,8 @@
 #        Master_Down_Interval (+ slack).
 #   Round B: VRRPv2, 1 s adverts, PASS authentication, unicast peers. keepalived (150) on d1,
 #     flotilla (100) on d2.
-#     1. keepalived is master; flotilla stays backup (no VIP) while adverts flow.
+#     1. keepalived is master; flotilla, started where a crashed predecessor left the VIP,
+#        removes it and stays backup (no VIP) while adverts flow.
 #     2. keepalived crashes: flotilla takes over within 4.5 s; client pings the VIP.
 #     3. keepalived returns and preempts: flotilla releases the VIP.
 #
@@ -173,6 +174,8 @@ lab_down
 say "Round B: VRRPv2, 1 s adverts, PASS, unicast; keepalived 150 on d1, flotilla 100 on d2"
 lab_up 2 || exit 1
 write_conf d1 150 2 1 unicast; write_conf d2 100 2 1 unicast
+# A crashed predecessor on d2 left the VIP behind: flotilla must not keep it as backup.
+lab_exec d2 ip addr add "$VIP/24" dev eth0
 start_keepalived d1 && start_flotilla d2 || { fail "start"; exit 1; }
 if took=$(lab_wait_addr d1 "$VIP" 8); then pass "keepalived on d1 is master (${took} s)"
 else fail "keepalived never took $VIP"; show_logs d1/keepalived d2/flotilla; exit 1; fi

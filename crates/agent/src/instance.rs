@@ -169,6 +169,7 @@ impl Actor for VrrpInstance {
             timer_gen: 0,
             status,
         };
+        st.reconcile_leftovers().await;
         st.router.start(Instant::now());
         st.run_actions(&me).await;
         Ok(st)
@@ -216,6 +217,29 @@ impl Actor for VrrpInstance {
 }
 
 impl InstanceState {
+    /// A crashed predecessor (flotilla or keepalived) may have left our VIPs on the
+    /// interfaces. We start as backup, so they go now; if we become master they come back
+    /// through the normal path. The owner (priority 255) is master at once and adopts them.
+    async fn reconcile_leftovers(&mut self) {
+        if self.setup.params.priority == flotilla_vrrp::machine::OWNER_PRIORITY {
+            return;
+        }
+        for (dev, vip) in &self.setup.vips {
+            let idx = self.ifindexes.get(dev).copied().unwrap_or(0);
+            match self.addrs.remove(idx, vip.addr, vip.prefix).await {
+                Ok(flotilla_net::vip::Removed::Removed) => tracing::warn!(
+                    instance = %self.setup.name,
+                    vip = %vip.addr,
+                    "removed a VIP left by a previous run (we start as backup)"
+                ),
+                Ok(flotilla_net::vip::Removed::NotPresent) => {}
+                Err(e) => {
+                    tracing::error!(instance = %self.setup.name, vip = %vip.addr, error = %e, "cannot check for a leftover VIP")
+                }
+            }
+        }
+    }
+
     fn drop_packet(&mut self, why: &'static str) {
         *self.status.dropped.entry(why).or_insert(0) += 1;
     }
