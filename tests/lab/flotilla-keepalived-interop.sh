@@ -17,6 +17,11 @@
 #        removes it and stays backup (no VIP) while adverts flow.
 #     2. keepalived crashes: flotilla takes over within 4.5 s; client pings the VIP.
 #     3. keepalived returns and preempts: flotilla releases the VIP.
+#   Round C: a sync group of two instances (VIPs 10.99.0.110 and .111), VRRPv3, 0.1 s adverts.
+#     flotilla (150) on d1, keepalived (100) on d2.
+#     1. flotilla holds both VIPs, keepalived none; the group's notify says GROUP SG MASTER.
+#     2. flotilla crashes: keepalived takes both.
+#     3. flotilla returns: it takes both back together; keepalived releases both.
 #
 # Usage (root): bash tests/lab/flotilla-keepalived-interop.sh   Env: LAB_TEST_PREFIX (default lab-t)
 set -uo pipefail
@@ -81,6 +86,55 @@ CONF
   chmod 755 "$st/$node-notify.sh"
 }
 
+# write_group_conf NODE PRIORITY: sync group SG of VI_A (.110) and VI_B (.111), VRRPv3 0.1 s.
+write_group_conf() {
+  local node=$1 prio=$2 st; st=$(lab_state_dir)
+  cat > "$st/$node.conf" <<CONF
+global_defs {
+  router_id $node
+  vrrp_version 3
+  script_user root
+  enable_script_security
+}
+vrrp_sync_group SG {
+  group {
+    VI_A
+    VI_B
+  }
+  notify "$st/$node-notify.sh"
+}
+vrrp_instance VI_A {
+  interface eth0
+  virtual_router_id 61
+  priority $prio
+  advert_int 0.1
+  virtual_ipaddress {
+    10.99.0.110/24 dev eth0
+  }
+}
+vrrp_instance VI_B {
+  interface eth0
+  virtual_router_id 62
+  priority $prio
+  advert_int 0.1
+  virtual_ipaddress {
+    10.99.0.111/24 dev eth0
+  }
+}
+CONF
+  printf '#!/bin/sh\necho "$@" >> %s\n' "$st/$node-notify.log" > "$st/$node-notify.sh"
+  chmod 755 "$st/$node-notify.sh"
+}
+# holds NODE ADDR...: true when NODE holds every ADDR.
+holds() { local n=$1 a; shift; for a in "$@"; do lab_has_addr "$n" "$a" || return 1; done; }
+holds_none() { local n=$1 a; shift; for a in "$@"; do lab_has_addr "$n" "$a" && return 1; done; return 0; }
+# wait_holds NODE SECS ADDR...: prints seconds until NODE holds every ADDR.
+wait_holds() {
+  local n=$1 limit_ms t0; limit_ms=$(($2 * 1000)); shift 2; t0=$(lab_now_ms)
+  until holds "$n" "$@"; do (($(lab_now_ms) - t0 > limit_ms)) && return 1; sleep 0.005; done
+  ms $(($(lab_now_ms) - t0))
+}
+
 start_keepalived() {
   local st; st=$(lab_state_dir)
   lab_spawn "$1" keepalived keepalived --dont-fork --log-console --log-detail --vrrp \
@@ -142,7 +196,7 @@ out=$(lab_exec d2 timeout 3 tcpdump -nn -l -i eth0 -c 2 'ip proto 112' 2>/dev/nu
 client_pings && pass "client pings $VIP" || fail "client cannot ping $VIP"
 echo "-- flotilla status on d1"
 out=$("$FLOTILLA" status --api-socket "$(lab_state_dir)/d1.sock" 2>&1); echo "$out" | sed 's/^/   /'
-[[ $out == *VI_1*eth0*51*MASTER*150*10.99.0.1*10.99.0.100* ]] && pass "status shows VI_1 MASTER at 150 holding $VIP" || fail "status table unexpected"
+[[ $out == *VI_1*-*eth0*51*MASTER*150*10.99.0.1*10.99.0.100* ]] && pass "status shows VI_1 MASTER at 150 holding $VIP" || fail "status table unexpected"
 json=$("$FLOTILLA" status --json --api-socket "$(lab_state_dir)/d1.sock" 2>&1)
 if python3 -c 'import json,sys; s=json.load(sys.stdin)["instances"][0]; assert s["state"]=="MASTER" and s["vips_held"]==["10.99.0.100"] and s["adverts_sent"]>0, s' <<<"$json"; then
   pass "status --json agrees (state, VIPs held, adverts sent)"
@@ -197,6 +251,37 @@ check_within "keepalived back on d1" 6000 lab_wait_addr d1 "$VIP" 8
 check_within "flotilla releases" 2000 wait_no_addr d2 3000
 lab_kill d2 flotilla TERM || fail "flotilla did not exit on SIGTERM"
 lab_kill d1 keepalived TERM
+lab_down
+
+say "Round C: a sync group of two instances, VRRPv3 0.1 s; flotilla 150 on d1, keepalived 100 on d2"
+lab_up 2 || exit 1
+write_group_conf d1 150; write_group_conf d2 100
+G=(10.99.0.110 10.99.0.111)
+start_flotilla d1 && start_keepalived d2 || { fail "start"; exit 1; }
+if took=$(wait_holds d1 5 "${G[@]}"); then pass "flotilla's sync group is master on d1 with both VIPs (${took} s)"
+else fail "flotilla's group never held both VIPs"; show_logs d1/flotilla d2/keepalived; fi
+sleep 0.5
+holds_none d2 "${G[@]}" && pass "keepalived's group on d2 holds neither VIP" || fail "keepalived on d2 also holds a group VIP"
+sleep 0.2
+grep -q "GROUP SG MASTER 150" "$(lab_state_dir)/d1-notify.log" 2>/dev/null \
+  && pass "flotilla ran the group notify: GROUP SG MASTER 150" || fail "no group notify from flotilla"
+"$FLOTILLA" status --api-socket "$(lab_state_dir)/d1.sock" | sed 's/^/   /'
+echo "-- crash flotilla"
+t0=$(lab_now_ms)
+lab_kill d1 flotilla KILL; lab_exec d1 ip link set eth0 down
+if wait_holds d2 3 "${G[@]}" >/dev/null; then pass "keepalived took both VIPs $(ms $(($(lab_now_ms) - t0))) s after the crash"
+else fail "keepalived did not take both VIPs"; fi
+echo "-- flotilla returns"
+lab_exec d1 ip addr del 10.99.0.110/24 dev eth0 2>/dev/null; lab_exec d1 ip addr del 10.99.0.111/24 dev eth0 2>/dev/null
+lab_exec d1 ip link set eth0 up
+start_flotilla d1 || fail "restart flotilla"
+if took=$(wait_holds d1 5 "${G[@]}"); then pass "flotilla took both VIPs back together (${took} s)"; else fail "flotilla did not take the group back"; fi
+sleep 0.5
+holds_none d2 "${G[@]}" && pass "keepalived released both" || fail "keepalived kept a group VIP"
+lab_kill d1 flotilla TERM || fail "flotilla did not exit on SIGTERM"
+holds_none d1 "${G[@]}" && pass "flotilla removed both VIPs on stop" || fail "flotilla left a group VIP behind"
+lab_kill d2 keepalived TERM
+lab_down
 
 say "Result"
 if ((failures)); then echo "FAIL: flotilla-keepalived-interop ($failures failed checks)"; exit 1; fi

@@ -45,6 +45,9 @@ pub struct DirectorStatus {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct InstanceReport {
     pub name: String,
+    /// The sync group it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     pub interface: String,
     pub vrid: u8,
     pub state: String,
@@ -70,6 +73,7 @@ impl InstanceReport {
                 Vec::new()
             },
             name: s.name,
+            group: s.group,
             interface: s.interface,
             vrid: s.vrid,
             state: format!("{:?}", s.state).to_uppercase(),
@@ -161,11 +165,11 @@ async fn status(instances: &[ActorRef<InstanceMsg>]) -> DirectorStatus {
     let now = Instant::now();
     let mut reports = Vec::new();
     for i in instances {
-        if let Ok(ractor::rpc::CallResult::Success(s)) = i
+        if let Ok(ractor::rpc::CallResult::Success(list)) = i
             .call(InstanceMsg::Status, Some(std::time::Duration::from_secs(2)))
             .await
         {
-            reports.push(InstanceReport::from(s, now));
+            reports.extend(list.into_iter().map(|s| InstanceReport::from(s, now)));
         }
     }
     DirectorStatus {

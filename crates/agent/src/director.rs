@@ -25,7 +25,7 @@ pub enum AgentError {
 
 /// Runs a standalone configuration until SIGTERM/SIGINT.
 pub async fn run_standalone(cfg: &Config, api_socket: &Path) -> Result<(), AgentError> {
-    let setups = setup::instances(cfg)?;
+    let units = setup::units(cfg)?;
     let mut term = signal(SignalKind::terminate()).map_err(AgentError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(AgentError::Signals)?;
     let (notifier, notifier_task) = Actor::spawn(Some("notifier".into()), Notifier, ())
@@ -35,13 +35,13 @@ pub async fn run_standalone(cfg: &Config, api_socket: &Path) -> Result<(), Agent
             reason: e.to_string(),
         })?;
     let mut instances: Vec<ActorRef<InstanceMsg>> = Vec::new();
-    for s in setups {
-        let name = s.name.clone();
+    for unit in units {
+        let name = unit.name.clone();
         let spawned = Actor::spawn(
-            Some(format!("vrrp_instance/{name}")),
+            Some(format!("vrrp/{name}")),
             VrrpInstance,
             InstanceArgs {
-                setup: s,
+                unit,
                 notifier: notifier.clone(),
             },
         )
@@ -51,7 +51,7 @@ pub async fn run_standalone(cfg: &Config, api_socket: &Path) -> Result<(), Agent
             Err(e) => {
                 stop_all(&instances).await;
                 return Err(AgentError::Spawn {
-                    what: format!("vrrp_instance {name}"),
+                    what: format!("VRRP unit {name}"),
                     reason: e.to_string(),
                 });
             }

@@ -1,7 +1,7 @@
-//! One `vrrp_instance`: an actor around [`flotilla_vrrp::machine::Router`]. It feeds the state
-//! machine received adverts (TTL and wire checks first) and timer expiries, and carries out
-//! what comes back: adverts on the raw socket, VIPs through rtnetlink, gratuitous ARPs, notify
-//! scripts.
+//! One VRRP unit — a `vrrp_instance`, or a `vrrp_sync_group` whose members share one state —
+//! as an actor around the pure state machines ([`Router`], [`SyncGroup`]). It feeds them
+//! received adverts (TTL and wire checks first) and timer expiries, and carries out what comes
+//! back: adverts on the raw sockets, VIPs through rtnetlink, gratuitous ARPs, notify scripts.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -9,30 +9,33 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flotilla_net::garp::Announcer;
-use flotilla_net::vip::Addresses;
+use flotilla_net::vip::{Addresses, Removed};
 use flotilla_net::vrrp_socket::{Delivery, Received, VrrpSocketV4};
-use flotilla_vrrp::machine::{Action, Reason, Router, State};
+use flotilla_vrrp::machine::{Action, Drop, OWNER_PRIORITY, Reason, Router, State};
+use flotilla_vrrp::sync::{GroupAction, SyncGroup};
 use flotilla_vrrp::wire::{Advert, ChecksumMode, MULTICAST_V4, TTL};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::task::JoinHandle;
 
 use crate::notifier::NotifyMsg;
-use crate::setup::InstanceSetup;
+use crate::setup::{InstanceSetup, Notify, UnitSetup};
 
 pub enum InstanceMsg {
-    /// A datagram from the raw socket.
-    Packet(Received),
+    /// A datagram from member `usize`'s raw socket.
+    Packet(usize, Received),
     /// A timer armed with this generation fired (older generations are stale).
     Timer(u64),
     /// Release (priority 0, VIPs removed) and report back.
     Stop(RpcReplyPort<()>),
-    Status(RpcReplyPort<InstanceStatus>),
+    Status(RpcReplyPort<Vec<InstanceStatus>>),
 }
 
 /// What `flotilla status` shows of an instance.
 #[derive(Debug, Clone)]
 pub struct InstanceStatus {
     pub name: String,
+    /// The sync group it belongs to.
+    pub group: Option<String>,
     pub interface: String,
     pub vrid: u8,
     pub vips: Vec<IpAddr>,
@@ -47,25 +50,105 @@ pub struct InstanceStatus {
     pub dropped: HashMap<&'static str, u64>,
 }
 
+/// The actor.
 pub struct VrrpInstance;
 
 pub struct InstanceArgs {
-    pub setup: InstanceSetup,
+    pub unit: UnitSetup,
     pub notifier: ActorRef<NotifyMsg>,
 }
 
-pub struct InstanceState {
+/// One instance's sockets and bookkeeping.
+struct Member {
     setup: InstanceSetup,
-    router: Router,
     socket: Arc<VrrpSocketV4>,
     source: Ipv4Addr,
-    addrs: Addresses,
     announcer: Option<Announcer>,
     ifindexes: HashMap<String, u32>,
-    notifier: ActorRef<NotifyMsg>,
     rx: JoinHandle<()>,
-    timer_gen: u64,
     status: InstanceStatus,
+}
+
+/// A single router or a sync group, behind one interface.
+enum Machine {
+    Single(Box<Router>),
+    Group(SyncGroup),
+}
+
+/// What a machine asks for: a member's action, or the group's state change.
+enum Out {
+    Member(usize, Action),
+    Group { to: State },
+}
+
+impl Machine {
+    fn start(&mut self, now: Instant) {
+        match self {
+            Machine::Single(r) => r.start(now),
+            Machine::Group(g) => g.start(now),
+        }
+    }
+
+    fn shutdown(&mut self, now: Instant) {
+        match self {
+            Machine::Single(r) => r.shutdown(now),
+            Machine::Group(g) => g.shutdown(now),
+        }
+    }
+
+    fn handle_advert(
+        &mut self,
+        now: Instant,
+        i: usize,
+        from: IpAddr,
+        a: &Advert,
+    ) -> Result<(), Drop> {
+        match self {
+            Machine::Single(r) => r.handle_advert(now, from, a),
+            Machine::Group(g) => g.handle_advert(now, i, from, a),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            Machine::Single(r) => r.handle_timeout(now),
+            Machine::Group(g) => g.handle_timeout(now),
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Machine::Single(r) => r.poll_timeout(),
+            Machine::Group(g) => g.poll_timeout(),
+        }
+    }
+
+    fn poll(&mut self) -> Option<Out> {
+        match self {
+            Machine::Single(r) => r.poll_action().map(|a| Out::Member(0, a)),
+            Machine::Group(g) => g.poll_action().map(|a| match a {
+                GroupAction::Member(i, a) => Out::Member(i, a),
+                GroupAction::StateChanged { to, .. } => Out::Group { to },
+            }),
+        }
+    }
+
+    fn router(&self, i: usize) -> Option<&Router> {
+        match self {
+            Machine::Single(r) => (i == 0).then_some(&**r),
+            Machine::Group(g) => g.member(i),
+        }
+    }
+}
+
+pub struct InstanceState {
+    name: String,
+    group: Option<Notify>,
+    machine: Machine,
+    members: Vec<Member>,
+    addrs: Addresses,
+    notifier: ActorRef<NotifyMsg>,
+    timer_gen: u64,
 }
 
 impl Actor for VrrpInstance {
@@ -78,99 +161,34 @@ impl Actor for VrrpInstance {
         me: ActorRef<Self::Msg>,
         args: InstanceArgs,
     ) -> Result<InstanceState, ActorProcessingErr> {
-        let InstanceArgs {
-            mut setup,
-            notifier,
-        } = args;
+        let InstanceArgs { unit, notifier } = args;
         let addrs = Addresses::connect()?;
-        let mut ifindexes = HashMap::new();
-        for dev in std::iter::once(&setup.interface).chain(setup.vips.iter().map(|(d, _)| d)) {
-            if !ifindexes.contains_key(dev) {
-                ifindexes.insert(dev.clone(), flotilla_net::ifindex(dev)?);
-            }
+        let group_name = unit.group.as_ref().map(|_| unit.name.clone());
+        let mut members = Vec::new();
+        for (i, setup) in unit.members.into_iter().enumerate() {
+            members.push(open_member(i, setup, group_name.clone(), &addrs, &me).await?);
         }
-        let source = match setup.source {
-            Some(s) => s,
-            None => primary_v4(&addrs, ifindexes[&setup.interface], &setup).await?,
+        let params: Vec<_> = members.iter().map(|m| m.setup.params.clone()).collect();
+        let machine = match &unit.group {
+            None => Machine::Single(Box::new(Router::new(
+                params
+                    .into_iter()
+                    .next()
+                    .ok_or("a unit without instances")?,
+            ))),
+            Some(_) => Machine::Group(SyncGroup::new(params)),
         };
-        setup.params.source = IpAddr::V4(source);
-        let delivery = if setup.peers.is_empty() {
-            Delivery::Multicast
-        } else {
-            Delivery::Unicast
-        };
-        let socket = Arc::new(VrrpSocketV4::open_from(
-            &setup.interface,
-            delivery,
-            setup.source,
-        )?);
-        let announcer = match Announcer::open(&setup.interface) {
-            Ok(a) => Some(a),
-            Err(e) => {
-                tracing::warn!(instance = %setup.name, error = %e, "gratuitous ARP unavailable");
-                None
-            }
-        };
-        let rx = {
-            let socket = socket.clone();
-            let me = me.clone();
-            tokio::spawn(async move {
-                loop {
-                    match socket.recv().await {
-                        Ok(Ok(r)) => {
-                            if me.cast(InstanceMsg::Packet(r)).is_err() {
-                                return;
-                            }
-                        }
-                        Ok(Err(e)) => tracing::debug!(error = %e, "unusable datagram"),
-                        Err(e) => {
-                            tracing::error!(error = %e, "VRRP socket failed");
-                            return;
-                        }
-                    }
-                }
-            })
-        };
-        let router = Router::new(setup.params.clone());
-        let status = InstanceStatus {
-            name: setup.name.clone(),
-            interface: setup.interface.clone(),
-            vrid: setup.params.vrid,
-            vips: setup.vips.iter().map(|(_, v)| v.addr).collect(),
-            state: State::Init,
-            priority: setup.params.priority,
-            effective_priority: setup.params.priority,
-            master: None,
-            since: Instant::now(),
-            reason: None,
-            adverts_sent: 0,
-            adverts_received: 0,
-            dropped: HashMap::new(),
-        };
-        tracing::info!(
-            instance = %setup.name,
-            interface = %setup.interface,
-            vrid = setup.params.vrid,
-            priority = setup.params.priority,
-            %source,
-            unicast_peers = setup.peers.len(),
-            "starting"
-        );
         let mut st = InstanceState {
-            setup,
-            router,
-            socket,
-            source,
+            name: unit.name,
+            group: unit.group,
+            machine,
+            members,
             addrs,
-            announcer,
-            ifindexes,
             notifier,
-            rx,
             timer_gen: 0,
-            status,
         };
         st.reconcile_leftovers().await;
-        st.router.start(Instant::now());
+        st.machine.start(Instant::now());
         st.run_actions(&me).await;
         Ok(st)
     }
@@ -182,25 +200,33 @@ impl Actor for VrrpInstance {
         st: &mut InstanceState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            InstanceMsg::Packet(r) => {
-                st.receive(r);
+            InstanceMsg::Packet(i, r) => {
+                st.receive(i, r);
                 st.run_actions(&me).await;
             }
             InstanceMsg::Timer(generation) if generation == st.timer_gen => {
-                st.router.handle_timeout(Instant::now());
+                st.machine.handle_timeout(Instant::now());
                 st.run_actions(&me).await;
             }
             InstanceMsg::Timer(_) => {}
             InstanceMsg::Stop(reply) => {
-                st.router.shutdown(Instant::now());
+                st.machine.shutdown(Instant::now());
                 st.run_actions(&me).await;
                 let _ = reply.send(());
             }
             InstanceMsg::Status(reply) => {
-                st.status.state = st.router.state();
-                st.status.effective_priority = st.router.effective_priority();
-                st.status.master = st.router.master();
-                let _ = reply.send(st.status.clone());
+                let statuses = (0..st.members.len())
+                    .map(|i| {
+                        let mut s = st.members[i].status.clone();
+                        if let Some(r) = st.machine.router(i) {
+                            s.state = r.state();
+                            s.effective_priority = r.effective_priority();
+                            s.master = r.master();
+                        }
+                        s
+                    })
+                    .collect();
+                let _ = reply.send(statuses);
             }
         }
         Ok(())
@@ -211,9 +237,106 @@ impl Actor for VrrpInstance {
         _me: ActorRef<Self::Msg>,
         st: &mut InstanceState,
     ) -> Result<(), ActorProcessingErr> {
-        st.rx.abort();
+        for m in &st.members {
+            m.rx.abort();
+        }
         Ok(())
     }
+}
+
+async fn open_member(
+    index: usize,
+    mut setup: InstanceSetup,
+    group: Option<String>,
+    addrs: &Addresses,
+    me: &ActorRef<InstanceMsg>,
+) -> Result<Member, ActorProcessingErr> {
+    let mut ifindexes = HashMap::new();
+    for dev in std::iter::once(&setup.interface).chain(setup.vips.iter().map(|(d, _)| d)) {
+        if !ifindexes.contains_key(dev) {
+            ifindexes.insert(dev.clone(), flotilla_net::ifindex(dev)?);
+        }
+    }
+    let source = match setup.source {
+        Some(s) => s,
+        None => {
+            let idx = ifindexes.get(&setup.interface).copied().unwrap_or(0);
+            primary_v4(addrs, idx, &setup).await?
+        }
+    };
+    setup.params.source = IpAddr::V4(source);
+    let delivery = if setup.peers.is_empty() {
+        Delivery::Multicast
+    } else {
+        Delivery::Unicast
+    };
+    let socket = Arc::new(VrrpSocketV4::open_from(
+        &setup.interface,
+        delivery,
+        setup.source,
+    )?);
+    let announcer = match Announcer::open(&setup.interface) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            tracing::warn!(instance = %setup.name, error = %e, "gratuitous ARP unavailable");
+            None
+        }
+    };
+    let rx = {
+        let socket = socket.clone();
+        let me = me.clone();
+        tokio::spawn(async move {
+            loop {
+                match socket.recv().await {
+                    Ok(Ok(r)) => {
+                        if me.cast(InstanceMsg::Packet(index, r)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Err(e)) => tracing::debug!(error = %e, "unusable datagram"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "VRRP socket failed");
+                        return;
+                    }
+                }
+            }
+        })
+    };
+    let status = InstanceStatus {
+        name: setup.name.clone(),
+        group,
+        interface: setup.interface.clone(),
+        vrid: setup.params.vrid,
+        vips: setup.vips.iter().map(|(_, v)| v.addr).collect(),
+        state: State::Init,
+        priority: setup.params.priority,
+        effective_priority: setup.params.priority,
+        master: None,
+        since: Instant::now(),
+        reason: None,
+        adverts_sent: 0,
+        adverts_received: 0,
+        dropped: HashMap::new(),
+    };
+    tracing::info!(
+        instance = %setup.name,
+        group = ?status.group,
+        interface = %setup.interface,
+        vrid = setup.params.vrid,
+        priority = setup.params.priority,
+        %source,
+        unicast_peers = setup.peers.len(),
+        "starting"
+    );
+    Ok(Member {
+        setup,
+        socket,
+        source,
+        announcer,
+        ifindexes,
+        rx,
+        status,
+    })
 }
 
 impl InstanceState {
@@ -221,42 +344,46 @@ impl InstanceState {
     /// interfaces. We start as backup, so they go now; if we become master they come back
     /// through the normal path. The owner (priority 255) is master at once and adopts them.
     async fn reconcile_leftovers(&mut self) {
-        if self.setup.params.priority == flotilla_vrrp::machine::OWNER_PRIORITY {
-            return;
-        }
-        for (dev, vip) in &self.setup.vips {
-            let idx = self.ifindexes.get(dev).copied().unwrap_or(0);
-            match self.addrs.remove(idx, vip.addr, vip.prefix).await {
-                Ok(flotilla_net::vip::Removed::Removed) => tracing::warn!(
-                    instance = %self.setup.name,
-                    vip = %vip.addr,
-                    "removed a VIP left by a previous run (we start as backup)"
-                ),
-                Ok(flotilla_net::vip::Removed::NotPresent) => {}
-                Err(e) => {
-                    tracing::error!(instance = %self.setup.name, vip = %vip.addr, error = %e, "cannot check for a leftover VIP")
+        for m in &self.members {
+            if m.setup.params.priority == OWNER_PRIORITY {
+                continue;
+            }
+            for (dev, vip) in &m.setup.vips {
+                let idx = m.ifindexes.get(dev).copied().unwrap_or(0);
+                match self.addrs.remove(idx, vip.addr, vip.prefix).await {
+                    Ok(Removed::Removed) => tracing::warn!(
+                        instance = %m.setup.name,
+                        vip = %vip.addr,
+                        "removed a VIP left by a previous run (we start as backup)"
+                    ),
+                    Ok(Removed::NotPresent) => {}
+                    Err(e) => {
+                        tracing::error!(instance = %m.setup.name, vip = %vip.addr, error = %e, "cannot check for a leftover VIP")
+                    }
                 }
             }
         }
     }
 
-    fn drop_packet(&mut self, why: &'static str) {
-        *self.status.dropped.entry(why).or_insert(0) += 1;
-    }
-
     /// RFC 5798 §7.1 checks that need the IP header, then the wire checks, then the state
     /// machine's own (version, interval, authentication).
-    fn receive(&mut self, r: Received) {
-        if r.src == self.source {
+    fn receive(&mut self, i: usize, r: Received) {
+        let Some(m) = self.members.get_mut(i) else {
+            return;
+        };
+        if r.src == m.source {
             return;
         }
+        let drop = |m: &mut Member, why: &'static str| {
+            *m.status.dropped.entry(why).or_insert(0) += 1;
+        };
         let multicast = r.dst == MULTICAST_V4;
-        if multicast != self.setup.peers.is_empty() {
+        if multicast != m.setup.peers.is_empty() {
             // keepalived.md §3.7: a multicast advert on a unicast instance (or the reverse).
-            return self.drop_packet("delivery_mismatch");
+            return drop(m, "delivery_mismatch");
         }
         if multicast && r.ttl != TTL {
-            return self.drop_packet("ttl");
+            return drop(m, "ttl");
         }
         let advert = match Advert::parse(
             &r.payload,
@@ -266,68 +393,50 @@ impl InstanceState {
         ) {
             Ok(a) => a,
             Err(e) => {
-                tracing::debug!(instance = %self.setup.name, from = %r.src, error = %e, "bad advert");
-                return self.drop_packet("malformed");
+                tracing::debug!(instance = %m.setup.name, from = %r.src, error = %e, "bad advert");
+                return drop(m, "malformed");
             }
         };
-        if advert.vrid != self.setup.params.vrid {
+        if advert.vrid != m.setup.params.vrid {
             return;
         }
-        self.status.adverts_received += 1;
+        m.status.adverts_received += 1;
         if let Err(why) = self
-            .router
-            .handle_advert(Instant::now(), IpAddr::V4(r.src), &advert)
+            .machine
+            .handle_advert(Instant::now(), i, IpAddr::V4(r.src), &advert)
         {
-            tracing::debug!(instance = %self.setup.name, from = %r.src, %why, "advert dropped");
-            self.drop_packet(match why {
-                flotilla_vrrp::machine::Drop::OtherVrid => "vrid",
-                flotilla_vrrp::machine::Drop::Version => "version",
-                flotilla_vrrp::machine::Drop::Auth => "auth",
-                flotilla_vrrp::machine::Drop::Interval => "interval",
-                flotilla_vrrp::machine::Drop::NotListening => "not_listening",
-            });
+            tracing::debug!(instance = %m.setup.name, from = %r.src, %why, "advert dropped");
+            drop(
+                m,
+                match why {
+                    Drop::OtherVrid => "vrid",
+                    Drop::Version => "version",
+                    Drop::Auth => "auth",
+                    Drop::Interval => "interval",
+                    Drop::NotListening => "not_listening",
+                },
+            );
         }
     }
 
     async fn run_actions(&mut self, me: &ActorRef<InstanceMsg>) {
-        while let Some(action) = self.router.poll_action() {
-            match action {
-                Action::SendAdvert(a) => self.send_advert(&a).await,
-                Action::AddAddresses => {
-                    for (dev, vip) in &self.setup.vips {
-                        let idx = self.ifindexes.get(dev).copied().unwrap_or(0);
-                        if let Err(e) = self.addrs.add(idx, vip).await {
-                            tracing::error!(instance = %self.setup.name, vip = %vip.addr, error = %e, "cannot add VIP");
-                        }
-                    }
-                }
-                Action::RemoveAddresses => {
-                    for (dev, vip) in &self.setup.vips {
-                        let idx = self.ifindexes.get(dev).copied().unwrap_or(0);
-                        if let Err(e) = self.addrs.remove(idx, vip.addr, vip.prefix).await {
-                            tracing::error!(instance = %self.setup.name, vip = %vip.addr, error = %e, "cannot remove VIP");
-                        }
-                    }
-                }
-                Action::SendGarp { count } => self.garp(count),
-                Action::StateChanged { from, to, reason } => {
-                    self.status.since = Instant::now();
-                    self.status.reason = Some(reason);
-                    tracing::info!(instance = %self.setup.name, ?from, ?to, ?reason, "transition");
-                    self.notify_state(to);
-                }
-                Action::MasterRxLowerPriority { from, priority } => {
-                    tracing::info!(instance = %self.setup.name, %from, priority, "lower-priority advert while master; answered");
-                    if let Some(s) = &self.setup.notify.master_rx_lower_pri {
-                        let _ = self.notifier.cast(NotifyMsg::Run {
-                            script: s.clone(),
-                            extra: Vec::new(),
-                        });
+        while let Some(out) = self.machine.poll() {
+            match out {
+                Out::Member(i, action) => self.member_action(i, action).await,
+                Out::Group { to } => {
+                    tracing::info!(group = %self.name, ?to, "sync group transition");
+                    if let Some(n) = &self.group {
+                        let prio = self
+                            .machine
+                            .router(0)
+                            .map(Router::effective_priority)
+                            .unwrap_or(0);
+                        notify_state(&self.notifier, n, "GROUP", &self.name, to, prio);
                     }
                 }
             }
         }
-        if let Some(at) = self.router.poll_timeout() {
+        if let Some(at) = self.machine.poll_timeout() {
             self.timer_gen += 1;
             let generation = self.timer_gen;
             let wait = at.saturating_duration_since(Instant::now());
@@ -335,66 +444,118 @@ impl InstanceState {
         }
     }
 
-    async fn send_advert(&mut self, a: &Advert) {
-        let dsts: Vec<Ipv4Addr> = if self.setup.peers.is_empty() {
-            vec![MULTICAST_V4]
-        } else {
-            self.setup.peers.clone()
-        };
-        for dst in dsts {
-            let bytes = a.emit(
-                IpAddr::V4(self.source),
-                IpAddr::V4(dst),
-                ChecksumMode::PseudoHeader,
-            );
-            match self.socket.send(&bytes, dst).await {
-                Ok(()) => self.status.adverts_sent += 1,
-                Err(e) => {
-                    tracing::warn!(instance = %self.setup.name, %dst, error = %e, "advert not sent")
-                }
-            }
-        }
-    }
-
-    fn garp(&self, count: u32) {
-        let Some(announcer) = &self.announcer else {
+    async fn member_action(&mut self, i: usize, action: Action) {
+        let prio = self
+            .machine
+            .router(i)
+            .map(Router::effective_priority)
+            .unwrap_or(0);
+        let Some(m) = self.members.get_mut(i) else {
             return;
         };
-        for _ in 0..count {
-            for (_, vip) in &self.setup.vips {
-                if let Err(e) = announcer.announce(vip.addr) {
-                    tracing::debug!(vip = %vip.addr, error = %e, "gratuitous ARP not sent");
+        match action {
+            Action::SendAdvert(a) => send_advert(m, &a).await,
+            Action::AddAddresses => {
+                for (dev, vip) in &m.setup.vips {
+                    let idx = m.ifindexes.get(dev).copied().unwrap_or(0);
+                    if let Err(e) = self.addrs.add(idx, vip).await {
+                        tracing::error!(instance = %m.setup.name, vip = %vip.addr, error = %e, "cannot add VIP");
+                    }
+                }
+            }
+            Action::RemoveAddresses => {
+                for (dev, vip) in &m.setup.vips {
+                    let idx = m.ifindexes.get(dev).copied().unwrap_or(0);
+                    if let Err(e) = self.addrs.remove(idx, vip.addr, vip.prefix).await {
+                        tracing::error!(instance = %m.setup.name, vip = %vip.addr, error = %e, "cannot remove VIP");
+                    }
+                }
+            }
+            Action::SendGarp { count } => garp(m, count),
+            Action::StateChanged { from, to, reason } => {
+                m.status.since = Instant::now();
+                m.status.reason = Some(reason);
+                tracing::info!(instance = %m.setup.name, ?from, ?to, ?reason, "transition");
+                notify_state(
+                    &self.notifier,
+                    &m.setup.notify,
+                    "INSTANCE",
+                    &m.setup.name,
+                    to,
+                    prio,
+                );
+            }
+            Action::MasterRxLowerPriority { from, priority } => {
+                tracing::info!(instance = %m.setup.name, %from, priority, "lower-priority advert while master; answered");
+                if let Some(s) = &m.setup.notify.master_rx_lower_pri {
+                    let _ = self.notifier.cast(NotifyMsg::Run {
+                        script: s.clone(),
+                        extra: Vec::new(),
+                    });
                 }
             }
         }
     }
+}
 
-    /// keepalived's contract: the state's own script, then `notify INSTANCE NAME STATE PRIO`.
-    fn notify_state(&self, to: State) {
-        let n = &self.setup.notify;
-        let (specific, word) = match to {
-            State::Master => (&n.master, "MASTER"),
-            State::Backup => (&n.backup, "BACKUP"),
-            State::Fault => (&n.fault, "FAULT"),
-            State::Init => (&n.stop, "STOP"),
-        };
-        if let Some(s) = specific {
-            let _ = self.notifier.cast(NotifyMsg::Run {
-                script: s.clone(),
-                extra: Vec::new(),
-            });
+async fn send_advert(m: &mut Member, a: &Advert) {
+    let dsts: Vec<Ipv4Addr> = if m.setup.peers.is_empty() {
+        vec![MULTICAST_V4]
+    } else {
+        m.setup.peers.clone()
+    };
+    for dst in dsts {
+        let bytes = a.emit(
+            IpAddr::V4(m.source),
+            IpAddr::V4(dst),
+            ChecksumMode::PseudoHeader,
+        );
+        match m.socket.send(&bytes, dst).await {
+            Ok(()) => m.status.adverts_sent += 1,
+            Err(e) => tracing::warn!(instance = %m.setup.name, %dst, error = %e, "advert not sent"),
         }
-        if let Some(s) = &n.any {
-            let _ = self.notifier.cast(NotifyMsg::Run {
-                script: s.clone(),
-                extra: vec![
-                    "INSTANCE".into(),
-                    self.setup.name.clone(),
-                    word.into(),
-                    self.router.effective_priority().to_string(),
-                ],
-            });
+    }
+}
+
+fn garp(m: &Member, count: u32) {
+    let Some(announcer) = &m.announcer else {
+        return;
+    };
+    for _ in 0..count {
+        for (_, vip) in &m.setup.vips {
+            if let Err(e) = announcer.announce(vip.addr) {
+                tracing::debug!(vip = %vip.addr, error = %e, "gratuitous ARP not sent");
+            }
         }
+    }
+}
+
+/// keepalived's contract: the state's own script, then `notify KIND NAME STATE PRIO`.
+fn notify_state(
+    notifier: &ActorRef<NotifyMsg>,
+    n: &Notify,
+    kind: &str,
+    name: &str,
+    to: State,
+    priority: u8,
+) {
+    let (specific, word) = match to {
+        State::Master => (&n.master, "MASTER"),
+        State::Backup => (&n.backup, "BACKUP"),
+        State::Fault => (&n.fault, "FAULT"),
+        State::Init => (&n.stop, "STOP"),
+    };
+    if let Some(s) = specific {
+        let _ = notifier.cast(NotifyMsg::Run {
+            script: s.clone(),
+            extra: Vec::new(),
+        });
+    }
+    if let Some(s) = &n.any {
+        let _ = notifier.cast(NotifyMsg::Run {
+            script: s.clone(),
+            extra: vec![kind.into(), name.into(), word.into(), priority.to_string()],
+        });
     }
 }
 
@@ -420,5 +581,5 @@ async fn primary_v4(
     .into())
 }
 
-/// How long to wait for instances to release on shutdown.
+/// How long to wait for a unit to release on shutdown.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);

@@ -45,10 +45,6 @@ pub enum SetupError {
         "the configuration has a cluster block: fleet mode is not implemented yet; remove the block to run standalone"
     )]
     ClusterMode,
-    #[error(
-        "vrrp_sync_group {0}: sync groups are not run by the agent yet (running members alone could split the group)"
-    )]
-    SyncGroup(String),
     #[error("vrrp_instance {0}: IPv6 instances are not run by the agent yet")]
     Ipv6(String),
     #[error(
@@ -61,15 +57,63 @@ pub enum SetupError {
     NoInterface(String),
 }
 
-/// Builds the setup of every instance of a standalone configuration.
-pub fn instances(cfg: &Config) -> Result<Vec<InstanceSetup>, SetupError> {
+/// A unit of VRRP: one instance, or a sync group whose members share one state. One actor
+/// runs each unit (and the fleet will place units, not instances).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitSetup {
+    pub name: String,
+    /// `Some` for a `vrrp_sync_group`: its own notify scripts (`GROUP NAME STATE PRIO`).
+    pub group: Option<Notify>,
+    pub members: Vec<InstanceSetup>,
+}
+
+/// Builds the units of a standalone configuration: each sync group, then each instance in no
+/// group, in file order.
+pub fn units(cfg: &Config) -> Result<Vec<UnitSetup>, SetupError> {
     if cfg.cluster.is_some() {
         return Err(SetupError::ClusterMode);
     }
-    if let Some(g) = cfg.vrrp.sync_groups.first() {
-        return Err(SetupError::SyncGroup(g.name.clone()));
+    let mut units = Vec::new();
+    for g in &cfg.vrrp.sync_groups {
+        if !g.track_interfaces.is_empty()
+            || !g.track_scripts.is_empty()
+            || !g.track_files.is_empty()
+            || !g.track_processes.is_empty()
+        {
+            return Err(SetupError::Unsupported(
+                format!("sync group {}", g.name),
+                "tracking",
+            ));
+        }
+        let members = g
+            .members
+            .iter()
+            .filter_map(|m| cfg.vrrp.instance(m))
+            .map(instance)
+            .collect::<Result<Vec<_>, _>>()?;
+        units.push(UnitSetup {
+            name: g.name.clone(),
+            group: Some(Notify {
+                master: g.notify.master.clone(),
+                backup: g.notify.backup.clone(),
+                fault: g.notify.fault.clone(),
+                stop: g.notify.stop.clone(),
+                any: g.notify.any.clone(),
+                master_rx_lower_pri: None,
+            }),
+            members,
+        });
     }
-    cfg.vrrp.instances.iter().map(instance).collect()
+    for i in &cfg.vrrp.instances {
+        if cfg.vrrp.sync_group_of(&i.name).is_none() {
+            units.push(UnitSetup {
+                name: i.name.clone(),
+                group: None,
+                members: vec![instance(i)?],
+            });
+        }
+    }
+    Ok(units)
 }
 
 fn instance(i: &VrrpInstance) -> Result<InstanceSetup, SetupError> {
@@ -202,7 +246,7 @@ mod tests {
     fn setups(text: &str) -> Result<Vec<InstanceSetup>, SetupError> {
         let l = load_str(Path::new("t.conf"), text, &LoadOptions::default());
         assert!(l.is_ok(), "{}", l.report());
-        instances(&l.config)
+        units(&l.config).map(|u| u.into_iter().flat_map(|u| u.members).collect())
     }
 
     const PAIR: &str = "vrrp_instance VI_1 {
@@ -258,17 +302,49 @@ mod tests {
     }
 
     #[test]
+    fn sync_groups_are_one_unit_and_other_instances_their_own() {
+        let second = PAIR
+            .replace("VI_1", "VI_2")
+            .replace("virtual_router_id 51", "virtual_router_id 52")
+            .replace("10.0.0.100/24", "10.0.0.101/24")
+            .replace("10.0.1.100/32", "10.0.1.101/32");
+        let third = PAIR
+            .replace("VI_1", "VI_3")
+            .replace("virtual_router_id 51", "virtual_router_id 53")
+            .replace("10.0.0.100/24", "10.0.0.103/24")
+            .replace("10.0.1.100/32", "10.0.1.103/32");
+        let text = format!(
+            "{PAIR}{second}{third}vrrp_sync_group G {{\n group {{\n VI_2\n VI_1\n }}\n notify_master /bin/true\n}}\n"
+        );
+        let l = load_str(Path::new("t.conf"), &text, &LoadOptions::default());
+        assert!(l.is_ok(), "{}", l.report());
+        let u = units(&l.config).unwrap();
+        let shape: Vec<(&str, bool, Vec<&str>)> = u
+            .iter()
+            .map(|u| {
+                (
+                    u.name.as_str(),
+                    u.group.is_some(),
+                    u.members.iter().map(|m| m.name.as_str()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                ("G", true, vec!["VI_2", "VI_1"]),
+                ("VI_3", false, vec!["VI_3"])
+            ]
+        );
+        assert!(u[0].group.as_ref().unwrap().master.is_some());
+    }
+
+    #[test]
     fn what_is_not_run_yet_is_refused_with_a_reason() {
-        let cases = [
-            (
-                "vrrp_sync_group G {\n group {\n VI_1\n }\n}\n",
-                SetupError::SyncGroup("G".into()),
-            ),
-            (
-                "vrrp_script chk {\n script /bin/true\n}\n",
-                SetupError::Unsupported("VI_1".into(), "track_script"),
-            ),
-        ];
+        let cases = [(
+            "vrrp_script chk {\n script /bin/true\n}\n",
+            SetupError::Unsupported("VI_1".into(), "track_script"),
+        )];
         for (extra, want) in cases {
             let text = if extra.starts_with("vrrp_script") {
                 format!(
@@ -288,6 +364,6 @@ mod tests {
         let cluster =
             format!("{PAIR}cluster {{\n name x\n director a {{ address 10.0.0.1 }}\n}}\n");
         let l = load_str(Path::new("t.conf"), &cluster, &LoadOptions::default());
-        assert_eq!(instances(&l.config), Err(SetupError::ClusterMode));
+        assert_eq!(units(&l.config), Err(SetupError::ClusterMode));
     }
 }

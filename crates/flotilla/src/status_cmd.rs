@@ -72,6 +72,7 @@ fn table(s: &DirectorStatus) -> String {
             };
             vec![
                 i.name.clone(),
+                i.group.clone().unwrap_or_else(|| "-".into()),
                 i.interface.clone(),
                 i.vrid.to_string(),
                 i.state.clone(),
