@@ -22,6 +22,13 @@
 #     1. flotilla holds both VIPs, keepalived none; the group's notify says GROUP SG MASTER.
 #     2. flotilla crashes: keepalived takes both.
 #     3. flotilla returns: it takes both back together; keepalived releases both.
+#   Round D: interface tracking, VRRPv3 0.1 s; flotilla (150, track_interface trk0) on d1,
+#     keepalived (100) on d2.
+#     1. trk0 goes down: flotilla enters FAULT, sends priority 0 and removes the VIP; keepalived
+#        takes over within Skew_Time (+ slack); status says FAULT.
+#     2. trk0 comes back: flotilla returns to backup and preempts.
+#     3. flotilla's own interface goes down: it removes the VIP (FAULT) and keepalived takes
+#        over when its adverts stop.
 #
 # Usage (root): bash tests/lab/flotilla-keepalived-interop.sh   Env: LAB_TEST_PREFIX (default lab-t)
 set -uo pipefail
@@ -280,6 +287,33 @@ sleep 0.5
 holds_none d2 "${G[@]}" && pass "keepalived released both" || fail "keepalived kept a group VIP"
 lab_kill d1 flotilla TERM || fail "flotilla did not exit on SIGTERM"
 holds_none d1 "${G[@]}" && pass "flotilla removed both VIPs on stop" || fail "flotilla left a group VIP behind"
+lab_kill d2 keepalived TERM
+lab_down
+
+say "Round D: interface tracking; flotilla 150 (track_interface trk0) on d1, keepalived 100 on d2"
+lab_up 2 || exit 1
+write_conf d1 150 3 0.1; write_conf d2 100 3 0.1
+sed -i 's/^  advert_int 0.1$/  advert_int 0.1\n  track_interface {\n    trk0\n  }/' "$(lab_state_dir)/d1.conf"
+lab_exec d1 ip link add trk0 type veth peer name trk1 && lab_exec d1 ip link set trk1 up && lab_exec d1 ip link set trk0 up
+start_flotilla d1 && start_keepalived d2 || { fail "start"; exit 1; }
+if took=$(lab_wait_addr d1 "$VIP" 5); then pass "flotilla on d1 is master (${took} s)"; else fail "flotilla never took $VIP"; show_logs d1/flotilla; fi
+sleep 0.3
+echo "-- trk0 down"
+t0=$(lab_now_ms)
+lab_exec d1 ip link set trk0 down
+check_within "keepalived takes over after flotilla's tracked interface went down" 600 wait_addr_since "$t0" d2 3
+lab_has_addr d1 "$VIP" && fail "flotilla kept $VIP in FAULT" || pass "flotilla released $VIP in FAULT"
+out=$("$FLOTILLA" status --api-socket "$(lab_state_dir)/d1.sock" 2>&1)
+[[ $out == *VI_1*FAULT* ]] && pass "status shows VI_1 in FAULT" || fail "status: $out"
+echo "-- trk0 up"
+lab_exec d1 ip link set trk0 up
+check_within "flotilla preempts again once trk0 is back" 2000 lab_wait_addr d1 "$VIP" 4
+echo "-- d1's own eth0 down"
+lab_exec d1 ip link set eth0 down
+t0=$(lab_now_ms)
+if wait_no_addr d1 1000 >/dev/null; then pass "flotilla removed $VIP when its own interface went down"; else fail "flotilla kept $VIP with eth0 down"; fi
+check_within "keepalived takes over after d1's link went down" 1000 wait_addr_since "$t0" d2 3
+lab_kill d1 flotilla TERM || fail "flotilla did not exit on SIGTERM"
 lab_kill d2 keepalived TERM
 lab_down
 

@@ -64,6 +64,8 @@ pub async fn run_standalone(cfg: &Config, api_socket: &Path) -> Result<(), Agent
             return Err(AgentError::Api(e));
         }
     };
+    // The thread ends with the process; it holds no state that needs releasing.
+    let _links = watch_links(instances.clone());
     tracing::info!(instances = instances.len(), api = %api_socket.display(), "running standalone");
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: releasing"),
@@ -92,5 +94,55 @@ async fn stop_all(instances: &[ActorRef<InstanceMsg>]) {
             tracing::warn!(actor = ?actor.get_name(), "instance did not confirm its release");
         }
         actor.stop(None);
+    }
+}
+
+/// Forwards link up/down events to every unit (each picks the interfaces it tracks). The
+/// watch's netlink stream is not `Sync`, so it runs on a thread of its own with a
+/// single-threaded runtime; casting to actors works from any thread.
+fn watch_links(units: Vec<ActorRef<InstanceMsg>>) -> Option<std::thread::JoinHandle<()>> {
+    use flotilla_net::link::{LinkEvent, LinkWatch};
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch links: interface faults will not be seen");
+            return None;
+        }
+    };
+    let spawned = std::thread::Builder::new()
+        .name("link-watch".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let mut watch = match LinkWatch::open().await {
+                    Ok(w) => w,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot watch links: interface faults will not be seen");
+                        return;
+                    }
+                };
+                while let Some(event) = watch.next().await {
+                    let (name, up) = match event {
+                        LinkEvent::Up(s) => (s.name, true),
+                        LinkEvent::Down(s) => (s.name, false),
+                        LinkEvent::Removed { name, .. } => (name, false),
+                    };
+                    for u in &units {
+                        let _ = u.cast(InstanceMsg::Link {
+                            name: name.clone(),
+                            up,
+                        });
+                    }
+                }
+            })
+        });
+    match spawned {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the link watch thread");
+            None
+        }
     }
 }

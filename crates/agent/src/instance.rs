@@ -28,6 +28,11 @@ pub enum InstanceMsg {
     /// Release (priority 0, VIPs removed) and report back.
     Stop(RpcReplyPort<()>),
     Status(RpcReplyPort<Vec<InstanceStatus>>),
+    /// A link went up or down (or disappeared: down).
+    Link {
+        name: String,
+        up: bool,
+    },
 }
 
 /// What `flotilla status` shows of an instance.
@@ -116,6 +121,20 @@ impl Machine {
         }
     }
 
+    /// Applies what the trackers of member `i` say.
+    fn track(&mut self, now: Instant, i: usize, fault: bool, priority: i32) {
+        match self {
+            Machine::Single(r) => {
+                r.set_effective_priority(priority);
+                r.set_fault(now, fault);
+            }
+            Machine::Group(g) => {
+                g.set_effective_priority(i, priority);
+                g.set_fault(now, i, fault);
+            }
+        }
+    }
+
     fn poll_timeout(&self) -> Option<Instant> {
         match self {
             Machine::Single(r) => r.poll_timeout(),
@@ -149,6 +168,8 @@ pub struct InstanceState {
     addrs: Addresses,
     notifier: ActorRef<NotifyMsg>,
     timer_gen: u64,
+    /// Last known state of every tracked interface.
+    links: HashMap<String, bool>,
 }
 
 impl Actor for VrrpInstance {
@@ -178,6 +199,21 @@ impl Actor for VrrpInstance {
             ))),
             Some(_) => Machine::Group(SyncGroup::new(params)),
         };
+        let mut links = HashMap::new();
+        let watch = flotilla_net::link::Links::connect()?;
+        for m in &members {
+            for t in &m.setup.tracked {
+                if !links.contains_key(&t.name) {
+                    // An interface that cannot be read (absent) counts as down.
+                    let up = watch
+                        .status(&t.name)
+                        .await
+                        .map(|s| s.is_up())
+                        .unwrap_or(false);
+                    links.insert(t.name.clone(), up);
+                }
+            }
+        }
         let mut st = InstanceState {
             name: unit.name,
             group: unit.group,
@@ -186,8 +222,11 @@ impl Actor for VrrpInstance {
             addrs,
             notifier,
             timer_gen: 0,
+            links,
         };
         st.reconcile_leftovers().await;
+        // Trackers first, so an instance whose interface is down starts in FAULT.
+        st.apply_tracking(Instant::now());
         st.machine.start(Instant::now());
         st.run_actions(&me).await;
         Ok(st)
@@ -209,6 +248,17 @@ impl Actor for VrrpInstance {
                 st.run_actions(&me).await;
             }
             InstanceMsg::Timer(_) => {}
+            InstanceMsg::Link { name, up } => {
+                let tracked = st
+                    .members
+                    .iter()
+                    .any(|m| m.setup.tracked.iter().any(|t| t.name == name));
+                if tracked && st.links.insert(name.clone(), up) != Some(up) {
+                    tracing::info!(unit = %st.name, interface = %name, up, "tracked interface changed");
+                    st.apply_tracking(Instant::now());
+                    st.run_actions(&me).await;
+                }
+            }
             InstanceMsg::Stop(reply) => {
                 st.machine.shutdown(Instant::now());
                 st.run_actions(&me).await;
@@ -340,6 +390,15 @@ async fn open_member(
 }
 
 impl InstanceState {
+    /// Feeds every member's tracker verdict to the state machine.
+    fn apply_tracking(&mut self, now: Instant) {
+        for (i, m) in self.members.iter().enumerate() {
+            let v = crate::track::evaluate(&m.setup.tracked, &self.links);
+            let priority = i32::from(m.setup.params.priority) + v.delta;
+            self.machine.track(now, i, v.fault, priority);
+        }
+    }
+
     /// A crashed predecessor (flotilla or keepalived) may have left our VIPs on the
     /// interfaces. We start as backup, so they go now; if we become master they come back
     /// through the normal path. The owner (priority 255) is master at once and adopts them.

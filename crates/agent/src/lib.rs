@@ -11,3 +11,4 @@ pub mod director;
 pub mod instance;
 pub mod notifier;
 pub mod setup;
+pub mod track;

@@ -24,6 +24,9 @@ pub struct InstanceSetup {
     /// `virtual_ipaddress_excluded`.
     pub vips: Vec<(String, Vip)>,
     pub notify: Notify,
+    /// Interfaces whose state moves this instance: its own (unless `dont_track_primary`),
+    /// `track_interface` entries and its sync group's.
+    pub tracked: Vec<crate::track::TrackedIf>,
 }
 
 /// The notify scripts of an instance (keepalived's contract).
@@ -75,22 +78,29 @@ pub fn units(cfg: &Config) -> Result<Vec<UnitSetup>, SetupError> {
     }
     let mut units = Vec::new();
     for g in &cfg.vrrp.sync_groups {
-        if !g.track_interfaces.is_empty()
-            || !g.track_scripts.is_empty()
-            || !g.track_files.is_empty()
-            || !g.track_processes.is_empty()
+        if !g.track_scripts.is_empty() || !g.track_files.is_empty() || !g.track_processes.is_empty()
         {
             return Err(SetupError::Unsupported(
                 format!("sync group {}", g.name),
                 "tracking",
             ));
         }
-        let members = g
+        let mut members = g
             .members
             .iter()
             .filter_map(|m| cfg.vrrp.instance(m))
             .map(instance)
             .collect::<Result<Vec<_>, _>>()?;
+        // A group's trackers apply to every member; keepalived only honours weight 0 there.
+        for m in &mut members {
+            for t in &g.track_interfaces {
+                m.tracked.push(crate::track::TrackedIf {
+                    name: t.name.clone(),
+                    weight: 0,
+                    reverse: t.reverse,
+                });
+            }
+        }
         units.push(UnitSetup {
             name: g.name.clone(),
             group: Some(Notify {
@@ -119,9 +129,6 @@ pub fn units(cfg: &Config) -> Result<Vec<UnitSetup>, SetupError> {
 fn instance(i: &VrrpInstance) -> Result<InstanceSetup, SetupError> {
     let name = i.name.clone();
     let unsupported = |what| Err(SetupError::Unsupported(name.clone(), what));
-    if !i.track_interfaces.is_empty() {
-        return unsupported("track_interface");
-    }
     if !i.track_scripts.is_empty() {
         return unsupported("track_script");
     }
@@ -216,9 +223,23 @@ fn instance(i: &VrrpInstance) -> Result<InstanceSetup, SetupError> {
     params.lower_prio_no_advert = i.lower_prio_no_advert;
     params.higher_prio_send_advert = i.higher_prio_send_advert;
     params.down_timer_adverts = i.down_timer_adverts;
+    let mut tracked = Vec::new();
+    if !i.dont_track_primary {
+        tracked.push(crate::track::TrackedIf {
+            name: interface.clone(),
+            weight: 0,
+            reverse: false,
+        });
+    }
+    tracked.extend(i.track_interfaces.iter().map(|t| crate::track::TrackedIf {
+        name: t.name.clone(),
+        weight: t.weight,
+        reverse: t.reverse,
+    }));
     Ok(InstanceSetup {
         name,
         interface,
+        tracked,
         params,
         source,
         peers,
