@@ -323,6 +323,23 @@ mod tests {
     }
 
     #[test]
+    fn an_instance_tracks_its_own_interface_unless_told_not_to() {
+        let names = |text: &str| -> Vec<(String, i32)> {
+            setups(text).unwrap()[0]
+                .tracked
+                .iter()
+                .map(|t| (t.name.clone(), t.weight))
+                .collect()
+        };
+        assert_eq!(names(PAIR), [("eth0".to_string(), 0)]);
+        let with = PAIR.replace(
+            "    nopreempt\n",
+            "    nopreempt\n    dont_track_primary\n    track_interface {\n        eth1 weight -20\n    }\n",
+        );
+        assert_eq!(names(&with), [("eth1".to_string(), -20)]);
+    }
+
+    #[test]
     fn sync_groups_are_one_unit_and_other_instances_their_own() {
         let second = PAIR
             .replace("VI_1", "VI_2")
