@@ -29,6 +29,10 @@
 #     2. trk0 comes back: flotilla returns to backup and preempts.
 #     3. flotilla's own interface goes down: it removes the VIP (FAULT) and keepalived takes
 #        over when its adverts stop.
+#   Round E: IPv6 (VRRPv3 from link-local addresses, ff02::12), 0.1 s adverts, VIP fd00::100;
+#     flotilla (150) on d1, keepalived (100) on d2.
+#     1. flotilla holds the IPv6 VIP; keepalived stays backup.
+#     2. flotilla stops (SIGTERM): keepalived takes the VIP; flotilla returns and preempts.
 #
 # Usage (root): bash tests/lab/flotilla-keepalived-interop.sh   Env: LAB_TEST_PREFIX (default lab-t)
 set -uo pipefail
@@ -314,6 +318,41 @@ t0=$(lab_now_ms)
 if wait_no_addr d1 1000 >/dev/null; then pass "flotilla removed $VIP when its own interface went down"; else fail "flotilla kept $VIP with eth0 down"; fi
 check_within "keepalived takes over after d1's link went down" 1000 wait_addr_since "$t0" d2 3
 lab_kill d1 flotilla TERM || fail "flotilla did not exit on SIGTERM"
+lab_kill d2 keepalived TERM
+lab_down
+
+say "Round E: IPv6; flotilla 150 on d1, keepalived 100 on d2"
+VIP6=fd00::100
+has6() { local out; out=$(ip -n "$(lab_ns "$1")" -o -6 addr show dev eth0 2>/dev/null); [[ $out == *" inet6 $VIP6/"* ]]; }
+wait6() { local t0; t0=$(lab_now_ms); until has6 "$1"; do (($(lab_now_ms) - t0 > $2 * 1000)) && return 1; sleep 0.005; done; ms $(($(lab_now_ms) - t0)); }
+lab_up 2 || exit 1
+# The adverts leave from link-local addresses: wait for duplicate address detection.
+for n in d1 d2; do
+  for ((i = 0; i < 100; i++)); do
+    out=$(ip -n "$(lab_ns $n)" -6 -o addr show dev eth0 scope link 2>/dev/null)
+    [[ -n $out && $out != *tentative* ]] && break
+    sleep 0.05
+  done
+done
+for n in d1 d2; do
+  write_conf $n $([[ $n == d1 ]] && echo 150 || echo 100) 3 0.1
+  sed -i "s|    $VIP/24 dev eth0|    $VIP6/64 dev eth0|" "$(lab_state_dir)/$n.conf"
+done
+start_flotilla d1 && start_keepalived d2 || { fail "start"; exit 1; }
+if took=$(wait6 d1 5); then pass "flotilla holds $VIP6 (${took} s)"; else fail "flotilla never took $VIP6"; show_logs d1/flotilla d2/keepalived; fi
+sleep 0.5
+has6 d2 && fail "keepalived also holds $VIP6" || pass "keepalived stays backup (IPv6)"
+out=$(lab_exec d2 timeout 3 tcpdump -nn -l -i eth0 -c 1 'ip6 proto 112' 2>/dev/null)
+[[ $out == *"fe80::"*"> ff02::12: ip-proto-112"* || $out == *"fe80::"*"> ff02::12: VRRPv3"* ]] \
+  && pass "flotilla advertises from its link-local address to ff02::12" || fail "unexpected IPv6 adverts: $out"
+lab_kill d1 flotilla TERM || fail "flotilla did not exit on SIGTERM"
+has6 d1 && fail "flotilla kept $VIP6 after stop" || pass "flotilla removed $VIP6 on stop"
+if took=$(wait6 d2 3); then pass "keepalived took $VIP6 (${took} s after flotilla exited)"; else fail "keepalived did not take $VIP6"; fi
+start_flotilla d1 || fail "restart"
+if took=$(wait6 d1 5); then pass "flotilla preempts over IPv6 (${took} s)"; else fail "flotilla did not preempt over IPv6"; fi
+sleep 0.3
+has6 d2 && fail "keepalived kept $VIP6" || pass "keepalived released $VIP6"
+lab_kill d1 flotilla TERM
 lab_kill d2 keepalived TERM
 lab_down
 

@@ -8,12 +8,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use flotilla_net::NetError;
 use flotilla_net::garp::Announcer;
 use flotilla_net::vip::{Addresses, Removed};
-use flotilla_net::vrrp_socket::{Delivery, Received, VrrpSocketV4};
+use flotilla_net::vrrp_socket::{Delivery, VrrpSocketV4, VrrpSocketV6};
 use flotilla_vrrp::machine::{Action, Drop, OWNER_PRIORITY, Reason, Router, State};
 use flotilla_vrrp::sync::{GroupAction, SyncGroup};
-use flotilla_vrrp::wire::{Advert, ChecksumMode, MULTICAST_V4, TTL};
+use flotilla_vrrp::wire::{Advert, ChecksumMode, MULTICAST_V4, MULTICAST_V6, TTL};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::task::JoinHandle;
 
@@ -22,7 +23,7 @@ use crate::setup::{InstanceSetup, Notify, UnitSetup};
 
 pub enum InstanceMsg {
     /// A datagram from member `usize`'s raw socket.
-    Packet(usize, Received),
+    Packet(usize, Packet),
     /// A timer armed with this generation fired (older generations are stale).
     Timer(u64),
     /// Release (priority 0, VIPs removed) and report back.
@@ -33,6 +34,70 @@ pub enum InstanceMsg {
         name: String,
         up: bool,
     },
+}
+
+/// A received VRRP datagram with what its IP header said, either family.
+#[derive(Debug, Clone)]
+pub struct Packet {
+    src: IpAddr,
+    dst: IpAddr,
+    /// TTL (IPv4) or hop limit (IPv6).
+    ttl: u8,
+    payload: Vec<u8>,
+}
+
+/// The raw VRRP socket of one instance.
+enum Sock {
+    V4(VrrpSocketV4),
+    V6(VrrpSocketV6),
+}
+
+impl Sock {
+    async fn send(&self, payload: &[u8], dst: IpAddr) -> Result<(), NetError> {
+        match (self, dst) {
+            (Sock::V4(s), IpAddr::V4(d)) => s.send(payload, d).await,
+            (Sock::V6(s), IpAddr::V6(d)) => s.send(payload, d).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// The next datagram; `Ok(None)` for one whose IP header was unusable.
+    async fn recv(&self) -> Result<Option<Packet>, NetError> {
+        Ok(match self {
+            Sock::V4(s) => match s.recv().await? {
+                Ok(r) => Some(Packet {
+                    src: IpAddr::V4(r.src),
+                    dst: IpAddr::V4(r.dst),
+                    ttl: r.ttl,
+                    payload: r.payload,
+                }),
+                Err(e) => {
+                    tracing::debug!(error = %e, "unusable datagram");
+                    None
+                }
+            },
+            Sock::V6(s) => match s.recv().await? {
+                Ok(r) => Some(Packet {
+                    src: IpAddr::V6(r.src),
+                    dst: IpAddr::V6(r.dst),
+                    ttl: r.hop_limit,
+                    payload: r.payload,
+                }),
+                Err(e) => {
+                    tracing::debug!(error = %e, "unusable datagram");
+                    None
+                }
+            },
+        })
+    }
+}
+
+fn multicast_group(ipv6: bool) -> IpAddr {
+    if ipv6 {
+        IpAddr::V6(MULTICAST_V6)
+    } else {
+        IpAddr::V4(MULTICAST_V4)
+    }
 }
 
 /// What `flotilla status` shows of an instance.
@@ -66,8 +131,8 @@ pub struct InstanceArgs {
 /// One instance's sockets and bookkeeping.
 struct Member {
     setup: InstanceSetup,
-    socket: Arc<VrrpSocketV4>,
-    source: Ipv4Addr,
+    socket: Arc<Sock>,
+    source: IpAddr,
     announcer: Option<Announcer>,
     ifindexes: HashMap<String, u32>,
     rx: JoinHandle<()>,
@@ -307,24 +372,35 @@ async fn open_member(
             ifindexes.insert(dev.clone(), flotilla_net::ifindex(dev)?);
         }
     }
-    let source = match setup.source {
-        Some(s) => s,
-        None => {
-            let idx = ifindexes.get(&setup.interface).copied().unwrap_or(0);
-            primary_v4(addrs, idx, &setup).await?
-        }
-    };
-    setup.params.source = IpAddr::V4(source);
     let delivery = if setup.peers.is_empty() {
         Delivery::Multicast
     } else {
         Delivery::Unicast
     };
-    let socket = Arc::new(VrrpSocketV4::open_from(
-        &setup.interface,
-        delivery,
-        setup.source,
-    )?);
+    let (socket, source) = if setup.ipv6 {
+        // RFC 5798 §5.1.2.1: IPv6 adverts leave from the link-local address.
+        let s = match setup.source {
+            Some(IpAddr::V6(src)) => VrrpSocketV6::open_from(&setup.interface, delivery, src)?,
+            _ => VrrpSocketV6::open(&setup.interface, delivery)?,
+        };
+        let src = IpAddr::V6(s.source());
+        (Sock::V6(s), src)
+    } else {
+        let src = match setup.source {
+            Some(IpAddr::V4(s)) => s,
+            _ => {
+                let idx = ifindexes.get(&setup.interface).copied().unwrap_or(0);
+                primary_v4(addrs, idx, &setup).await?
+            }
+        };
+        let bind = setup.source.map(|_| src);
+        (
+            Sock::V4(VrrpSocketV4::open_from(&setup.interface, delivery, bind)?),
+            IpAddr::V4(src),
+        )
+    };
+    setup.params.source = source;
+    let socket = Arc::new(socket);
     let announcer = match Announcer::open(&setup.interface) {
         Ok(a) => Some(a),
         Err(e) => {
@@ -338,12 +414,12 @@ async fn open_member(
         tokio::spawn(async move {
             loop {
                 match socket.recv().await {
-                    Ok(Ok(r)) => {
-                        if me.cast(InstanceMsg::Packet(index, r)).is_err() {
+                    Ok(Some(p)) => {
+                        if me.cast(InstanceMsg::Packet(index, p)).is_err() {
                             return;
                         }
                     }
-                    Ok(Err(e)) => tracing::debug!(error = %e, "unusable datagram"),
+                    Ok(None) => {}
                     Err(e) => {
                         tracing::error!(error = %e, "VRRP socket failed");
                         return;
@@ -426,7 +502,7 @@ impl InstanceState {
 
     /// RFC 5798 §7.1 checks that need the IP header, then the wire checks, then the state
     /// machine's own (version, interval, authentication).
-    fn receive(&mut self, i: usize, r: Received) {
+    fn receive(&mut self, i: usize, r: Packet) {
         let Some(m) = self.members.get_mut(i) else {
             return;
         };
@@ -436,7 +512,7 @@ impl InstanceState {
         let drop = |m: &mut Member, why: &'static str| {
             *m.status.dropped.entry(why).or_insert(0) += 1;
         };
-        let multicast = r.dst == MULTICAST_V4;
+        let multicast = r.dst == multicast_group(m.setup.ipv6);
         if multicast != m.setup.peers.is_empty() {
             // keepalived.md §3.7: a multicast advert on a unicast instance (or the reverse).
             return drop(m, "delivery_mismatch");
@@ -444,12 +520,7 @@ impl InstanceState {
         if multicast && r.ttl != TTL {
             return drop(m, "ttl");
         }
-        let advert = match Advert::parse(
-            &r.payload,
-            IpAddr::V4(r.src),
-            IpAddr::V4(r.dst),
-            ChecksumMode::PseudoHeader,
-        ) {
+        let advert = match Advert::parse(&r.payload, r.src, r.dst, ChecksumMode::PseudoHeader) {
             Ok(a) => a,
             Err(e) => {
                 tracing::debug!(instance = %m.setup.name, from = %r.src, error = %e, "bad advert");
@@ -462,7 +533,7 @@ impl InstanceState {
         m.status.adverts_received += 1;
         if let Err(why) = self
             .machine
-            .handle_advert(Instant::now(), i, IpAddr::V4(r.src), &advert)
+            .handle_advert(Instant::now(), i, r.src, &advert)
         {
             tracing::debug!(instance = %m.setup.name, from = %r.src, %why, "advert dropped");
             drop(
@@ -558,17 +629,13 @@ impl InstanceState {
 }
 
 async fn send_advert(m: &mut Member, a: &Advert) {
-    let dsts: Vec<Ipv4Addr> = if m.setup.peers.is_empty() {
-        vec![MULTICAST_V4]
+    let dsts: Vec<IpAddr> = if m.setup.peers.is_empty() {
+        vec![multicast_group(m.setup.ipv6)]
     } else {
         m.setup.peers.clone()
     };
     for dst in dsts {
-        let bytes = a.emit(
-            IpAddr::V4(m.source),
-            IpAddr::V4(dst),
-            ChecksumMode::PseudoHeader,
-        );
+        let bytes = a.emit(m.source, dst, ChecksumMode::PseudoHeader);
         match m.socket.send(&bytes, dst).await {
             Ok(()) => m.status.adverts_sent += 1,
             Err(e) => tracing::warn!(instance = %m.setup.name, %dst, error = %e, "advert not sent"),

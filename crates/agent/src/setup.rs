@@ -16,10 +16,13 @@ pub struct InstanceSetup {
     pub name: String,
     pub interface: String,
     pub params: Params,
-    /// `unicast_src_ip` / `mcast_src_ip`; `None`: the interface's primary address.
-    pub source: Option<Ipv4Addr>,
-    /// Unicast peers; empty means multicast to 224.0.0.18.
-    pub peers: Vec<Ipv4Addr>,
+    /// `unicast_src_ip` / `mcast_src_ip`; `None`: the interface's primary IPv4 address, or
+    /// its link-local IPv6 address (RFC 5798 §5.1.2.1).
+    pub source: Option<IpAddr>,
+    /// Unicast peers; empty means multicast (224.0.0.18 or ff02::12).
+    pub peers: Vec<IpAddr>,
+    /// The family of the advertised addresses, and so of the adverts.
+    pub ipv6: bool,
     /// Addresses to hold as master, each with its interface: the advertised VIPs, then
     /// `virtual_ipaddress_excluded`.
     pub vips: Vec<(String, Vip)>,
@@ -48,8 +51,8 @@ pub enum SetupError {
         "the configuration has a cluster block: fleet mode is not implemented yet; remove the block to run standalone"
     )]
     ClusterMode,
-    #[error("vrrp_instance {0}: IPv6 instances are not run by the agent yet")]
-    Ipv6(String),
+    #[error("vrrp_instance {0}: {1} is of the other address family than the instance")]
+    Family(String, IpAddr),
     #[error(
         "vrrp_instance {0}: AH authentication is not supported (non-standard; use PASS or none)"
     )]
@@ -142,9 +145,16 @@ fn instance(i: &VrrpInstance) -> Result<InstanceSetup, SetupError> {
         .interface
         .clone()
         .ok_or_else(|| SetupError::NoInterface(name.clone()))?;
-    let v4 = |ip: IpAddr| match ip {
-        IpAddr::V4(a) => Ok(a),
-        IpAddr::V6(_) => Err(SetupError::Ipv6(name.clone())),
+    let ipv6 = i
+        .virtual_addresses
+        .first()
+        .is_some_and(|a| a.address.is_ipv6());
+    let same_family = |ip: IpAddr| {
+        if ip.is_ipv6() == ipv6 {
+            Ok(ip)
+        } else {
+            Err(SetupError::Family(name.clone(), ip))
+        }
     };
     let auth = match &i.authentication {
         None => Auth::None,
@@ -161,8 +171,8 @@ fn instance(i: &VrrpInstance) -> Result<InstanceSetup, SetupError> {
     let mut vips = Vec::new();
     for (advertised, list) in [(true, &i.virtual_addresses), (false, &i.excluded_addresses)] {
         for a in list {
-            v4(a.address)?;
             if advertised {
+                same_family(a.address)?;
                 addresses.push(a.address);
             }
             let dev = a.dev.clone().unwrap_or_else(|| interface.clone());
@@ -183,13 +193,13 @@ fn instance(i: &VrrpInstance) -> Result<InstanceSetup, SetupError> {
         }
     }
     let source = match i.unicast_src_ip.or(i.mcast_src_ip) {
-        Some(ip) => Some(v4(ip)?),
+        Some(ip) => Some(same_family(ip)?),
         None => None,
     };
     let peers = i
         .unicast_peers
         .iter()
-        .map(|p| v4(p.address))
+        .map(|p| same_family(p.address))
         .collect::<Result<Vec<_>, _>>()?;
     let version = match i.version {
         VrrpVersion::V2 => Version::V2,
@@ -205,8 +215,8 @@ fn instance(i: &VrrpInstance) -> Result<InstanceSetup, SetupError> {
         version,
         i.priority,
         interval_cs,
-        // Replaced by the interface's primary address when no source is configured.
-        IpAddr::V4(source.unwrap_or(Ipv4Addr::UNSPECIFIED)),
+        // Replaced by the interface's own address when no source is configured.
+        source.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
     );
     params.preempt = i.preempt;
     params.preempt_delay = us(i.preempt_delay);
@@ -243,6 +253,7 @@ fn instance(i: &VrrpInstance) -> Result<InstanceSetup, SetupError> {
         params,
         source,
         peers,
+        ipv6,
         vips,
         notify: Notify {
             master: i.notify.master.clone(),
@@ -311,8 +322,9 @@ mod tests {
             vec![IpAddr::from([10, 0, 0, 100])],
             "only advertised VIPs"
         );
-        assert_eq!(s.source, Some(Ipv4Addr::new(10, 0, 0, 1)));
-        assert_eq!(s.peers, vec![Ipv4Addr::new(10, 0, 0, 2)]);
+        assert_eq!(s.source, Some(IpAddr::from([10, 0, 0, 1])));
+        assert_eq!(s.peers, vec![IpAddr::from([10, 0, 0, 2])]);
+        assert!(!s.ipv6);
         assert_eq!(s.vips.len(), 2);
         assert_eq!(s.vips[0].0, "eth0");
         assert_eq!(s.vips[0].1.label.as_deref(), Some("eth0:vip"));
@@ -398,7 +410,9 @@ mod tests {
             assert_eq!(setups(&text), Err(want));
         }
         let v6 = "vrrp_instance V6 {\n interface eth0\n virtual_router_id 1\n virtual_ipaddress {\n fd00::1/64\n }\n}\n";
-        assert_eq!(setups(v6), Err(SetupError::Ipv6("V6".into())));
+        let s = setups(v6).unwrap();
+        assert!(s[0].ipv6);
+        assert_eq!(s[0].params.version, Version::V3, "IPv6 is always VRRPv3");
         let cluster =
             format!("{PAIR}cluster {{\n name x\n director a {{ address 10.0.0.1 }}\n}}\n");
         let l = load_str(Path::new("t.conf"), &cluster, &LoadOptions::default());
