@@ -41,6 +41,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
 fn table(s: &DirectorStatus) -> String {
     let header = [
         "INSTANCE",
+        "GROUP",
         "IFACE",
         "VRID",
         "STATE",

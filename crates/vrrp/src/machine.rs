@@ -323,10 +323,12 @@ impl Router {
                 self.send_advert(now, 0);
                 self.actions.push_back(Action::RemoveAddresses);
                 self.clear_timers();
+                self.master = None;
                 self.transition(State::Fault, reason);
             }
             (true, State::Backup) => {
                 self.clear_timers();
+                self.master = None;
                 self.transition(State::Fault, reason);
             }
             (false, State::Fault) => {
