@@ -104,10 +104,7 @@ pub enum ApiError {
 }
 
 /// Listens on `path` (replacing a stale socket) and answers until the task is aborted.
-pub fn serve(
-    path: &Path,
-    instances: Vec<ActorRef<InstanceMsg>>,
-) -> Result<JoinHandle<()>, ApiError> {
+pub fn serve(path: &Path, instances: crate::director::Running) -> Result<JoinHandle<()>, ApiError> {
     let err = |source| ApiError::Socket {
         path: path.to_path_buf(),
         source,
@@ -126,8 +123,8 @@ pub fn serve(
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    let instances = instances.clone();
-                    tokio::spawn(async move { answer(stream, &instances).await });
+                    let snapshot = instances.lock().map(|i| i.clone()).unwrap_or_default();
+                    tokio::spawn(async move { answer(stream, &snapshot).await });
                 }
                 Err(e) => tracing::warn!(error = %e, "control socket accept failed"),
             }

@@ -10,16 +10,14 @@ use crate::AgentArgs;
 
 pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
     init_logging(args.log_json);
-    let loaded = load_file(
-        &args.config,
-        &LoadOptions {
-            config_id: args
-                .config_id
-                .clone()
-                .or_else(crate::config_cmd::host_label),
-            strict: false,
-        },
-    );
+    let options = LoadOptions {
+        config_id: args
+            .config_id
+            .clone()
+            .or_else(crate::config_cmd::host_label),
+        strict: false,
+    };
+    let loaded = load_file(&args.config, &options);
     eprint!("{}", loaded.report());
     if !loaded.is_ok() {
         eprintln!("{}: invalid, not starting", args.config.display());
@@ -29,8 +27,21 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
+    // SIGHUP: the same file, read again and validated before anything changes.
+    let reload = || {
+        let again = load_file(&args.config, &options);
+        if again.is_ok() {
+            if !again.diagnostics.is_empty() {
+                tracing::warn!("{}", again.report().trim_end());
+            }
+            Ok(again.config)
+        } else {
+            Err(again.report())
+        }
+    };
     match runtime.block_on(flotilla_agent::director::run_standalone(
         &loaded.config,
+        reload,
         &args.api_socket,
     )) {
         Ok(()) => Ok(ExitCode::SUCCESS),
@@ -46,7 +57,9 @@ fn init_logging(json: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal; log files and journald get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if json {
         builder.json().init();
     } else {
