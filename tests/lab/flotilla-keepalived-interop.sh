@@ -29,6 +29,10 @@
 #     2. trk0 comes back: flotilla returns to backup and preempts.
 #     3. flotilla's own interface goes down: it removes the VIP (FAULT) and keepalived takes
 #        over when its adverts stop.
+#   Round F: VRRPv3 unicast, equal priorities (100 and 100). Started partitioned, both become
+#     master; when the partition heals, the two masters hear each other and the higher address
+#     (d2, keepalived) must win (RFC 5798 §6.4.3): flotilla (d1) yields. Then keepalived
+#     crashes: flotilla takes over.
 #   Round E: IPv6 (VRRPv3 from link-local addresses, ff02::12), 0.1 s adverts, VIP fd00::100;
 #     flotilla (150) on d1, keepalived (100) on d2.
 #     1. flotilla holds the IPv6 VIP; keepalived stays backup.
@@ -319,6 +323,27 @@ if wait_no_addr d1 1000 >/dev/null; then pass "flotilla removed $VIP when its ow
 check_within "keepalived takes over after d1's link went down" 1000 wait_addr_since "$t0" d2 3
 lab_kill d1 flotilla TERM || fail "flotilla did not exit on SIGTERM"
 lab_kill d2 keepalived TERM
+lab_down
+
+say "Round F: VRRPv3 unicast, equal priorities; flotilla 100 on d1 (10.99.0.1), keepalived 100 on d2 (10.99.0.2)"
+lab_up 2 || exit 1
+write_conf d1 100 3 0.1 unicast; write_conf d2 100 3 0.1 unicast
+for n in d1 d2; do sed -i '/authentication {/,/^  }$/d' "$(lab_state_dir)/$n.conf"; done
+lab_partition d1 d2
+start_flotilla d1 && start_keepalived d2 || { fail "start"; exit 1; }
+lab_wait_addr d1 "$VIP" 5 >/dev/null && lab_wait_addr d2 "$VIP" 5 >/dev/null \
+  && pass "partitioned, both are master" || fail "partitioned, not both master"
+lab_heal
+t0=$(lab_now_ms)
+if wait_no_addr d1 2000 >/dev/null; then pass "healed: flotilla (lower address, equal priority) yielded after $(ms $(($(lab_now_ms) - t0))) s"
+else fail "healed: flotilla (lower address) still holds $VIP"; fi
+sleep 0.5
+lab_has_addr d2 "$VIP" && pass "keepalived (higher address) holds $VIP" || fail "keepalived (higher address) does not hold $VIP"
+lab_has_addr d1 "$VIP" && fail "flotilla took $VIP back" || pass "flotilla stays backup"
+t0=$(lab_now_ms)
+crash_keepalived d2
+check_within "flotilla takes over (v3 unicast) after keepalived's crash" 1000 wait_addr_since "$t0" d1 3
+lab_kill d1 flotilla TERM || fail "flotilla did not exit on SIGTERM"
 lab_down
 
 say "Round E: IPv6; flotilla 150 on d1, keepalived 100 on d2"
