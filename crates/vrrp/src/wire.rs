@@ -347,41 +347,40 @@ impl Advert {
 
 /// One's-complement sum of the pseudo-header (RFC 5798 §5.2.8 → RFC 768 / RFC 8200 §8.1).
 fn pseudo_header_sum(src: IpAddr, dst: IpAddr, len: usize) -> u32 {
-    let mut sum = 0u32;
-    let mut add = |bytes: &[u8]| {
-        for pair in bytes.chunks(2) {
-            let hi = u32::from(pair[0]) << 8;
-            let lo = pair.get(1).copied().map(u32::from).unwrap_or(0);
-            sum += hi | lo;
-        }
-    };
     match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            add(&s.octets());
-            add(&d.octets());
-            add(&[0, IP_PROTOCOL]);
-            add(&(len as u16).to_be_bytes());
-        }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            add(&s.octets());
-            add(&d.octets());
-            add(&(len as u32).to_be_bytes());
-            add(&[0, 0, 0, IP_PROTOCOL]);
-        }
-        _ => {}
+        (IpAddr::V4(s), IpAddr::V4(d)) => [
+            &s.octets()[..],
+            &d.octets(),
+            &[0, IP_PROTOCOL],
+            &(len as u16).to_be_bytes(),
+        ]
+        .iter()
+        .fold(0, |acc, part| add_words(acc, part)),
+        (IpAddr::V6(s), IpAddr::V6(d)) => [
+            &s.octets()[..],
+            &d.octets(),
+            &(len as u32).to_be_bytes(),
+            &[0, 0, 0, IP_PROTOCOL],
+        ]
+        .iter()
+        .fold(0, |acc, part| add_words(acc, part)),
+        _ => 0,
     }
-    sum
+}
+
+/// Adds `bytes` as big-endian 16-bit words (an odd last byte padded with zero) to `sum`.
+fn add_words(sum: u32, bytes: &[u8]) -> u32 {
+    bytes.chunks(2).fold(sum, |acc, pair| {
+        let hi = u32::from(pair[0]) << 8;
+        let lo = pair.get(1).copied().map(u32::from).unwrap_or(0);
+        acc + (hi | lo)
+    })
 }
 
 /// Internet checksum over `bytes` starting from `initial`; 0 when a received message with its
 /// checksum field verifies.
 fn checksum(initial: u32, bytes: &[u8]) -> u16 {
-    let mut sum = initial;
-    for pair in bytes.chunks(2) {
-        let hi = u32::from(pair[0]) << 8;
-        let lo = pair.get(1).copied().map(u32::from).unwrap_or(0);
-        sum += hi | lo;
-    }
+    let mut sum = add_words(initial, bytes);
     while sum >> 16 != 0 {
         sum = (sum & 0xffff) + (sum >> 16);
     }

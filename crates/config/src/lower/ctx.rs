@@ -106,29 +106,20 @@ impl<'a> Ctx<'a> {
 
     /// An integer in `lo..=hi`.
     pub fn int_in(&mut self, tok: &Token, lo: i64, hi: i64, what: &str) -> Option<i64> {
-        match tok.text.parse::<i64>() {
-            Ok(v) if (lo..=hi).contains(&v) => Some(v),
-            Ok(v) => {
-                self.error(
-                    tok.span,
-                    format!("{what} {v} is out of range: it must be between {lo} and {hi}"),
-                );
-                None
-            }
-            Err(_) => {
-                self.error(
-                    tok.span,
-                    format!("{what} '{}' is not a whole number", tok.text),
-                );
-                None
-            }
-        }
+        self.number_in(tok, lo, hi, what, "a whole number")
     }
 
     /// An unsigned integer in `lo..=hi`.
     pub fn uint_in(&mut self, tok: &Token, lo: u64, hi: u64, what: &str) -> Option<u64> {
-        match tok.text.parse::<u64>() {
-            Ok(v) if (lo..=hi).contains(&v) => Some(v),
+        self.number_in(tok, lo, hi, what, "a whole non-negative number")
+    }
+
+    fn number_in<T>(&mut self, tok: &Token, lo: T, hi: T, what: &str, kind: &str) -> Option<T>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
+        match tok.text.parse::<T>() {
+            Ok(v) if lo <= v && v <= hi => Some(v),
             Ok(v) => {
                 self.error(
                     tok.span,
@@ -137,10 +128,7 @@ impl<'a> Ctx<'a> {
                 None
             }
             Err(_) => {
-                self.error(
-                    tok.span,
-                    format!("{what} '{}' is not a whole non-negative number", tok.text),
-                );
+                self.error(tok.span, format!("{what} '{}' is not {kind}", tok.text));
                 None
             }
         }
