@@ -10,7 +10,7 @@
 #      process from /proc), with the other implementation as a silent backup; and the same
 #      director as backup while the peer is master (receiving 200 adverts/s).
 #
-# Usage (root): bash benches/lab/vrrp-failover.sh [ROUNDS]
+# Usage (root): bash benches/lab/vrrp-failover.sh [ROUNDS]     Env: PARTS="takeover cpu" (default both)
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 source ops/lab/lab.sh
@@ -51,6 +51,8 @@ kill_agent() { # NODE IMPL crash|stop
 revive() { lab_exec "$1" ip addr del "$VIP/16" dev eth0 2>/dev/null; lab_exec "$1" ip link set eth0 up; lab_kill "$1" agent TERM 2>/dev/null; start "$1" "$2"; }
 stats() { sort -n | awk '{a[NR]=$1} END {printf "%.3f / %.3f / %.3f", a[1], (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2), a[NR]}'; }
 
+PARTS=${PARTS:-takeover cpu}
+if [[ " $PARTS " == *" takeover "* ]]; then
 echo "== takeover: time from kill to VIP on the backup, $ROUNDS rounds, min / median / max (s)"
 printf '%-11s %-14s %-7s %s\n' impl vrrp kill "min / median / max"
 for impl in keepalived flotilla; do
@@ -78,7 +80,10 @@ for impl in keepalived flotilla; do
   done
 done
 
+fi
+
 cpu_of() { local pid=$1 a b; a=$(awk '{print $14+$15}' /proc/$pid/stat); sleep 60; b=$(awk '{print $14+$15}' /proc/$pid/stat); echo "scale=2; ($b - $a) / $(getconf CLK_TCK)" | bc; }
+[[ " $PARTS " == *" cpu "* ]] || exit 0
 echo
 echo "== CPU seconds used in 60 s by one agent with 200 instances at 1 s adverts"
 printf '%-11s %-8s %s\n' impl role "CPU s / 60 s"

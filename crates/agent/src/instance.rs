@@ -383,6 +383,7 @@ async fn open_member(
             Some(IpAddr::V6(src)) => VrrpSocketV6::open_from(&setup.interface, delivery, src)?,
             _ => VrrpSocketV6::open(&setup.interface, delivery)?,
         };
+        s.only_vrid(setup.params.vrid)?;
         let src = IpAddr::V6(s.source());
         (Sock::V6(s), src)
     } else {
@@ -394,10 +395,9 @@ async fn open_member(
             }
         };
         let bind = setup.source.map(|_| src);
-        (
-            Sock::V4(VrrpSocketV4::open_from(&setup.interface, delivery, bind)?),
-            IpAddr::V4(src),
-        )
+        let s = VrrpSocketV4::open_from(&setup.interface, delivery, bind)?;
+        s.only_vrid(setup.params.vrid)?;
+        (Sock::V4(s), IpAddr::V4(src))
     };
     setup.params.source = source;
     let socket = Arc::new(socket);

@@ -12,7 +12,7 @@ use nix::sys::socket::{
     ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn6, recvmsg, sendmsg, setsockopt,
     sockopt,
 };
-use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
+use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, SockFilter, Socket, Type};
 use tokio::io::unix::AsyncFd;
 
 use crate::NetError;
@@ -101,6 +101,16 @@ impl VrrpSocketV4 {
         Ok(VrrpSocketV4 { fd: register(s)? })
     }
 
+    /// Lets the kernel hand this socket only adverts for `vrid`: a raw socket otherwise
+    /// receives every VRRP datagram on its interface, and with many instances each would wake
+    /// for all of them (keepalived dispatches by VRID for the same reason).
+    pub fn only_vrid(&self, vrid: u8) -> Result<(), NetError> {
+        self.fd
+            .get_ref()
+            .attach_filter(&vrid_filter(vrid, true))
+            .map_err(NetError::io("attaching the VRID filter"))
+    }
+
     /// Sends one VRRP message to `dst` (224.0.0.18 or a unicast peer).
     pub async fn send(&self, payload: &[u8], dst: Ipv4Addr) -> Result<(), NetError> {
         let to = SockAddr::from(SocketAddrV4::new(dst, 0));
@@ -186,6 +196,14 @@ pub struct VrrpSocketV6 {
 }
 
 impl VrrpSocketV6 {
+    /// See [`VrrpSocketV4::only_vrid`].
+    pub fn only_vrid(&self, vrid: u8) -> Result<(), NetError> {
+        self.fd
+            .get_ref()
+            .attach_filter(&vrid_filter(vrid, false))
+            .map_err(NetError::io("attaching the VRID filter"))
+    }
+
     /// Opens the socket bound to interface `ifname`, sending from the interface's link-local
     /// address (must run inside a tokio runtime). Fails with [`NetError::NoLinkLocal`] if the
     /// interface has none yet (link down, or IPv6 disabled on it).
@@ -353,6 +371,31 @@ fn recv_v6(s: &Socket, buf: &mut [u8]) -> std::io::Result<Result<ReceivedV6, Anc
         ifindex: info.ipi6_ifindex,
         payload,
     }))
+}
+
+/// A classic BPF program accepting only VRRP datagrams whose VRID (byte 1 of the VRRP header)
+/// is `vrid`. An IPv4 raw socket sees the IP header first (its length from the IHL nibble); an
+/// IPv6 one sees the VRRP header at offset 0.
+fn vrid_filter(vrid: u8, ipv4: bool) -> Vec<SockFilter> {
+    const LDX_B_MSH: u16 = 0xb1; // X = 4 * (P[k] & 0xf)
+    const LD_B_IND: u16 = 0x50; // A = P[X + k]
+    const LD_B_ABS: u16 = 0x30; // A = P[k]
+    const JEQ_K: u16 = 0x15; // if A == k goto +jt else +jf
+    const RET_K: u16 = 0x06; // return k bytes (0 = drop)
+    let mut prog = if ipv4 {
+        vec![
+            SockFilter::new(LDX_B_MSH, 0, 0, 0),
+            SockFilter::new(LD_B_IND, 0, 0, 1),
+        ]
+    } else {
+        vec![SockFilter::new(LD_B_ABS, 0, 0, 1)]
+    };
+    prog.extend([
+        SockFilter::new(JEQ_K, 0, 1, u32::from(vrid)),
+        SockFilter::new(RET_K, 0, 0, u32::MAX),
+        SockFilter::new(RET_K, 0, 0, 0),
+    ]);
+    prog
 }
 
 /// Registers an owned socket with tokio's reactor.

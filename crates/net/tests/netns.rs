@@ -804,3 +804,79 @@ fn ipv6_adverts_interoperate_with_keepalived() {
     let log = keepalived.log();
     assert!(log.contains("Entering BACKUP STATE"), "{log}");
 }
+
+/// With `only_vrid`, the kernel hands a socket only its own virtual router's adverts: with
+/// many instances on one interface, none wakes for the others' (IPv4 and IPv6).
+#[test]
+fn a_vrid_filter_lets_only_that_virtual_router_through() {
+    let pair = Pair::new("f");
+    let (_, _, _) = pair.with_ipv6();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done_rx = done.clone();
+    let receiver = Pair::run(&pair.b, move || {
+        Box::pin(async move {
+            let v4 = VrrpSocketV4::open("eth0", Delivery::Multicast).expect("socket");
+            v4.only_vrid(52).expect("filter");
+            let v6 = VrrpSocketV6::open("eth0", Delivery::Multicast).expect("socket");
+            v6.only_vrid(52).expect("filter");
+            ready_tx.send(()).expect("signal");
+            let mut vrids = Vec::new();
+            for _ in 0..3 {
+                let r = tokio::time::timeout(Duration::from_secs(5), v4.recv())
+                    .await
+                    .expect("an IPv4 advert within 5 s")
+                    .expect("recv")
+                    .expect("datagram");
+                vrids.push((4, r.payload.get(1).copied()));
+                let r = tokio::time::timeout(Duration::from_secs(5), v6.recv())
+                    .await
+                    .expect("an IPv6 advert within 5 s")
+                    .expect("recv")
+                    .expect("datagram");
+                vrids.push((6, r.payload.get(1).copied()));
+            }
+            done_rx.store(true, std::sync::atomic::Ordering::SeqCst);
+            vrids
+        })
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("receiver ready");
+    let sender = Pair::run(&pair.a, move || {
+        Box::pin(async move {
+            let s4 = VrrpSocketV4::open("eth0", Delivery::Multicast).expect("socket");
+            let s6 = VrrpSocketV6::open("eth0", Delivery::Multicast).expect("socket");
+            for _ in 0..50 {
+                if done.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                for vrid in [51, 52] {
+                    let mut a = advert(Version::V3, Auth::None);
+                    a.vrid = vrid;
+                    let b = a.emit(
+                        v4("10.250.0.1"),
+                        IpAddr::V4(MULTICAST_V4),
+                        ChecksumMode::default(),
+                    );
+                    s4.send(&b, MULTICAST_V4).await.expect("send v4");
+                    let mut a6 = advert6();
+                    a6.vrid = vrid;
+                    let b6 = a6.emit(
+                        IpAddr::V6(s6.source()),
+                        IpAddr::V6(MULTICAST_V6),
+                        ChecksumMode::default(),
+                    );
+                    s6.send(&b6, MULTICAST_V6).await.expect("send v6");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    });
+    sender.join().expect("sender");
+    let vrids = receiver.join().expect("receiver");
+    assert!(
+        vrids.iter().all(|(_, v)| *v == Some(52)),
+        "only VRID 52 may arrive: {vrids:?}"
+    );
+}
