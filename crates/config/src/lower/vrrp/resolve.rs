@@ -10,7 +10,8 @@ use crate::model::Config;
 use crate::model::common::Micros;
 use crate::model::global::GlobalDefs;
 use crate::model::vrrp::{
-    AuthType, Family, InitialState, TrackRef, VrrpInstance, VrrpSection, VrrpVersion,
+    AuthType, Family, InitialState, TrackRef, TrackedInterface, VrrpInstance, VrrpSection,
+    VrrpVersion,
 };
 use crate::source::Span;
 
@@ -444,6 +445,36 @@ fn debounce(vrrp: &VrrpSection, ctx: &mut Ctx<'_>) {
 /// keepalived ignores tracker weights on sync-group members (`sync_group_tracking_weight`
 /// is not supported) and on the address owner, whose priority never changes (`vrrp.c`,
 /// "ignoring tracked script … with weights"). Reported so the file says what happens.
+/// Every tracker entry of an instance or a sync group with its effective weight: where it is
+/// written, what it tracks, the weight.
+fn tracker_weights(
+    vrrp: &VrrpSection,
+    interfaces: &[TrackedInterface],
+    scripts: &[TrackRef],
+    files: &[TrackRef],
+    processes: &[TrackRef],
+) -> Vec<(Option<Span>, String, i32)> {
+    let mut weighted: Vec<(Option<Span>, String, i32)> = interfaces
+        .iter()
+        .map(|t| (t.origin.0, format!("interface {}", t.name), t.weight))
+        .collect();
+    let refs = [
+        (
+            "script",
+            scripts,
+            VrrpSection::script_weight as fn(&VrrpSection, &TrackRef) -> (i32, bool),
+        ),
+        ("file", files, VrrpSection::file_weight),
+        ("process", processes, VrrpSection::process_weight),
+    ];
+    for (kind, list, weight) in refs {
+        for r in list {
+            weighted.push((r.origin.0, format!("{kind} {}", r.name), weight(vrrp, r).0));
+        }
+    }
+    weighted
+}
+
 fn unweighted_tracking(vrrp: &VrrpSection, ctx: &mut Ctx<'_>) {
     for v in &vrrp.instances {
         let why = if v.priority == 255 {
@@ -453,31 +484,13 @@ fn unweighted_tracking(vrrp: &VrrpSection, ctx: &mut Ctx<'_>) {
         } else {
             continue;
         };
-        let mut weighted: Vec<(Option<Span>, String, i32)> = Vec::new();
-        for t in &v.track_interfaces {
-            weighted.push((t.origin.0, format!("interface {}", t.name), t.weight));
-        }
-        for r in &v.track_scripts {
-            weighted.push((
-                r.origin.0,
-                format!("script {}", r.name),
-                vrrp.script_weight(r).0,
-            ));
-        }
-        for r in &v.track_files {
-            weighted.push((
-                r.origin.0,
-                format!("file {}", r.name),
-                vrrp.file_weight(r).0,
-            ));
-        }
-        for r in &v.track_processes {
-            weighted.push((
-                r.origin.0,
-                format!("process {}", r.name),
-                vrrp.process_weight(r).0,
-            ));
-        }
+        let weighted = tracker_weights(
+            vrrp,
+            &v.track_interfaces,
+            &v.track_scripts,
+            &v.track_files,
+            &v.track_processes,
+        );
         for (span, what, w) in weighted {
             if let (Some(span), true) = (span, w != 0) {
                 ctx.error(
@@ -498,31 +511,13 @@ fn unweighted_tracking(vrrp: &VrrpSection, ctx: &mut Ctx<'_>) {
         {
             continue;
         }
-        let mut weighted: Vec<(Option<Span>, String, i32)> = Vec::new();
-        for t in &g.track_interfaces {
-            weighted.push((t.origin.0, format!("interface {}", t.name), t.weight));
-        }
-        for r in &g.track_scripts {
-            weighted.push((
-                r.origin.0,
-                format!("script {}", r.name),
-                vrrp.script_weight(r).0,
-            ));
-        }
-        for r in &g.track_files {
-            weighted.push((
-                r.origin.0,
-                format!("file {}", r.name),
-                vrrp.file_weight(r).0,
-            ));
-        }
-        for r in &g.track_processes {
-            weighted.push((
-                r.origin.0,
-                format!("process {}", r.name),
-                vrrp.process_weight(r).0,
-            ));
-        }
+        let weighted = tracker_weights(
+            vrrp,
+            &g.track_interfaces,
+            &g.track_scripts,
+            &g.track_files,
+            &g.track_processes,
+        );
         for (span, what, w) in weighted {
             if let (Some(span), true) = (span, w != 0) {
                 ctx.error(
