@@ -442,9 +442,6 @@ fn debounce(vrrp: &VrrpSection, ctx: &mut Ctx<'_>) {
     }
 }
 
-/// keepalived ignores tracker weights on sync-group members (`sync_group_tracking_weight`
-/// is not supported) and on the address owner, whose priority never changes (`vrrp.c`,
-/// "ignoring tracked script … with weights"). Reported so the file says what happens.
 /// Every tracker entry of an instance or a sync group with its effective weight: where it is
 /// written, what it tracks, the weight.
 fn tracker_weights(
@@ -475,6 +472,9 @@ fn tracker_weights(
     weighted
 }
 
+/// keepalived ignores tracker weights on sync-group members (`sync_group_tracking_weight`
+/// is not supported) and on the address owner, whose priority never changes (`vrrp.c`,
+/// "ignoring tracked script … with weights"). Reported so the file says what happens.
 fn unweighted_tracking(vrrp: &VrrpSection, ctx: &mut Ctx<'_>) {
     for v in &vrrp.instances {
         let why = if v.priority == 255 {
