@@ -20,10 +20,9 @@ use crate::model::Config;
 use crate::model::common::{Micros, Origin};
 use crate::model::global::GlobalDefs;
 use crate::model::vrrp::{
-    AuthType, Authentication, ChecksumCompat, Family, Garp, InitialState, InterfaceDelay, Notify,
-    SyncGroup, VrrpInstance, VrrpVersion, Written,
+    AuthType, Authentication, ChecksumCompat, InitialState, InterfaceDelay, Notify, SyncGroup,
+    VrrpInstance, VrrpVersion, Written,
 };
-use crate::source::Span;
 
 pub(crate) use print::print;
 pub(crate) use resolve::{resolve, validate};
@@ -242,66 +241,6 @@ fn repeat(ctx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<u32> {
     Some(n)
 }
 
-fn new_instance(name: String, span: Span, g: &GlobalDefs) -> VrrpInstance {
-    VrrpInstance {
-        name,
-        interface: None,
-        vrid: 0,
-        state: InitialState::Backup,
-        state_set: false,
-        priority: 100,
-        priority_set: false,
-        advert_int: Micros::from_secs(1),
-        version: g.vrrp_version,
-        family: Family::Ipv4,
-        preempt: true,
-        preempt_delay: Micros(0),
-        authentication: None,
-        virtual_addresses: Vec::new(),
-        excluded_addresses: Vec::new(),
-        no_virtual_ipaddress: false,
-        virtual_routes: Vec::new(),
-        virtual_rules: Vec::new(),
-        unicast_src_ip: None,
-        unicast_peers: Vec::new(),
-        unicast_ttl: 255,
-        check_unicast_src: false,
-        unicast_fault_no_peer: false,
-        unicast_checksum_compat: ChecksumCompat::Auto,
-        timer_expired_backup: None,
-        mcast_src_ip: None,
-        mcast_dst_ip: None,
-        track_interfaces: Vec::new(),
-        dont_track_primary: false,
-        track_scripts: Vec::new(),
-        track_files: Vec::new(),
-        track_processes: Vec::new(),
-        notify: Notify::default(),
-        notify_deleted: None,
-        notify_master_rx_lower_pri: None,
-        notify_priority_changes: false,
-        smtp_alert: false,
-        garp: Garp {
-            master_delay: g.garp.master_delay,
-            master_repeat: g.garp.master_repeat,
-            master_refresh: g.garp.master_refresh,
-            master_refresh_repeat: g.garp.master_refresh_repeat,
-            lower_prio_delay: g.garp.lower_prio_delay,
-            lower_prio_repeat: g.garp.lower_prio_repeat,
-        },
-        accept: true,
-        strict_mode: false,
-        skip_check_adv_addr: false,
-        lower_prio_no_advert: false,
-        higher_prio_send_advert: false,
-        down_timer_adverts: 3,
-        owner_ignore_adverts: false,
-        v3_checksum_as_v2: false,
-        origin: Origin::at(span),
-        written: Written::default(),
-    }
-}
-
 /// A flag keyword whose value is remembered as written.
 fn written_flag(ctx: &mut Ctx<'_>, node: &Node) -> Option<bool> {
     Some(ctx.flag(node))
@@ -309,7 +248,7 @@ fn written_flag(ctx: &mut Ctx<'_>, node: &Node) -> Option<bool> {
 
 fn instance(ctx: &mut Ctx<'_>, node: &Node, g: &GlobalDefs) -> Option<VrrpInstance> {
     let name = name_arg(ctx, node, "the instance's name")?;
-    let mut v = new_instance(name, node.span(), g);
+    let mut v = VrrpInstance::with_defaults(name, Origin::at(node.span()), g);
     let mut w = Written::default();
     let mut vrid_set = false;
     for c in ctx.block(node) {

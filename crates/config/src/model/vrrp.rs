@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::common::{Micros, Origin, Script};
+use super::global::GlobalDefs;
 use crate::source::Span;
 
 /// Everything VRRP in one configuration.
@@ -367,6 +368,68 @@ pub struct VrrpInstance {
 }
 
 impl VrrpInstance {
+    /// An instance with keepalived's defaults, those `global_defs` sets included: what an
+    /// empty `vrrp_instance NAME { }` block means before its keywords are read.
+    pub fn with_defaults(name: String, origin: Origin, g: &GlobalDefs) -> VrrpInstance {
+        VrrpInstance {
+            name,
+            interface: None,
+            vrid: 0,
+            state: InitialState::Backup,
+            state_set: false,
+            priority: 100,
+            priority_set: false,
+            advert_int: Micros::from_secs(1),
+            version: g.vrrp_version,
+            family: Family::Ipv4,
+            preempt: true,
+            preempt_delay: Micros(0),
+            authentication: None,
+            virtual_addresses: Vec::new(),
+            excluded_addresses: Vec::new(),
+            no_virtual_ipaddress: false,
+            virtual_routes: Vec::new(),
+            virtual_rules: Vec::new(),
+            unicast_src_ip: None,
+            unicast_peers: Vec::new(),
+            unicast_ttl: 255,
+            check_unicast_src: false,
+            unicast_fault_no_peer: false,
+            unicast_checksum_compat: ChecksumCompat::Auto,
+            timer_expired_backup: None,
+            mcast_src_ip: None,
+            mcast_dst_ip: None,
+            track_interfaces: Vec::new(),
+            dont_track_primary: false,
+            track_scripts: Vec::new(),
+            track_files: Vec::new(),
+            track_processes: Vec::new(),
+            notify: Notify::default(),
+            notify_deleted: None,
+            notify_master_rx_lower_pri: None,
+            notify_priority_changes: false,
+            smtp_alert: false,
+            garp: Garp {
+                master_delay: g.garp.master_delay,
+                master_repeat: g.garp.master_repeat,
+                master_refresh: g.garp.master_refresh,
+                master_refresh_repeat: g.garp.master_refresh_repeat,
+                lower_prio_delay: g.garp.lower_prio_delay,
+                lower_prio_repeat: g.garp.lower_prio_repeat,
+            },
+            accept: true,
+            strict_mode: false,
+            skip_check_adv_addr: false,
+            lower_prio_no_advert: false,
+            higher_prio_send_advert: false,
+            down_timer_adverts: 3,
+            owner_ignore_adverts: false,
+            v3_checksum_as_v2: false,
+            origin,
+            written: Written::default(),
+        }
+    }
+
     pub fn is_unicast(&self) -> bool {
         !self.unicast_peers.is_empty()
     }
@@ -923,61 +986,8 @@ pub(crate) mod arb {
 
     fn blank() -> VrrpInstance {
         VrrpInstance {
-            name: String::new(),
-            interface: None,
             vrid: 1,
-            state: InitialState::Backup,
-            state_set: false,
-            priority: 100,
-            priority_set: false,
-            advert_int: Micros::from_secs(1),
-            version: VrrpVersion::V2,
-            family: Family::Ipv4,
-            preempt: true,
-            preempt_delay: Micros(0),
-            authentication: None,
-            virtual_addresses: Vec::new(),
-            excluded_addresses: Vec::new(),
-            no_virtual_ipaddress: false,
-            virtual_routes: Vec::new(),
-            virtual_rules: Vec::new(),
-            unicast_src_ip: None,
-            unicast_peers: Vec::new(),
-            unicast_ttl: 255,
-            check_unicast_src: false,
-            unicast_fault_no_peer: false,
-            unicast_checksum_compat: ChecksumCompat::Auto,
-            timer_expired_backup: None,
-            mcast_src_ip: None,
-            mcast_dst_ip: None,
-            track_interfaces: Vec::new(),
-            dont_track_primary: false,
-            track_scripts: Vec::new(),
-            track_files: Vec::new(),
-            track_processes: Vec::new(),
-            notify: Notify::default(),
-            notify_deleted: None,
-            notify_master_rx_lower_pri: None,
-            notify_priority_changes: false,
-            smtp_alert: false,
-            garp: Garp {
-                master_delay: Micros::from_secs(5),
-                master_repeat: 5,
-                master_refresh: Micros(0),
-                master_refresh_repeat: 1,
-                lower_prio_delay: Micros::from_secs(5),
-                lower_prio_repeat: 5,
-            },
-            accept: true,
-            strict_mode: false,
-            skip_check_adv_addr: false,
-            lower_prio_no_advert: false,
-            higher_prio_send_advert: false,
-            down_timer_adverts: 3,
-            owner_ignore_adverts: false,
-            v3_checksum_as_v2: false,
-            origin: Origin::default(),
-            written: Written::default(),
+            ..VrrpInstance::with_defaults(String::new(), Origin::default(), &GlobalDefs::default())
         }
     }
 
