@@ -66,18 +66,7 @@ impl VrrpSocketV4 {
         source: Option<Ipv4Addr>,
     ) -> Result<Self, NetError> {
         let ifindex = crate::ifindex(ifname)?;
-        let s = Socket::new(
-            Domain::IPV4,
-            Type::RAW,
-            Some(Protocol::from(i32::from(IP_PROTOCOL))),
-        )
-        .map_err(NetError::io(
-            "opening the raw VRRP socket (needs CAP_NET_RAW)",
-        ))?;
-        s.set_nonblocking(true)
-            .map_err(NetError::io("setting non-blocking"))?;
-        s.bind_device(Some(ifname.as_bytes()))
-            .map_err(NetError::io("binding the VRRP socket to its interface"))?;
+        let s = raw_vrrp_socket(Domain::IPV4, ifname)?;
         // RFC 5798 §5.1.1.3: sent with TTL 255, so a receiver can tell it was not routed.
         s.set_ttl_v4(u32::from(TTL))
             .map_err(NetError::io("setting TTL 255"))?;
@@ -216,18 +205,7 @@ impl VrrpSocketV6 {
     /// address must be assigned to the interface and have finished DAD, or sends fail.
     pub fn open_from(ifname: &str, delivery: Delivery, source: Ipv6Addr) -> Result<Self, NetError> {
         let ifindex = crate::ifindex(ifname)?;
-        let s = Socket::new(
-            Domain::IPV6,
-            Type::RAW,
-            Some(Protocol::from(i32::from(IP_PROTOCOL))),
-        )
-        .map_err(NetError::io(
-            "opening the raw IPv6 VRRP socket (needs CAP_NET_RAW)",
-        ))?;
-        s.set_nonblocking(true)
-            .map_err(NetError::io("setting non-blocking"))?;
-        s.bind_device(Some(ifname.as_bytes()))
-            .map_err(NetError::io("binding the VRRP socket to its interface"))?;
+        let s = raw_vrrp_socket(Domain::IPV6, ifname)?;
         // RFC 5798 §5.1.2.3: hop limit 255, for multicast and unicast peers alike.
         s.set_unicast_hops_v6(u32::from(TTL))
             .map_err(NetError::io("setting unicast hop limit 255"))?;
@@ -371,6 +349,23 @@ fn recv_v6(s: &Socket, buf: &mut [u8]) -> std::io::Result<Result<ReceivedV6, Anc
         ifindex: info.ipi6_ifindex,
         payload,
     }))
+}
+
+/// A non-blocking raw socket for IP protocol 112, bound to interface `ifname`.
+fn raw_vrrp_socket(domain: Domain, ifname: &str) -> Result<Socket, NetError> {
+    let s = Socket::new(
+        domain,
+        Type::RAW,
+        Some(Protocol::from(i32::from(IP_PROTOCOL))),
+    )
+    .map_err(NetError::io(
+        "opening the raw VRRP socket (needs CAP_NET_RAW)",
+    ))?;
+    s.set_nonblocking(true)
+        .map_err(NetError::io("setting non-blocking"))?;
+    s.bind_device(Some(ifname.as_bytes()))
+        .map_err(NetError::io("binding the VRRP socket to its interface"))?;
+    Ok(s)
 }
 
 /// A classic BPF program accepting only VRRP datagrams whose VRID (byte 1 of the VRRP header)
