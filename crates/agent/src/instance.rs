@@ -132,7 +132,6 @@ pub struct InstanceArgs {
 struct Member {
     setup: InstanceSetup,
     socket: Arc<Sock>,
-    source: IpAddr,
     announcer: Option<Announcer>,
     ifindexes: HashMap<String, u32>,
     rx: JoinHandle<()>,
@@ -457,7 +456,6 @@ async fn open_member(
     Ok(Member {
         setup,
         socket,
-        source,
         announcer,
         ifindexes,
         rx,
@@ -506,7 +504,7 @@ impl InstanceState {
         let Some(m) = self.members.get_mut(i) else {
             return;
         };
-        if r.src == m.source {
+        if r.src == m.setup.params.source {
             return;
         }
         let drop = |m: &mut Member, why: &'static str| {
@@ -635,7 +633,7 @@ async fn send_advert(m: &mut Member, a: &Advert) {
         m.setup.peers.clone()
     };
     for dst in dsts {
-        let bytes = a.emit(m.source, dst, ChecksumMode::PseudoHeader);
+        let bytes = a.emit(m.setup.params.source, dst, ChecksumMode::PseudoHeader);
         match m.socket.send(&bytes, dst).await {
             Ok(()) => m.status.adverts_sent += 1,
             Err(e) => tracing::warn!(instance = %m.setup.name, %dst, error = %e, "advert not sent"),
