@@ -58,6 +58,9 @@ pub struct InstanceReport {
     pub vips_held: Vec<String>,
     pub since_seconds: f64,
     pub last_reason: Option<String>,
+    /// The tracker holding it in FAULT (`script chk_haproxy`, `interface eth1` …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_by: Option<String>,
     pub adverts_sent: u64,
     pub adverts_received: u64,
     pub dropped: std::collections::BTreeMap<String, u64>,
@@ -82,6 +85,7 @@ impl InstanceReport {
             master: s.master.map(|m| m.to_string()),
             since_seconds: now.saturating_duration_since(s.since).as_secs_f64(),
             last_reason: s.reason.map(|r| format!("{r:?}")),
+            fault_by: s.fault_by,
             adverts_sent: s.adverts_sent,
             adverts_received: s.adverts_received,
             dropped: s
@@ -123,7 +127,7 @@ pub fn serve(path: &Path, instances: crate::director::Running) -> Result<JoinHan
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    let snapshot = instances.lock().map(|i| i.clone()).unwrap_or_default();
+                    let snapshot = crate::director::actors(&instances);
                     tokio::spawn(async move { answer(stream, &snapshot).await });
                 }
                 Err(e) => tracing::warn!(error = %e, "control socket accept failed"),

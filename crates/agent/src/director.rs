@@ -1,16 +1,19 @@
-//! The standalone director: one actor per instance plus the notifier, until SIGTERM or
-//! SIGINT; then every master sends priority 0 and removes its VIPs before the process exits.
+//! The standalone director: one actor per unit under the [`Supervisor`], the notifier and
+//! the tracker runners, until SIGTERM or SIGINT; then every master sends priority 0 and
+//! removes its VIPs before the process exits.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use flotilla_config::Config;
-use ractor::{Actor, ActorRef};
+use ractor::{Actor, ActorCell, ActorRef};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::instance::{InstanceArgs, InstanceMsg, STOP_TIMEOUT, VrrpInstance};
 use crate::notifier::{Notifier, NotifyMsg};
 use crate::setup::{self, SetupError, UnitSetup};
+use crate::supervisor::{Children, Spawner, Supervisor, SupervisorMsg};
+use crate::trackers::TrackerHub;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -24,8 +27,51 @@ pub enum AgentError {
     Signals(std::io::Error),
 }
 
-/// The actors the control socket and the link watch talk to; replaced on reload.
-pub type Running = Arc<Mutex<Vec<ActorRef<InstanceMsg>>>>;
+/// The running units the control socket and the link watch talk to; the supervisor
+/// replaces an actor it restarts, a reload the units it changes.
+pub type Running = Children<UnitSetup, InstanceMsg>;
+
+/// The current unit actors.
+pub fn actors(running: &Running) -> Vec<ActorRef<InstanceMsg>> {
+    lock(running).iter().map(|c| c.actor.clone()).collect()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Starts VRRP units for the supervisor.
+struct Units {
+    notifier: ActorRef<NotifyMsg>,
+    trackers: TrackerHub,
+}
+
+impl Spawner for Units {
+    type Spec = UnitSetup;
+    type Msg = InstanceMsg;
+
+    fn name(spec: &UnitSetup) -> String {
+        spec.name.clone()
+    }
+
+    async fn spawn(
+        &self,
+        unit: UnitSetup,
+        supervisor: ActorCell,
+    ) -> Result<ActorRef<InstanceMsg>, String> {
+        let args = InstanceArgs {
+            unit,
+            notifier: self.notifier.clone(),
+            trackers: self.trackers.clone(),
+        };
+        Actor::spawn_linked(None, VrrpInstance, args, supervisor)
+            .await
+            .map(|(actor, _)| actor)
+            .map_err(|e| e.to_string())
+    }
+}
+
+type SupervisorRef = ActorRef<SupervisorMsg<UnitSetup, InstanceMsg>>;
 
 /// Runs a standalone configuration until SIGTERM/SIGINT. SIGHUP calls `reload` for a new
 /// configuration: a bad one changes nothing (its diagnostics are logged); otherwise units
@@ -40,48 +86,58 @@ pub async fn run_standalone(
     let mut term = signal(SignalKind::terminate()).map_err(AgentError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(AgentError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(AgentError::Signals)?;
-    let (notifier, notifier_task) = Actor::spawn(Some("notifier".into()), Notifier, ())
-        .await
-        .map_err(|e| AgentError::Spawn {
-            what: "the notifier".into(),
-            reason: e.to_string(),
-        })?;
-    let mut current: Vec<(UnitSetup, ActorRef<InstanceMsg>)> = Vec::new();
+    let (notifier, notifier_task) = Actor::spawn(
+        Some("notifier".into()),
+        Notifier,
+        cfg.global.script_user.clone(),
+    )
+    .await
+    .map_err(|e| AgentError::Spawn {
+        what: "the notifier".into(),
+        reason: e.to_string(),
+    })?;
+    let running: Running = Arc::default();
+    let spawner = Units {
+        notifier: notifier.clone(),
+        trackers: TrackerHub::new(cfg.global.script_user.clone()),
+    };
+    let (supervisor, _) = Actor::spawn(
+        Some("supervisor".into()),
+        Supervisor::new(spawner),
+        running.clone(),
+    )
+    .await
+    .map_err(|e| AgentError::Spawn {
+        what: "the supervisor".into(),
+        reason: e.to_string(),
+    })?;
     for unit in units {
-        match spawn_unit(unit.clone(), &notifier).await {
-            Ok(actor) => current.push((unit, actor)),
-            Err(e) => {
-                stop_all(current.iter().map(|(_, a)| a)).await;
-                return Err(e);
-            }
+        if let Err(e) = start_unit(&supervisor, unit).await {
+            stop_all(&running, |_| true).await;
+            return Err(e);
         }
     }
-    let running: Running = Arc::new(Mutex::new(current.iter().map(|(_, a)| a.clone()).collect()));
     let api = match crate::api::serve(api_socket, running.clone()) {
         Ok(task) => task,
         Err(e) => {
-            stop_all(current.iter().map(|(_, a)| a)).await;
+            stop_all(&running, |_| true).await;
             return Err(AgentError::Api(e));
         }
     };
     // The thread ends with the process; it holds no state that needs releasing.
     let _links = watch_links(running.clone());
-    tracing::info!(units = current.len(), api = %api_socket.display(), "running standalone");
+    tracing::info!(units = lock(&running).len(), api = %api_socket.display(), "running standalone");
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: releasing"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: releasing"); break; }
-            _ = hup.recv() => {
-                current = apply_reload(current, &reload, &notifier).await;
-                if let Ok(mut r) = running.lock() {
-                    *r = current.iter().map(|(_, a)| a.clone()).collect();
-                }
-            }
+            _ = hup.recv() => apply_reload(&running, &reload, &supervisor).await,
         }
     }
     api.abort();
     let _ = std::fs::remove_file(api_socket);
-    stop_all(current.iter().map(|(_, a)| a)).await;
+    stop_all(&running, |_| true).await;
+    supervisor.stop(None);
     // Let queued notify scripts (STOP among them) run before the process exits.
     if notifier.drain().is_err() {
         notifier.stop(None);
@@ -95,33 +151,25 @@ pub async fn run_standalone(
     Ok(())
 }
 
-async fn spawn_unit(
-    unit: UnitSetup,
-    notifier: &ActorRef<NotifyMsg>,
-) -> Result<ActorRef<InstanceMsg>, AgentError> {
+async fn start_unit(supervisor: &SupervisorRef, unit: UnitSetup) -> Result<(), AgentError> {
     let name = unit.name.clone();
-    Actor::spawn(
-        None,
-        VrrpInstance,
-        InstanceArgs {
-            unit,
-            notifier: notifier.clone(),
-        },
-    )
-    .await
-    .map(|(actor, _)| actor)
-    .map_err(|e| AgentError::Spawn {
+    let failed = |reason: String| AgentError::Spawn {
         what: format!("VRRP unit {name}"),
-        reason: e.to_string(),
-    })
+        reason,
+    };
+    match ractor::call!(supervisor, SupervisorMsg::Start, unit) {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(failed(e)),
+        Err(e) => Err(failed(e.to_string())),
+    }
 }
 
 /// SIGHUP: the new configuration is validated first; only what changed is touched.
 async fn apply_reload(
-    current: Vec<(UnitSetup, ActorRef<InstanceMsg>)>,
+    running: &Running,
     reload: &impl Fn() -> Result<Config, String>,
-    notifier: &ActorRef<NotifyMsg>,
-) -> Vec<(UnitSetup, ActorRef<InstanceMsg>)> {
+    supervisor: &SupervisorRef,
+) {
     let wanted = match reload()
         .map_err(|e| e.to_string())
         .and_then(|cfg| setup::units(&cfg).map_err(|e| e.to_string()))
@@ -129,43 +177,46 @@ async fn apply_reload(
         Ok(u) => u,
         Err(why) => {
             tracing::error!("SIGHUP: the new configuration is not used, nothing changed:\n{why}");
-            return current;
+            return;
         }
     };
-    let (kept, gone): (Vec<_>, Vec<_>) = current.into_iter().partition(|(s, _)| wanted.contains(s));
-    for (s, _) in &gone {
-        tracing::info!(unit = %s.name, "SIGHUP: removed or changed; releasing");
-    }
-    stop_all(gone.iter().map(|(_, a)| a)).await;
-    let mut next = kept;
-    let unchanged = next.len();
+    let stopped = stop_all(running, |s| !wanted.contains(s)).await;
+    let have: Vec<UnitSetup> = lock(running).iter().map(|c| c.spec.clone()).collect();
+    let unchanged = have.len();
+    let mut started = 0;
     for unit in wanted {
-        if next.iter().any(|(s, _)| *s == unit) {
+        if have.contains(&unit) {
             continue;
         }
         tracing::info!(unit = %unit.name, "SIGHUP: new or changed; starting");
-        match spawn_unit(unit.clone(), notifier).await {
-            Ok(actor) => next.push((unit, actor)),
+        match start_unit(supervisor, unit).await {
+            Ok(()) => started += 1,
             Err(e) => tracing::error!(error = %e, "SIGHUP: a unit did not start"),
         }
     }
-    tracing::info!(
-        unchanged,
-        started = next.len() - unchanged,
-        stopped = gone.len(),
-        "SIGHUP: reloaded"
-    );
-    next
+    tracing::info!(unchanged, started, stopped, "SIGHUP: reloaded");
 }
 
-async fn stop_all<'a>(instances: impl Iterator<Item = &'a ActorRef<InstanceMsg>>) {
-    for actor in instances {
-        let released = actor.call(InstanceMsg::Stop, Some(STOP_TIMEOUT)).await;
+/// Releases and stops the units `which` selects, taking them out of the running list first
+/// so the supervisor does not restart them. Returns how many.
+async fn stop_all(running: &Running, which: impl Fn(&UnitSetup) -> bool) -> usize {
+    let going: Vec<_> = {
+        let mut list = lock(running);
+        let (go, stay): (Vec<_>, Vec<_>) = std::mem::take(&mut *list)
+            .into_iter()
+            .partition(|c| which(&c.spec));
+        *list = stay;
+        go
+    };
+    for c in &going {
+        tracing::info!(unit = %c.spec.name, "releasing");
+        let released = c.actor.call(InstanceMsg::Stop, Some(STOP_TIMEOUT)).await;
         if !matches!(released, Ok(ractor::rpc::CallResult::Success(()))) {
-            tracing::warn!(actor = ?actor.get_name(), "instance did not confirm its release");
+            tracing::warn!(unit = %c.spec.name, "unit did not confirm its release");
         }
-        actor.stop(None);
+        c.actor.stop(None);
     }
+    going.len()
 }
 
 /// Forwards link up/down events to every unit (each picks the interfaces it tracks). The
@@ -200,8 +251,7 @@ fn watch_links(units: Running) -> Option<std::thread::JoinHandle<()>> {
                         LinkEvent::Down(s) => (s.name, false),
                         LinkEvent::Removed { name, .. } => (name, false),
                     };
-                    let targets = units.lock().map(|u| u.clone()).unwrap_or_default();
-                    for u in &targets {
+                    for u in &actors(&units) {
                         let _ = u.cast(InstanceMsg::Link {
                             name: name.clone(),
                             up,

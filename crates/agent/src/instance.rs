@@ -20,6 +20,8 @@ use tokio::task::JoinHandle;
 
 use crate::notifier::NotifyMsg;
 use crate::setup::{InstanceSetup, Notify, UnitSetup};
+use crate::track::{Reading, Source};
+use crate::trackers::TrackerHub;
 
 pub enum InstanceMsg {
     /// A datagram from member `usize`'s raw socket.
@@ -34,6 +36,8 @@ pub enum InstanceMsg {
         name: String,
         up: bool,
     },
+    /// A script, file or process tracker has a new reading.
+    Track(Source, Reading),
 }
 
 /// A received VRRP datagram with what its IP header said, either family.
@@ -115,6 +119,8 @@ pub struct InstanceStatus {
     pub master: Option<IpAddr>,
     pub since: Instant,
     pub reason: Option<Reason>,
+    /// The tracker holding it in FAULT.
+    pub fault_by: Option<String>,
     pub adverts_sent: u64,
     pub adverts_received: u64,
     pub dropped: HashMap<&'static str, u64>,
@@ -126,6 +132,7 @@ pub struct VrrpInstance;
 pub struct InstanceArgs {
     pub unit: UnitSetup,
     pub notifier: ActorRef<NotifyMsg>,
+    pub trackers: TrackerHub,
 }
 
 /// One instance's sockets and bookkeeping.
@@ -232,8 +239,12 @@ pub struct InstanceState {
     addrs: Addresses,
     notifier: ActorRef<NotifyMsg>,
     timer_gen: u64,
-    /// Last known state of every tracked interface.
-    links: HashMap<String, bool>,
+    /// Last known reading of everything the members track.
+    readings: HashMap<Source, Reading>,
+    /// Tasks forwarding tracker readings to this actor.
+    subscriptions: Vec<JoinHandle<()>>,
+    /// The tracker that holds a member in FAULT, by member.
+    faults: Vec<Option<Source>>,
 }
 
 impl Actor for VrrpInstance {
@@ -246,7 +257,11 @@ impl Actor for VrrpInstance {
         me: ActorRef<Self::Msg>,
         args: InstanceArgs,
     ) -> Result<InstanceState, ActorProcessingErr> {
-        let InstanceArgs { unit, notifier } = args;
+        let InstanceArgs {
+            unit,
+            notifier,
+            trackers,
+        } = args;
         let addrs = Addresses::connect()?;
         let group_name = unit.group.as_ref().map(|_| unit.name.clone());
         let mut members = Vec::new();
@@ -263,19 +278,35 @@ impl Actor for VrrpInstance {
             ))),
             Some(_) => Machine::Group(SyncGroup::new(params)),
         };
-        let mut links = HashMap::new();
+        let mut readings = HashMap::new();
         let watch = flotilla_net::link::Links::connect()?;
+        let mut subscriptions = Vec::new();
         for m in &members {
             for t in &m.setup.tracked {
-                if !links.contains_key(&t.name) {
+                if let Source::Interface(name) = &t.source
+                    && !readings.contains_key(&t.source)
+                {
                     // An interface that cannot be read (absent) counts as down.
-                    let up = watch
-                        .status(&t.name)
-                        .await
-                        .map(|s| s.is_up())
-                        .unwrap_or(false);
-                    links.insert(t.name.clone(), up);
+                    let up = watch.status(name).await.map(|s| s.is_up()).unwrap_or(false);
+                    readings.insert(t.source.clone(), Reading::Up(up));
                 }
+            }
+            for def in &m.setup.trackers {
+                let source = def.source();
+                if readings.contains_key(&source) {
+                    continue;
+                }
+                let mut rx = trackers.subscribe(def).await;
+                readings.insert(source.clone(), *rx.borrow_and_update());
+                let me = me.clone();
+                subscriptions.push(tokio::spawn(async move {
+                    while rx.changed().await.is_ok() {
+                        let r = *rx.borrow_and_update();
+                        if me.cast(InstanceMsg::Track(source.clone(), r)).is_err() {
+                            return;
+                        }
+                    }
+                }));
             }
         }
         let mut st = InstanceState {
@@ -286,7 +317,9 @@ impl Actor for VrrpInstance {
             addrs,
             notifier,
             timer_gen: 0,
-            links,
+            readings,
+            subscriptions,
+            faults: Vec::new(),
         };
         st.reconcile_leftovers().await;
         // Trackers first, so an instance whose interface is down starts in FAULT.
@@ -313,15 +346,11 @@ impl Actor for VrrpInstance {
             }
             InstanceMsg::Timer(_) => {}
             InstanceMsg::Link { name, up } => {
-                let tracked = st
-                    .members
-                    .iter()
-                    .any(|m| m.setup.tracked.iter().any(|t| t.name == name));
-                if tracked && st.links.insert(name.clone(), up) != Some(up) {
-                    tracing::info!(unit = %st.name, interface = %name, up, "tracked interface changed");
-                    st.apply_tracking(Instant::now());
-                    st.run_actions(&me).await;
-                }
+                st.track(&me, Source::Interface(name), Reading::Up(up))
+                    .await;
+            }
+            InstanceMsg::Track(source, reading) => {
+                st.track(&me, source, reading).await;
             }
             InstanceMsg::Stop(reply) => {
                 st.machine.shutdown(Instant::now());
@@ -337,6 +366,10 @@ impl Actor for VrrpInstance {
                             s.effective_priority = r.effective_priority();
                             s.master = r.master();
                         }
+                        s.fault_by = st
+                            .faults
+                            .get(i)
+                            .and_then(|f| f.as_ref().map(|f| f.to_string()));
                         s
                     })
                     .collect();
@@ -353,6 +386,9 @@ impl Actor for VrrpInstance {
     ) -> Result<(), ActorProcessingErr> {
         for m in &st.members {
             m.rx.abort();
+        }
+        for s in &st.subscriptions {
+            s.abort();
         }
         Ok(())
     }
@@ -439,6 +475,7 @@ async fn open_member(
         master: None,
         since: Instant::now(),
         reason: None,
+        fault_by: None,
         adverts_sent: 0,
         adverts_received: 0,
         dropped: HashMap::new(),
@@ -464,12 +501,37 @@ async fn open_member(
 }
 
 impl InstanceState {
+    /// A tracker's new reading, if any member tracks it.
+    async fn track(&mut self, me: &ActorRef<InstanceMsg>, source: Source, reading: Reading) {
+        let tracked = self
+            .members
+            .iter()
+            .any(|m| m.setup.tracked.iter().any(|t| t.source == source));
+        if tracked && self.readings.insert(source.clone(), reading) != Some(reading) {
+            tracing::info!(unit = %self.name, tracker = %source, ?reading, "tracker changed");
+            self.apply_tracking(Instant::now());
+            self.run_actions(me).await;
+        }
+    }
+
     /// Feeds every member's tracker verdict to the state machine.
     fn apply_tracking(&mut self, now: Instant) {
+        self.faults.resize(self.members.len(), None);
         for (i, m) in self.members.iter().enumerate() {
-            let v = crate::track::evaluate(&m.setup.tracked, &self.links);
+            let v = crate::track::evaluate(&m.setup.tracked, &self.readings);
+            if v.fault != self.faults[i] {
+                match &v.fault {
+                    Some(why) => {
+                        tracing::info!(instance = %m.setup.name, tracker = %why, "held in FAULT by a tracker")
+                    }
+                    None => {
+                        tracing::info!(instance = %m.setup.name, "no tracker holds it in FAULT")
+                    }
+                }
+            }
             let priority = i32::from(m.setup.params.priority) + v.delta;
-            self.machine.track(now, i, v.fault, priority);
+            self.machine.track(now, i, v.fault.is_some(), priority);
+            self.faults[i] = v.fault;
         }
     }
 

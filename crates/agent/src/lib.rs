@@ -2,13 +2,17 @@
 //! machines, the host, IPVS, the checkers and the cluster together. Actors are thin shells
 //! around the pure crates; a crashed actor is restarted alone, never the director.
 //!
-//! Today: standalone VRRP (no `cluster` block): one [`instance::VrrpInstance`] actor per
-//! `vrrp_instance` (IPv4) and a [`notifier::Notifier`] running notify scripts; see
-//! [`director::run_standalone`].
+//! Today: standalone VRRP (no `cluster` block): one [`instance::VrrpInstance`] actor per unit
+//! (an instance, or a sync group) under the [`supervisor::Supervisor`], a
+//! [`notifier::Notifier`] running notify scripts, and one runner per tracked script, file or
+//! process ([`trackers`]); see [`director::run_standalone`].
 
 pub mod api;
 pub mod director;
 pub mod instance;
 pub mod notifier;
+pub mod script;
 pub mod setup;
+pub mod supervisor;
 pub mod track;
+pub mod trackers;

@@ -1,14 +1,19 @@
 //! Configuration model → what each instance actor needs, checked before anything starts: a
-//! feature the agent does not run yet is refused with a reason instead of being ignored.
+//! configuration the agent cannot run is refused with a reason instead of being half run.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use flotilla_config::model::vrrp::{AuthType, Scope, VrrpInstance, VrrpVersion};
+use flotilla_config::model::vrrp::{
+    AuthType, Scope, TrackRef, VrrpInstance, VrrpSection, VrrpVersion,
+};
 use flotilla_config::model::{Config, Script};
 use flotilla_net::vip::{self, Vip};
 use flotilla_vrrp::machine::{GarpPolicy, Params};
 use flotilla_vrrp::wire::{Auth, Version};
+
+use crate::track::Tracked;
+use crate::trackers::TrackerDef;
 
 /// Everything one instance actor runs with.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,9 +32,13 @@ pub struct InstanceSetup {
     /// `virtual_ipaddress_excluded`.
     pub vips: Vec<(String, Vip)>,
     pub notify: Notify,
-    /// Interfaces whose state moves this instance: its own (unless `dont_track_primary`),
-    /// `track_interface` entries and its sync group's.
-    pub tracked: Vec<crate::track::TrackedIf>,
+    /// What moves this instance: its own interface (unless `dont_track_primary`),
+    /// `track_interface`, `track_script`, `track_file` and `track_process` entries, and its
+    /// sync group's.
+    pub tracked: Vec<Tracked>,
+    /// The definitions of the scripts, files and processes in `tracked` (a changed
+    /// definition makes a changed setup).
+    pub trackers: Vec<TrackerDef>,
 }
 
 /// The notify scripts of an instance (keepalived's contract).
@@ -57,8 +66,6 @@ pub enum SetupError {
         "vrrp_instance {0}: AH authentication is not supported (non-standard; use PASS or none)"
     )]
     Ah(String),
-    #[error("vrrp_instance {0}: {1} is not run by the agent yet")]
-    Unsupported(String, &'static str),
     #[error("vrrp_instance {0} has no interface")]
     NoInterface(String),
 }
@@ -81,27 +88,36 @@ pub fn units(cfg: &Config) -> Result<Vec<UnitSetup>, SetupError> {
     }
     let mut units = Vec::new();
     for g in &cfg.vrrp.sync_groups {
-        if !g.track_scripts.is_empty() || !g.track_files.is_empty() || !g.track_processes.is_empty()
-        {
-            return Err(SetupError::Unsupported(
-                format!("sync group {}", g.name),
-                "tracking",
-            ));
-        }
         let mut members = g
             .members
             .iter()
             .filter_map(|m| cfg.vrrp.instance(m))
-            .map(instance)
+            .map(|i| instance(&cfg.vrrp, i))
             .collect::<Result<Vec<_>, _>>()?;
         // A group's trackers apply to every member; keepalived only honours weight 0 there.
+        let mut group_tracked: Vec<Tracked> = g
+            .track_interfaces
+            .iter()
+            .map(|t| Tracked::interface(&t.name, 0, t.reverse))
+            .collect();
+        let mut group_defs = Vec::new();
+        add_trackers(
+            &cfg.vrrp,
+            &g.track_scripts,
+            &g.track_files,
+            &g.track_processes,
+            &mut group_tracked,
+            &mut group_defs,
+        );
+        for t in &mut group_tracked {
+            t.weight = 0;
+        }
         for m in &mut members {
-            for t in &g.track_interfaces {
-                m.tracked.push(crate::track::TrackedIf {
-                    name: t.name.clone(),
-                    weight: 0,
-                    reverse: t.reverse,
-                });
+            m.tracked.extend(group_tracked.iter().cloned());
+            for d in &group_defs {
+                if !m.trackers.contains(d) {
+                    m.trackers.push(d.clone());
+                }
             }
         }
         units.push(UnitSetup {
@@ -122,25 +138,53 @@ pub fn units(cfg: &Config) -> Result<Vec<UnitSetup>, SetupError> {
             units.push(UnitSetup {
                 name: i.name.clone(),
                 group: None,
-                members: vec![instance(i)?],
+                members: vec![instance(&cfg.vrrp, i)?],
             });
         }
     }
     Ok(units)
 }
 
-fn instance(i: &VrrpInstance) -> Result<InstanceSetup, SetupError> {
+/// The trackers named in `track_script`/`track_file`/`track_process` entries, with their
+/// resolved weights. A name with no definition was reported by the configuration check and
+/// is left out, as keepalived does.
+fn add_trackers(
+    vrrp: &VrrpSection,
+    scripts: &[TrackRef],
+    files: &[TrackRef],
+    processes: &[TrackRef],
+    tracked: &mut Vec<Tracked>,
+    defs: &mut Vec<TrackerDef>,
+) {
+    let mut add = |def: TrackerDef, (weight, reverse): (i32, bool)| {
+        tracked.push(Tracked {
+            source: def.source(),
+            weight,
+            reverse,
+        });
+        if !defs.contains(&def) {
+            defs.push(def);
+        }
+    };
+    for r in scripts {
+        if let Some(s) = vrrp.script(&r.name) {
+            add(TrackerDef::Script(s.clone()), vrrp.script_weight(r));
+        }
+    }
+    for r in files {
+        if let Some(f) = vrrp.track_file(&r.name) {
+            add(TrackerDef::File(f.clone()), vrrp.file_weight(r));
+        }
+    }
+    for r in processes {
+        if let Some(p) = vrrp.track_process(&r.name) {
+            add(TrackerDef::Process(p.clone()), vrrp.process_weight(r));
+        }
+    }
+}
+
+fn instance(vrrp: &VrrpSection, i: &VrrpInstance) -> Result<InstanceSetup, SetupError> {
     let name = i.name.clone();
-    let unsupported = |what| Err(SetupError::Unsupported(name.clone(), what));
-    if !i.track_scripts.is_empty() {
-        return unsupported("track_script");
-    }
-    if !i.track_files.is_empty() {
-        return unsupported("track_file");
-    }
-    if !i.track_processes.is_empty() {
-        return unsupported("track_process");
-    }
     let interface = i
         .interface
         .clone()
@@ -235,21 +279,27 @@ fn instance(i: &VrrpInstance) -> Result<InstanceSetup, SetupError> {
     params.down_timer_adverts = i.down_timer_adverts;
     let mut tracked = Vec::new();
     if !i.dont_track_primary {
-        tracked.push(crate::track::TrackedIf {
-            name: interface.clone(),
-            weight: 0,
-            reverse: false,
-        });
+        tracked.push(Tracked::interface(&interface, 0, false));
     }
-    tracked.extend(i.track_interfaces.iter().map(|t| crate::track::TrackedIf {
-        name: t.name.clone(),
-        weight: t.weight,
-        reverse: t.reverse,
-    }));
+    tracked.extend(
+        i.track_interfaces
+            .iter()
+            .map(|t| Tracked::interface(&t.name, t.weight, t.reverse)),
+    );
+    let mut trackers = Vec::new();
+    add_trackers(
+        vrrp,
+        &i.track_scripts,
+        &i.track_files,
+        &i.track_processes,
+        &mut tracked,
+        &mut trackers,
+    );
     Ok(InstanceSetup {
         name,
         interface,
         tracked,
+        trackers,
         params,
         source,
         peers,
@@ -272,6 +322,8 @@ mod tests {
     use std::path::Path;
 
     use flotilla_config::{LoadOptions, load_str};
+
+    use crate::track::Source;
 
     use super::*;
 
@@ -340,15 +392,15 @@ mod tests {
             setups(text).unwrap()[0]
                 .tracked
                 .iter()
-                .map(|t| (t.name.clone(), t.weight))
+                .map(|t| (t.source.to_string(), t.weight))
                 .collect()
         };
-        assert_eq!(names(PAIR), [("eth0".to_string(), 0)]);
+        assert_eq!(names(PAIR), [("interface eth0".to_string(), 0)]);
         let with = PAIR.replace(
             "    nopreempt\n",
             "    nopreempt\n    dont_track_primary\n    track_interface {\n        eth1 weight -20\n    }\n",
         );
-        assert_eq!(names(&with), [("eth1".to_string(), -20)]);
+        assert_eq!(names(&with), [("interface eth1".to_string(), -20)]);
     }
 
     #[test]
@@ -390,25 +442,45 @@ mod tests {
     }
 
     #[test]
-    fn what_is_not_run_yet_is_refused_with_a_reason() {
-        let cases = [(
-            "vrrp_script chk {\n script /bin/true\n}\n",
-            SetupError::Unsupported("VI_1".into(), "track_script"),
-        )];
-        for (extra, want) in cases {
-            let text = if extra.starts_with("vrrp_script") {
-                format!(
-                    "{extra}{}",
-                    PAIR.replace(
-                        "    nopreempt\n",
-                        "    nopreempt\n    track_script {\n        chk\n    }\n"
-                    )
-                )
-            } else {
-                format!("{PAIR}{extra}")
-            };
-            assert_eq!(setups(&text), Err(want));
-        }
+    fn scripts_files_and_processes_are_tracked_with_resolved_weights() {
+        let defs = "vrrp_script chk {\n script /bin/true\n weight -30\n}\n\
+                    track_file tf {\n file /run/w\n}\n\
+                    vrrp_track_process haproxy {\n process haproxy\n weight 10\n}\n";
+        let inst = PAIR.replace(
+            "    nopreempt\n",
+            "    nopreempt\n    track_script {\n        chk\n    }\n    track_file {\n        tf weight 5 reverse\n    }\n    track_process {\n        haproxy\n    }\n",
+        );
+        let s = setups(&format!("{defs}{inst}")).unwrap();
+        let got: Vec<_> = s[0]
+            .tracked
+            .iter()
+            .map(|t| (t.source.clone(), t.weight, t.reverse))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Source::Interface("eth0".into()), 0, false),
+                (Source::Script("chk".into()), -30, false),
+                (Source::File("tf".into()), 5, true),
+                (Source::Process("haproxy".into()), 10, false),
+            ],
+            "the script's own weight, or the entry's override"
+        );
+        assert_eq!(s[0].trackers.len(), 3);
+        // In a sync group the group's trackers reach every member, with weight 0.
+        let group = format!(
+            "{defs}{PAIR}vrrp_sync_group G {{\n group {{\n VI_1\n }}\n track_script {{\n chk weight 20\n }}\n}}\n"
+        );
+        let s = setups(&group).unwrap();
+        assert!(s[0].tracked.contains(&Tracked {
+            source: Source::Script("chk".into()),
+            weight: 0,
+            reverse: false
+        }));
+    }
+
+    #[test]
+    fn other_families_and_cluster_mode_are_handled() {
         let v6 = "vrrp_instance V6 {\n interface eth0\n virtual_router_id 1\n virtual_ipaddress {\n fd00::1/64\n }\n}\n";
         let s = setups(v6).unwrap();
         assert!(s[0].ipv6);

@@ -85,7 +85,11 @@ fn table(s: &DirectorStatus) -> String {
                     i.vips_held.join(",")
                 },
                 format!("{:.1}s", i.since_seconds),
-                i.last_reason.clone().unwrap_or_else(|| "-".into()),
+                match (&i.fault_by, &i.last_reason) {
+                    (Some(t), _) => format!("fault: {t}"),
+                    (None, Some(r)) => r.clone(),
+                    (None, None) => "-".into(),
+                },
                 format!("{}/{}", i.adverts_sent, i.adverts_received),
                 dropped,
             ]

@@ -5,6 +5,7 @@
 
 use std::net::Ipv6Addr;
 
+pub mod file_watch;
 pub mod garp;
 pub mod link;
 pub mod vip;

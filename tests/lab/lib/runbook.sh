@@ -1,0 +1,40 @@
+# Shared preamble of the lab runbooks (sourced; tests/lab/run.sh only runs tests/lab/*.sh).
+#
+#   source tests/lab/lib/runbook.sh
+#   runbook_begin NAME     root check, lab prefix $LAB_TEST_PREFIX-NAME, traps that tear the lab
+#                          down on any exit, a fresh build of flotilla in $FLOTILLA
+#   say / pass / fail      output; fail counts
+#   runbook_on_exit CMD    also run CMD at exit
+#   runbook_end            lab down, summary line, exit status
+source ops/lab/lab.sh
+
+failures=0
+_runbook_name=""
+_runbook_exit=("lab_down")
+say()  { echo; echo "== $*"; }
+pass() { echo "PASS: $*"; }
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+runbook_on_exit() { _runbook_exit+=("$1"); }
+_runbook_cleanup() { local c; for c in "${_runbook_exit[@]}"; do eval "$c"; done; }
+
+runbook_begin() {
+  _runbook_name=$1
+  export LAB_PREFIX=${LAB_TEST_PREFIX:-lab-t}-$1
+  trap '_runbook_cleanup' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  [[ $EUID -eq 0 ]] || { echo "FAIL: must run as root"; return 1; }
+  lab_require ip || return 1
+  cargo build --quiet -p flotilla || { echo "FAIL: cannot build flotilla"; return 1; }
+  FLOTILLA=$PWD/target/debug/flotilla
+  lab_down
+}
+
+runbook_end() {
+  lab_down
+  say "Result"
+  if ((failures)); then echo "FAIL: $_runbook_name ($failures failed checks)"; exit 1; fi
+  echo "PASS: $_runbook_name"
+  exit 0
+}
