@@ -5,7 +5,8 @@
 # c, a script sends crafted adverts to 224.0.0.18, each claiming priority 254 — any of them,
 # if accepted, would make the master yield:
 #   wrong TTL (64), bad checksum, wrong password, VRRPv3 to a v2 router, wrong advert
-#   interval, truncated (5 bytes), oversized (bytes after the addresses), unknown VRID 77.
+#   interval, truncated (5 bytes), oversized (bytes after the addresses), unknown VRID 77
+#   (counted apart, under unknown_vrids).
 # Then: d1 is still master with its VIP, no transition happened, and `flotilla status --json`
 # counts each kind under its reason.
 #
@@ -121,6 +122,14 @@ assert not bad, bad
 PY
 then pass "every hostile advert counted under its reason; still MASTER, no transition since start"
 else fail "status does not show the expected drops: $json"; fi
+if python3 - "$json" <<'PY'
+import json, sys
+u = json.loads(sys.argv[1])["unknown_vrids"]
+assert [(x["interface"], x["vrid"], x["count"]) for x in u] == [("eth0", 77, 3)], u
+PY
+then pass "the unknown VRID 77 is counted in status (3 adverts)"
+else fail "status does not count the unknown VRID: $json"; fi
+"$FLOTILLA" status --api-socket "$st/d1.sock" | sed 's/^/   /'
 lab_kill d1 flotilla TERM || fail "flotilla did not exit"
 
 if ((failures)); then echo "FAIL: flotilla-hostile ($failures failed checks)"; exit 1; fi

@@ -39,6 +39,9 @@ pub struct Answer {
 pub struct DirectorStatus {
     pub mode: String,
     pub instances: Vec<InstanceReport>,
+    /// Adverts for virtual routers not configured here, by interface and VRID.
+    #[serde(default)]
+    pub unknown_vrids: Vec<crate::strays::StrayReport>,
 }
 
 /// One instance, as `flotilla status` shows it.
@@ -108,7 +111,11 @@ pub enum ApiError {
 }
 
 /// Listens on `path` (replacing a stale socket) and answers until the task is aborted.
-pub fn serve(path: &Path, instances: crate::director::Running) -> Result<JoinHandle<()>, ApiError> {
+pub fn serve(
+    path: &Path,
+    instances: crate::director::Running,
+    strays: crate::strays::Strays,
+) -> Result<JoinHandle<()>, ApiError> {
     let err = |source| ApiError::Socket {
         path: path.to_path_buf(),
         source,
@@ -128,7 +135,8 @@ pub fn serve(path: &Path, instances: crate::director::Running) -> Result<JoinHan
             match listener.accept().await {
                 Ok((stream, _)) => {
                     let snapshot = crate::director::actors(&instances);
-                    tokio::spawn(async move { answer(stream, &snapshot).await });
+                    let strays = strays.report();
+                    tokio::spawn(async move { answer(stream, &snapshot, strays).await });
                 }
                 Err(e) => tracing::warn!(error = %e, "control socket accept failed"),
             }
@@ -136,14 +144,18 @@ pub fn serve(path: &Path, instances: crate::director::Running) -> Result<JoinHan
     }))
 }
 
-async fn answer(stream: UnixStream, instances: &[ActorRef<InstanceMsg>]) {
+async fn answer(
+    stream: UnixStream,
+    instances: &[ActorRef<InstanceMsg>],
+    strays: Vec<crate::strays::StrayReport>,
+) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let answer = match serde_json::from_str::<Request>(&line) {
             Ok(Request::Status) => Answer {
                 ok: true,
-                status: Some(status(instances).await),
+                status: Some(status(instances, strays.clone()).await),
                 error: None,
             },
             Err(e) => Answer {
@@ -162,7 +174,10 @@ async fn answer(stream: UnixStream, instances: &[ActorRef<InstanceMsg>]) {
     }
 }
 
-async fn status(instances: &[ActorRef<InstanceMsg>]) -> DirectorStatus {
+async fn status(
+    instances: &[ActorRef<InstanceMsg>],
+    unknown_vrids: Vec<crate::strays::StrayReport>,
+) -> DirectorStatus {
     let now = Instant::now();
     let mut reports = Vec::new();
     for i in instances {
@@ -176,6 +191,7 @@ async fn status(instances: &[ActorRef<InstanceMsg>]) -> DirectorStatus {
     DirectorStatus {
         mode: "standalone".into(),
         instances: reports,
+        unknown_vrids,
     }
 }
 

@@ -12,6 +12,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::instance::{InstanceArgs, InstanceMsg, STOP_TIMEOUT, VrrpInstance};
 use crate::notifier::{Notifier, NotifyMsg};
 use crate::setup::{self, SetupError, UnitSetup};
+use crate::strays::Strays;
 use crate::supervisor::{Children, Spawner, Supervisor, SupervisorMsg};
 use crate::trackers::TrackerHub;
 
@@ -34,6 +35,10 @@ pub type Running = Children<UnitSetup, InstanceMsg>;
 /// The current unit actors.
 pub fn actors(running: &Running) -> Vec<ActorRef<InstanceMsg>> {
     lock(running).iter().map(|c| c.actor.clone()).collect()
+}
+
+fn specs(running: &Running) -> Vec<UnitSetup> {
+    lock(running).iter().map(|c| c.spec.clone()).collect()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -117,7 +122,9 @@ pub async fn run_standalone(
             return Err(e);
         }
     }
-    let api = match crate::api::serve(api_socket, running.clone()) {
+    let strays = Strays::default();
+    strays.watch(&specs(&running));
+    let api = match crate::api::serve(api_socket, running.clone(), strays.clone()) {
         Ok(task) => task,
         Err(e) => {
             stop_all(&running, |_| true).await;
@@ -131,10 +138,14 @@ pub async fn run_standalone(
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: releasing"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: releasing"); break; }
-            _ = hup.recv() => apply_reload(&running, &reload, &supervisor).await,
+            _ = hup.recv() => {
+                apply_reload(&running, &reload, &supervisor).await;
+                strays.watch(&specs(&running));
+            }
         }
     }
     api.abort();
+    strays.stop();
     let _ = std::fs::remove_file(api_socket);
     stop_all(&running, |_| true).await;
     supervisor.stop(None);
@@ -181,7 +192,7 @@ async fn apply_reload(
         }
     };
     let stopped = stop_all(running, |s| !wanted.contains(s)).await;
-    let have: Vec<UnitSetup> = lock(running).iter().map(|c| c.spec.clone()).collect();
+    let have = specs(running);
     let unchanged = have.len();
     let mut started = 0;
     for unit in wanted {

@@ -13,6 +13,7 @@ pub mod instance;
 pub mod notifier;
 pub mod script;
 pub mod setup;
+pub mod strays;
 pub mod supervisor;
 pub mod track;
 pub mod trackers;

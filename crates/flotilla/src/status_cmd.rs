@@ -117,5 +117,18 @@ fn table(s: &DirectorStatus) -> String {
     for r in rows {
         out.push_str(&line(r));
     }
+    if !s.unknown_vrids.is_empty() {
+        out.push_str("adverts for virtual routers not configured here:\n");
+        for u in &s.unknown_vrids {
+            out.push_str(&format!(
+                "  {} {} VRID {}: {} (last from {})\n",
+                u.interface,
+                if u.ipv6 { "IPv6" } else { "IPv4" },
+                u.vrid,
+                u.count,
+                u.last_from
+            ));
+        }
+    }
     out
 }

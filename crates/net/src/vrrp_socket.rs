@@ -96,7 +96,16 @@ impl VrrpSocketV4 {
     pub fn only_vrid(&self, vrid: u8) -> Result<(), NetError> {
         self.fd
             .get_ref()
-            .attach_filter(&vrid_filter(vrid, true))
+            .attach_filter(&vrid_filter(&[vrid], true, true))
+            .map_err(NetError::io("attaching the VRID filter"))
+    }
+
+    /// The opposite of [`Self::only_vrid`]: every advert except those for `vrids` — what no
+    /// instance here listens to, for counting.
+    pub fn except_vrids(&self, vrids: &[u8]) -> Result<(), NetError> {
+        self.fd
+            .get_ref()
+            .attach_filter(&vrid_filter(vrids, false, true))
             .map_err(NetError::io("attaching the VRID filter"))
     }
 
@@ -189,7 +198,15 @@ impl VrrpSocketV6 {
     pub fn only_vrid(&self, vrid: u8) -> Result<(), NetError> {
         self.fd
             .get_ref()
-            .attach_filter(&vrid_filter(vrid, false))
+            .attach_filter(&vrid_filter(&[vrid], true, false))
+            .map_err(NetError::io("attaching the VRID filter"))
+    }
+
+    /// See [`VrrpSocketV4::except_vrids`].
+    pub fn except_vrids(&self, vrids: &[u8]) -> Result<(), NetError> {
+        self.fd
+            .get_ref()
+            .attach_filter(&vrid_filter(vrids, false, false))
             .map_err(NetError::io("attaching the VRID filter"))
     }
 
@@ -368,15 +385,16 @@ fn raw_vrrp_socket(domain: Domain, ifname: &str) -> Result<Socket, NetError> {
     Ok(s)
 }
 
-/// A classic BPF program accepting only VRRP datagrams whose VRID (byte 1 of the VRRP header)
-/// is `vrid`. An IPv4 raw socket sees the IP header first (its length from the IHL nibble); an
-/// IPv6 one sees the VRRP header at offset 0.
-fn vrid_filter(vrid: u8, ipv4: bool) -> Vec<SockFilter> {
+/// A classic BPF program that accepts VRRP datagrams whose VRID (byte 1 of the VRRP header)
+/// is in `vrids` (`listed`), or is not (`!listed`). An IPv4 raw socket sees the IP header first
+/// (its length from the IHL nibble); an IPv6 one sees the VRRP header at offset 0.
+fn vrid_filter(vrids: &[u8], listed: bool, ipv4: bool) -> Vec<SockFilter> {
     const LDX_B_MSH: u16 = 0xb1; // X = 4 * (P[k] & 0xf)
     const LD_B_IND: u16 = 0x50; // A = P[X + k]
     const LD_B_ABS: u16 = 0x30; // A = P[k]
     const JEQ_K: u16 = 0x15; // if A == k goto +jt else +jf
     const RET_K: u16 = 0x06; // return k bytes (0 = drop)
+    const ALL: u32 = u32::MAX;
     let mut prog = if ipv4 {
         vec![
             SockFilter::new(LDX_B_MSH, 0, 0, 0),
@@ -385,11 +403,20 @@ fn vrid_filter(vrid: u8, ipv4: bool) -> Vec<SockFilter> {
     } else {
         vec![SockFilter::new(LD_B_ABS, 0, 0, 1)]
     };
-    prog.extend([
-        SockFilter::new(JEQ_K, 0, 1, u32::from(vrid)),
-        SockFilter::new(RET_K, 0, 0, u32::MAX),
-        SockFilter::new(RET_K, 0, 0, 0),
-    ]);
+    // At most 256 distinct VRIDs, so every jump (a u8) reaches the verdict after the list.
+    let mut list: Vec<u8> = vrids.to_vec();
+    list.sort_unstable();
+    list.dedup();
+    list.truncate(255);
+    let n = list.len();
+    for (i, vrid) in list.iter().enumerate() {
+        // A match jumps over the rest of the list to the "listed" verdict.
+        let to_listed = u8::try_from(n - i).unwrap_or(u8::MAX);
+        prog.push(SockFilter::new(JEQ_K, to_listed, 0, u32::from(*vrid)));
+    }
+    let (unlisted, on_list) = if listed { (0, ALL) } else { (ALL, 0) };
+    prog.push(SockFilter::new(RET_K, 0, 0, unlisted));
+    prog.push(SockFilter::new(RET_K, 0, 0, on_list));
     prog
 }
 

@@ -806,7 +806,8 @@ fn ipv6_adverts_interoperate_with_keepalived() {
 }
 
 /// With `only_vrid`, the kernel hands a socket only its own virtual router's adverts: with
-/// many instances on one interface, none wakes for the others' (IPv4 and IPv6).
+/// many instances on one interface, none wakes for the others' (IPv4 and IPv6). With
+/// `except_vrids`, a socket sees only what no instance listens to.
 #[test]
 fn a_vrid_filter_lets_only_that_virtual_router_through() {
     let pair = Pair::new("f");
@@ -820,6 +821,8 @@ fn a_vrid_filter_lets_only_that_virtual_router_through() {
             v4.only_vrid(52).expect("filter");
             let v6 = VrrpSocketV6::open("eth0", Delivery::Multicast).expect("socket");
             v6.only_vrid(52).expect("filter");
+            let rest = VrrpSocketV4::open("eth0", Delivery::Multicast).expect("socket");
+            rest.except_vrids(&[51, 52]).expect("filter");
             ready_tx.send(()).expect("signal");
             let mut vrids = Vec::new();
             for _ in 0..3 {
@@ -835,6 +838,12 @@ fn a_vrid_filter_lets_only_that_virtual_router_through() {
                     .expect("recv")
                     .expect("datagram");
                 vrids.push((6, r.payload.get(1).copied()));
+                let r = tokio::time::timeout(Duration::from_secs(5), rest.recv())
+                    .await
+                    .expect("an unlisted advert within 5 s")
+                    .expect("recv")
+                    .expect("datagram");
+                vrids.push((0, r.payload.get(1).copied()));
             }
             done_rx.store(true, std::sync::atomic::Ordering::SeqCst);
             vrids
@@ -851,7 +860,7 @@ fn a_vrid_filter_lets_only_that_virtual_router_through() {
                 if done.load(std::sync::atomic::Ordering::SeqCst) {
                     break;
                 }
-                for vrid in [51, 52] {
+                for vrid in [51, 52, 53] {
                     let mut a = advert(Version::V3, Auth::None);
                     a.vrid = vrid;
                     let b = a.emit(
@@ -876,7 +885,9 @@ fn a_vrid_filter_lets_only_that_virtual_router_through() {
     sender.join().expect("sender");
     let vrids = receiver.join().expect("receiver");
     assert!(
-        vrids.iter().all(|(_, v)| *v == Some(52)),
-        "only VRID 52 may arrive: {vrids:?}"
+        vrids
+            .iter()
+            .all(|(s, v)| *v == Some(if *s == 0 { 53 } else { 52 })),
+        "only VRID 52 may arrive, and 53 at the except-51-52 socket: {vrids:?}"
     );
 }
