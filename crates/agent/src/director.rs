@@ -4,11 +4,13 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use flotilla_config::Config;
 use ractor::{Actor, ActorCell, ActorRef};
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::announce::Announcers;
 use crate::instance::{InstanceArgs, InstanceMsg, STOP_TIMEOUT, VrrpInstance};
 use crate::notifier::{Notifier, NotifyMsg};
 use crate::setup::{self, SetupError, UnitSetup};
@@ -49,6 +51,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct Units {
     notifier: ActorRef<NotifyMsg>,
     trackers: TrackerHub,
+    announcers: Announcers,
 }
 
 impl Spawner for Units {
@@ -68,6 +71,7 @@ impl Spawner for Units {
             unit,
             notifier: self.notifier.clone(),
             trackers: self.trackers.clone(),
+            announcers: self.announcers.clone(),
         };
         Actor::spawn_linked(None, VrrpInstance, args, supervisor)
             .await
@@ -105,6 +109,10 @@ pub async fn run_standalone(
     let spawner = Units {
         notifier: notifier.clone(),
         trackers: TrackerHub::new(cfg.global.script_user.clone()),
+        announcers: Announcers::new(
+            Duration::from_micros(cfg.global.vrrp_garp_interval.0),
+            Duration::from_micros(cfg.global.vrrp_gna_interval.0),
+        ),
     };
     let (supervisor, _) = Actor::spawn(
         Some("supervisor".into()),

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flotilla_net::NetError;
-use flotilla_net::garp::Announcer;
 use flotilla_net::vip::{Addresses, Removed};
 use flotilla_net::vrrp_socket::{Delivery, VrrpSocketV4, VrrpSocketV6};
 use flotilla_vrrp::machine::{Action, Drop, OWNER_PRIORITY, Reason, Router, State};
@@ -18,6 +17,7 @@ use flotilla_vrrp::wire::{Advert, ChecksumMode, MULTICAST_V4, MULTICAST_V6, TTL}
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::task::JoinHandle;
 
+use crate::announce::{Announce, Announcers};
 use crate::notifier::NotifyMsg;
 use crate::setup::{InstanceSetup, Notify, UnitSetup};
 use crate::track::{Reading, Source};
@@ -133,13 +133,13 @@ pub struct InstanceArgs {
     pub unit: UnitSetup,
     pub notifier: ActorRef<NotifyMsg>,
     pub trackers: TrackerHub,
+    pub announcers: Announcers,
 }
 
 /// One instance's sockets and bookkeeping.
 struct Member {
     setup: InstanceSetup,
     socket: Arc<Sock>,
-    announcer: Option<Announcer>,
     ifindexes: HashMap<String, u32>,
     rx: JoinHandle<()>,
     status: InstanceStatus,
@@ -238,6 +238,7 @@ pub struct InstanceState {
     members: Vec<Member>,
     addrs: Addresses,
     notifier: ActorRef<NotifyMsg>,
+    announcers: Announcers,
     timer_gen: u64,
     /// Last known reading of everything the members track.
     readings: HashMap<Source, Reading>,
@@ -261,6 +262,7 @@ impl Actor for VrrpInstance {
             unit,
             notifier,
             trackers,
+            announcers,
         } = args;
         let addrs = Addresses::connect()?;
         let group_name = unit.group.as_ref().map(|_| unit.name.clone());
@@ -316,6 +318,7 @@ impl Actor for VrrpInstance {
             members,
             addrs,
             notifier,
+            announcers,
             timer_gen: 0,
             readings,
             subscriptions,
@@ -436,13 +439,6 @@ async fn open_member(
     };
     setup.params.source = source;
     let socket = Arc::new(socket);
-    let announcer = match Announcer::open(&setup.interface) {
-        Ok(a) => Some(a),
-        Err(e) => {
-            tracing::warn!(instance = %setup.name, error = %e, "gratuitous ARP unavailable");
-            None
-        }
-    };
     let rx = {
         let socket = socket.clone();
         let me = me.clone();
@@ -493,7 +489,6 @@ async fn open_member(
     Ok(Member {
         setup,
         socket,
-        announcer,
         ifindexes,
         rx,
         status,
@@ -654,6 +649,9 @@ impl InstanceState {
                 }
             }
             Action::RemoveAddresses => {
+                for (dev, ips) in by_device(&m.setup) {
+                    self.announcers.send(&dev, Announce::Cancel(ips));
+                }
                 for (dev, vip) in &m.setup.vips {
                     let idx = m.ifindexes.get(dev).copied().unwrap_or(0);
                     if let Err(e) = self.addrs.remove(idx, vip.addr, vip.prefix).await {
@@ -661,7 +659,11 @@ impl InstanceState {
                     }
                 }
             }
-            Action::SendGarp { count } => garp(m, count),
+            Action::SendGarp { count } => {
+                for (dev, ips) in by_device(&m.setup) {
+                    self.announcers.send(&dev, Announce::Burst(ips, count));
+                }
+            }
             Action::StateChanged { from, to, reason } => {
                 m.status.since = Instant::now();
                 m.status.reason = Some(reason);
@@ -703,17 +705,16 @@ async fn send_advert(m: &mut Member, a: &Advert) {
     }
 }
 
-fn garp(m: &Member, count: u32) {
-    let Some(announcer) = &m.announcer else {
-        return;
-    };
-    for _ in 0..count {
-        for (_, vip) in &m.setup.vips {
-            if let Err(e) = announcer.announce(vip.addr) {
-                tracing::debug!(vip = %vip.addr, error = %e, "gratuitous ARP not sent");
-            }
+/// The instance's addresses grouped by the interface they live on, where they are announced.
+fn by_device(setup: &InstanceSetup) -> Vec<(String, Vec<IpAddr>)> {
+    let mut out: Vec<(String, Vec<IpAddr>)> = Vec::new();
+    for (dev, vip) in &setup.vips {
+        match out.iter_mut().find(|(d, _)| d == dev) {
+            Some((_, ips)) => ips.push(vip.addr),
+            None => out.push((dev.clone(), vec![vip.addr])),
         }
     }
+    out
 }
 
 /// keepalived's contract: the state's own script, then `notify KIND NAME STATE PRIO`.

@@ -7,6 +7,7 @@
 //! [`notifier::Notifier`] running notify scripts, and one runner per tracked script, file or
 //! process ([`trackers`]); see [`director::run_standalone`].
 
+pub mod announce;
 pub mod api;
 pub mod director;
 pub mod instance;
