@@ -6,7 +6,8 @@
 # if accepted, would make the master yield:
 #   wrong TTL (64), bad checksum, wrong password, VRRPv3 to a v2 router, wrong advert
 #   interval, truncated (5 bytes), oversized (bytes after the addresses), unknown VRID 77
-#   (counted apart, under unknown_vrids).
+#   (counted apart, under unknown_vrids); and a valid lower-priority advert with another address
+#   list (accepted, counted as an address-list error, as keepalived does).
 # Then: d1 is still master with its VIP, no transition happened, and `flotilla status --json`
 # counts each kind under its reason.
 #
@@ -62,8 +63,8 @@ def csum(b):
         s = (s & 0xFFFF) + (s >> 16)
     return ~s & 0xFFFF
 
-def vrrp(version=2, vrid=51, prio=254, interval=1, password=b"s3cret\0\0", extra=b"", bad_sum=False):
-    body = struct.pack("!BBBBBBH", version << 4 | 1, vrid, prio, 1, 1, interval, 0) + socket.inet_aton("10.99.0.100")
+def vrrp(version=2, vrid=51, prio=254, interval=1, password=b"s3cret\0\0", extra=b"", bad_sum=False, addr="10.99.0.100"):
+    body = struct.pack("!BBBBBBH", version << 4 | 1, vrid, prio, 1, 1, interval, 0) + socket.inet_aton(addr)
     if version == 2:
         body += password
     body += extra
@@ -93,6 +94,8 @@ cases = {
     "truncated": ip(vrrp()[:5]),
     "oversized": ip(vrrp(extra=b"\0" * 40)),
     "unknown_vrid": ip(vrrp(vrid=77)),
+    # Valid and lower priority (so accepted), but advertising another address.
+    "address_list": ip(vrrp(prio=100, addr="10.99.0.199")),
 }
 for name, pkt in cases.items():
     for _ in range(3):
@@ -129,6 +132,13 @@ assert [(x["interface"], x["vrid"], x["count"]) for x in u] == [("eth0", 77, 3)]
 PY
 then pass "the unknown VRID 77 is counted in status (3 adverts)"
 else fail "status does not count the unknown VRID: $json"; fi
+if python3 - "$json" <<'PY'
+import json, sys
+i = json.loads(sys.argv[1])["instances"][0]
+assert i["address_list_errors"] == 3, i
+PY
+then pass "3 adverts with another address list: accepted, counted as address_list_errors (as keepalived)"
+else fail "address list mismatches not counted: $json"; fi
 "$FLOTILLA" status --api-socket "$st/d1.sock" | sed 's/^/   /'
 lab_kill d1 flotilla TERM || fail "flotilla did not exit"
 

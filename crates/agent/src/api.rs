@@ -64,6 +64,9 @@ pub struct InstanceReport {
     /// The tracker holding it in FAULT (`script chk_haproxy`, `interface eth1` …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault_by: Option<String>,
+    /// Adverts whose address list differs from ours (accepted, counted).
+    #[serde(default)]
+    pub address_list_errors: u64,
     pub adverts_sent: u64,
     pub adverts_received: u64,
     pub dropped: std::collections::BTreeMap<String, u64>,
@@ -89,6 +92,7 @@ impl InstanceReport {
             since_seconds: now.saturating_duration_since(s.since).as_secs_f64(),
             last_reason: s.reason.map(|r| format!("{r:?}")),
             fault_by: s.fault_by,
+            address_list_errors: s.address_list_errors,
             adverts_sent: s.adverts_sent,
             adverts_received: s.adverts_received,
             dropped: s

@@ -121,6 +121,8 @@ pub struct InstanceStatus {
     pub reason: Option<Reason>,
     /// The tracker holding it in FAULT.
     pub fault_by: Option<String>,
+    /// Adverts whose address list differs from ours (accepted, as keepalived does).
+    pub address_list_errors: u64,
     pub adverts_sent: u64,
     pub adverts_received: u64,
     pub dropped: HashMap<&'static str, u64>,
@@ -472,6 +474,7 @@ async fn open_member(
         since: Instant::now(),
         reason: None,
         fault_by: None,
+        address_list_errors: 0,
         adverts_sent: 0,
         adverts_received: 0,
         dropped: HashMap::new(),
@@ -585,7 +588,20 @@ impl InstanceState {
         if advert.vrid != m.setup.params.vrid {
             return;
         }
+        if !multicast && m.setup.check_unicast_src && !m.setup.peers.contains(&r.src) {
+            return drop(m, "unknown_peer");
+        }
         m.status.adverts_received += 1;
+        // keepalived.md §3: a different address list is logged and counted, not dropped
+        // (keepalived's addr_list_err); it usually means the two configs disagree.
+        if !m.setup.skip_check_adv_addr
+            && !same_addresses(&advert.addresses, &m.setup.params.addresses)
+        {
+            m.status.address_list_errors += 1;
+            if m.status.address_list_errors == 1 {
+                tracing::warn!(instance = %m.setup.name, from = %r.src, advertised = ?advert.addresses, "the advert's address list differs from ours (check both configurations)");
+            }
+        }
         if let Err(why) = self
             .machine
             .handle_advert(Instant::now(), i, r.src, &advert)
@@ -703,6 +719,11 @@ async fn send_advert(m: &mut Member, a: &Advert) {
             Err(e) => tracing::warn!(instance = %m.setup.name, %dst, error = %e, "advert not sent"),
         }
     }
+}
+
+/// The same addresses in any order.
+fn same_addresses(a: &[IpAddr], b: &[IpAddr]) -> bool {
+    a.len() == b.len() && a.iter().all(|x| b.contains(x))
 }
 
 /// The instance's addresses grouped by the interface they live on, where they are announced.

@@ -32,6 +32,10 @@ pub struct InstanceSetup {
     /// `virtual_ipaddress_excluded`.
     pub vips: Vec<(String, Vip)>,
     pub notify: Notify,
+    /// `check_unicast_src`: unicast adverts only from the configured peers.
+    pub check_unicast_src: bool,
+    /// `skip_check_adv_addr`: do not compare the advertised addresses with ours.
+    pub skip_check_adv_addr: bool,
     /// What moves this instance: its own interface (unless `dont_track_primary`),
     /// `track_interface`, `track_script`, `track_file` and `track_process` entries, and its
     /// sync group's.
@@ -305,6 +309,8 @@ fn instance(vrrp: &VrrpSection, i: &VrrpInstance) -> Result<InstanceSetup, Setup
         peers,
         ipv6,
         vips,
+        check_unicast_src: i.check_unicast_src,
+        skip_check_adv_addr: i.skip_check_adv_addr,
         notify: Notify {
             master: i.notify.master.clone(),
             backup: i.notify.backup.clone(),
