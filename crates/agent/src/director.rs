@@ -13,6 +13,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::announce::Announcers;
 use crate::instance::{InstanceArgs, InstanceMsg, STOP_TIMEOUT, VrrpInstance};
 use crate::notifier::{Notifier, NotifyMsg};
+use crate::sd_notify::SdNotify;
 use crate::setup::{self, SetupError, UnitSetup};
 use crate::strays::Strays;
 use crate::supervisor::{Children, Spawner, Supervisor, SupervisorMsg};
@@ -141,16 +142,41 @@ pub async fn run_standalone(
     };
     // The thread ends with the process; it holds no state that needs releasing.
     let _links = watch_links(running.clone());
+    let systemd = SdNotify::from_env();
+    if let Some(sd) = &systemd {
+        sd.ready();
+        if let Some(every) = crate::sd_notify::watchdog_interval() {
+            let (sd, supervisor) = (sd.clone(), supervisor.clone());
+            // Pings only while the supervisor runs and the runtime is responsive.
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    if supervisor.get_status() == ractor::ActorStatus::Running {
+                        sd.watchdog();
+                    }
+                }
+            });
+        }
+    }
     tracing::info!(units = lock(&running).len(), api = %api_socket.display(), "running standalone");
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: releasing"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: releasing"); break; }
             _ = hup.recv() => {
+                if let Some(sd) = &systemd {
+                    sd.reloading();
+                }
                 apply_reload(&running, &reload, &supervisor).await;
                 strays.watch(&specs(&running));
+                if let Some(sd) = &systemd {
+                    sd.ready();
+                }
             }
         }
+    }
+    if let Some(sd) = &systemd {
+        sd.stopping();
     }
     api.abort();
     strays.stop();

@@ -13,6 +13,7 @@ pub mod director;
 pub mod instance;
 pub mod notifier;
 pub mod script;
+pub mod sd_notify;
 pub mod setup;
 pub mod strays;
 pub mod supervisor;
