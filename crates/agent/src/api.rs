@@ -67,6 +67,9 @@ pub struct InstanceReport {
     /// Adverts whose address list differs from ours (accepted, counted).
     #[serde(default)]
     pub address_list_errors: u64,
+    /// State changes since the agent started this unit.
+    #[serde(default)]
+    pub transitions: u64,
     pub adverts_sent: u64,
     pub adverts_received: u64,
     pub dropped: std::collections::BTreeMap<String, u64>,
@@ -93,6 +96,7 @@ impl InstanceReport {
             last_reason: s.reason.map(|r| format!("{r:?}")),
             fault_by: s.fault_by,
             address_list_errors: s.address_list_errors,
+            transitions: s.transitions,
             adverts_sent: s.adverts_sent,
             adverts_received: s.adverts_received,
             dropped: s
@@ -178,7 +182,8 @@ async fn answer(
     }
 }
 
-async fn status(
+/// What the director reports now.
+pub async fn status(
     instances: &[ActorRef<InstanceMsg>],
     unknown_vrids: Vec<crate::strays::StrayReport>,
 ) -> DirectorStatus {

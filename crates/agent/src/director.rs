@@ -2,6 +2,7 @@
 //! the tracker runners, until SIGTERM or SIGINT; then every master sends priority 0 and
 //! removes its VIPs before the process exits.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,6 +30,8 @@ pub enum AgentError {
     Api(#[from] crate::api::ApiError),
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("HTTP listener on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
 }
 
 /// The running units the control socket and the link watch talk to; the supervisor
@@ -91,6 +94,7 @@ pub async fn run_standalone(
     cfg: &Config,
     reload: impl Fn() -> Result<Config, String>,
     api_socket: &Path,
+    listen: Option<SocketAddr>,
 ) -> Result<(), AgentError> {
     let units = setup::units(cfg)?;
     let mut term = signal(SignalKind::terminate()).map_err(AgentError::Signals)?;
@@ -140,6 +144,17 @@ pub async fn run_standalone(
             return Err(AgentError::Api(e));
         }
     };
+    let web = match listen {
+        None => None,
+        Some(addr) => match crate::web::serve(addr, running.clone(), strays.clone()).await {
+            Ok(task) => Some(task),
+            Err(e) => {
+                api.abort();
+                stop_all(&running, |_| true).await;
+                return Err(AgentError::Listen(addr, e));
+            }
+        },
+    };
     // The thread ends with the process; it holds no state that needs releasing.
     let _links = watch_links(running.clone());
     let systemd = SdNotify::from_env();
@@ -179,6 +194,9 @@ pub async fn run_standalone(
         sd.stopping();
     }
     api.abort();
+    if let Some(w) = web {
+        w.abort();
+    }
     strays.stop();
     let _ = std::fs::remove_file(api_socket);
     stop_all(&running, |_| true).await;

@@ -123,6 +123,8 @@ pub struct InstanceStatus {
     pub fault_by: Option<String>,
     /// Adverts whose address list differs from ours (accepted, as keepalived does).
     pub address_list_errors: u64,
+    /// State changes since start.
+    pub transitions: u64,
     pub adverts_sent: u64,
     pub adverts_received: u64,
     pub dropped: HashMap<&'static str, u64>,
@@ -475,6 +477,7 @@ async fn open_member(
         reason: None,
         fault_by: None,
         address_list_errors: 0,
+        transitions: 0,
         adverts_sent: 0,
         adverts_received: 0,
         dropped: HashMap::new(),
@@ -683,6 +686,7 @@ impl InstanceState {
             Action::StateChanged { from, to, reason } => {
                 m.status.since = Instant::now();
                 m.status.reason = Some(reason);
+                m.status.transitions += 1;
                 tracing::info!(instance = %m.setup.name, ?from, ?to, ?reason, "transition");
                 notify_state(
                     &self.notifier,

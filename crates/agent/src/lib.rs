@@ -19,3 +19,4 @@ pub mod strays;
 pub mod supervisor;
 pub mod track;
 pub mod trackers;
+pub mod web;

@@ -43,6 +43,7 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
         &loaded.config,
         reload,
         &args.api_socket,
+        args.listen,
     )) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {

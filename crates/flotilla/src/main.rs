@@ -53,6 +53,10 @@ struct AgentArgs {
     /// The control socket `flotilla status` talks to.
     #[arg(long, default_value = flotilla_agent::api::DEFAULT_SOCKET)]
     api_socket: PathBuf,
+    /// Serve `/metrics` (Prometheus), `/api/status` and a live status page on this address
+    /// (off unless given), e.g. 127.0.0.1:9180.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(clap::Args)]

@@ -1,0 +1,318 @@
+//! The opt-in HTTP listener (`flotilla agent --listen ADDR`), read-only:
+//!
+//! * `/metrics` — Prometheus text exposition (format 0.0.4), names after Prometheus's
+//!   conventions: `flotilla_` prefix, base units, `_total` for counters;
+//! * `/api/status` — the same JSON `flotilla status --json` prints;
+//! * `/` — a page that draws the director and its units and refreshes every second, so an
+//!   operator watches a failover or a drain happen.
+//!
+//! The status is gathered from the actors at each request, as for the control socket.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Json};
+use axum::routing::get;
+use tokio::task::JoinHandle;
+
+use crate::api::DirectorStatus;
+use crate::director::Running;
+use crate::strays::Strays;
+
+#[derive(Clone)]
+struct Shared {
+    running: Running,
+    strays: Strays,
+}
+
+/// Binds `addr` and serves until the task is aborted.
+pub async fn serve(
+    addr: SocketAddr,
+    running: Running,
+    strays: Strays,
+) -> std::io::Result<JoinHandle<()>> {
+    let app = Router::new()
+        .route("/", get(page))
+        .route("/metrics", get(metrics))
+        .route("/api/status", get(status_json))
+        .with_state(Shared { running, strays });
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "HTTP listener: /metrics, /api/status, /");
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "HTTP listener stopped");
+        }
+    }))
+}
+
+async fn snapshot(s: &Shared) -> DirectorStatus {
+    crate::api::status(&crate::director::actors(&s.running), s.strays.report()).await
+}
+
+async fn status_json(State(s): State<Shared>) -> Json<DirectorStatus> {
+    Json(snapshot(&s).await)
+}
+
+async fn metrics(State(s): State<Shared>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        exposition(&snapshot(&s).await),
+    )
+}
+
+async fn page() -> Html<&'static str> {
+    Html(PAGE)
+}
+
+/// A label value with `\`, `"` and newlines escaped, as the text format requires.
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+struct Family<'a> {
+    out: &'a mut String,
+}
+
+impl Family<'_> {
+    fn head(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        let l: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
+            .collect();
+        let _ = writeln!(self.out, "{name}{{{}}} {value}", l.join(","));
+    }
+}
+
+const STATES: [&str; 4] = ["INIT", "BACKUP", "MASTER", "FAULT"];
+
+/// The Prometheus text for a director's status.
+pub fn exposition(s: &DirectorStatus) -> String {
+    let mut out = String::new();
+    let mut f = Family { out: &mut out };
+    f.head(
+        "flotilla_vrrp_state",
+        "gauge",
+        "VRRP state of the instance: 1 for the state it is in, 0 for the others.",
+    );
+    for i in &s.instances {
+        for st in STATES {
+            let v = u8::from(i.state == st);
+            f.sample(
+                "flotilla_vrrp_state",
+                &[("instance", &i.name), ("state", &st.to_lowercase())],
+                v,
+            );
+        }
+    }
+    type Field = fn(&crate::api::InstanceReport) -> u64;
+    let per_instance: [(&str, &str, &str, Field); 6] = [
+        (
+            "flotilla_vrrp_priority",
+            "gauge",
+            "Configured VRRP priority.",
+            |i| u64::from(i.priority),
+        ),
+        (
+            "flotilla_vrrp_effective_priority",
+            "gauge",
+            "Priority advertised now (configured plus trackers, 1-254).",
+            |i| u64::from(i.effective_priority),
+        ),
+        (
+            "flotilla_vrrp_transitions_total",
+            "counter",
+            "VRRP state changes since the agent started the instance.",
+            |i| i.transitions,
+        ),
+        (
+            "flotilla_vrrp_adverts_sent_total",
+            "counter",
+            "VRRP adverts sent.",
+            |i| i.adverts_sent,
+        ),
+        (
+            "flotilla_vrrp_adverts_received_total",
+            "counter",
+            "VRRP adverts received and accepted by the wire checks.",
+            |i| i.adverts_received,
+        ),
+        (
+            "flotilla_vrrp_address_list_errors_total",
+            "counter",
+            "Adverts whose address list differs from the configured one.",
+            |i| i.address_list_errors,
+        ),
+    ];
+    for (name, kind, help, field) in per_instance {
+        f.head(name, kind, help);
+        for i in &s.instances {
+            let vrid = i.vrid.to_string();
+            f.sample(
+                name,
+                &[
+                    ("instance", &i.name),
+                    ("interface", &i.interface),
+                    ("vrid", &vrid),
+                ],
+                field(i),
+            );
+        }
+    }
+    f.head(
+        "flotilla_vrrp_vips_held",
+        "gauge",
+        "Virtual addresses the instance holds on this director now.",
+    );
+    for i in &s.instances {
+        f.sample(
+            "flotilla_vrrp_vips_held",
+            &[("instance", &i.name)],
+            i.vips_held.len(),
+        );
+    }
+    f.head(
+        "flotilla_vrrp_dropped_total",
+        "counter",
+        "VRRP packets dropped, by reason.",
+    );
+    for i in &s.instances {
+        for (reason, n) in &i.dropped {
+            f.sample(
+                "flotilla_vrrp_dropped_total",
+                &[("instance", &i.name), ("reason", reason)],
+                n,
+            );
+        }
+    }
+    f.head(
+        "flotilla_vrrp_unknown_vrid_adverts_total",
+        "counter",
+        "Adverts for virtual routers not configured on this director.",
+    );
+    for u in &s.unknown_vrids {
+        let vrid = u.vrid.to_string();
+        let family = if u.ipv6 { "ipv6" } else { "ipv4" };
+        f.sample(
+            "flotilla_vrrp_unknown_vrid_adverts_total",
+            &[
+                ("interface", &u.interface),
+                ("family", family),
+                ("vrid", &vrid),
+            ],
+            u.count,
+        );
+    }
+    out
+}
+
+const PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>flotilla</title>
+<style>
+ body { font: 14px system-ui, sans-serif; margin: 1.5em; color: #222; }
+ h1 { font-size: 1.3em; } .dir { display: inline-block; vertical-align: top; border: 1px solid #ccc;
+ border-radius: 6px; padding: .6em 1em; margin: 0 1em 1em 0; min-width: 22em; }
+ .unit { border-radius: 4px; padding: .3em .5em; margin: .3em 0; }
+ .MASTER { background: #cdeccf; } .BACKUP { background: #eee; } .FAULT { background: #f6c9c9; }
+ .INIT { background: #f3e6b3; } small { color: #666; } #err { color: #a00; }
+</style></head><body>
+<h1>flotilla <small id="mode"></small></h1><div id="err"></div><div id="map"></div>
+<script>
+function esc(s) { return String(s).replace(/[&<>"]/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c])); }
+async function tick() {
+  try {
+    const r = await fetch('/api/status'); const s = await r.json();
+    document.getElementById('mode').textContent = s.mode;
+    let h = '<div class="dir"><b>this director</b>';
+    for (const i of s.instances) {
+      h += `<div class="unit ${esc(i.state)}" data-instance="${esc(i.name)}" data-state="${esc(i.state)}">` +
+        `<b>${esc(i.name)}</b> ${esc(i.state)} <small>${esc(i.interface)} VRID ${i.vrid}, prio ${i.effective_priority}` +
+        `${i.group ? ', group ' + esc(i.group) : ''}, since ${i.since_seconds.toFixed(1)} s` +
+        `${i.fault_by ? ', fault: ' + esc(i.fault_by) : ''}</small><br>` +
+        `${i.vips_held.map(esc).join(' ') || '<small>no VIPs held</small>'}</div>`;
+    }
+    h += '</div>';
+    document.getElementById('map').innerHTML = h;
+    document.getElementById('err').textContent = '';
+  } catch (e) { document.getElementById('err').textContent = 'no answer from the agent: ' + e; }
+}
+tick(); setInterval(tick, 1000);
+</script></body></html>
+"#;
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::api::InstanceReport;
+
+    fn report() -> DirectorStatus {
+        DirectorStatus {
+            mode: "standalone".into(),
+            instances: vec![InstanceReport {
+                name: "VI_\"1\"".into(),
+                group: None,
+                interface: "eth0".into(),
+                vrid: 51,
+                state: "MASTER".into(),
+                priority: 150,
+                effective_priority: 90,
+                master: None,
+                vips_held: vec!["10.0.0.1".into()],
+                since_seconds: 1.0,
+                last_reason: None,
+                fault_by: None,
+                address_list_errors: 0,
+                transitions: 2,
+                adverts_sent: 7,
+                adverts_received: 3,
+                dropped: BTreeMap::from([("ttl".to_string(), 4)]),
+            }],
+            unknown_vrids: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn exposition_is_well_formed_prometheus_text() {
+        let text = exposition(&report());
+        assert!(
+            text.contains("flotilla_vrrp_state{instance=\"VI_\\\"1\\\"\",state=\"master\"} 1\n")
+        );
+        assert!(
+            text.contains("flotilla_vrrp_state{instance=\"VI_\\\"1\\\"\",state=\"backup\"} 0\n")
+        );
+        assert!(text.contains("flotilla_vrrp_effective_priority{instance=\"VI_\\\"1\\\"\",interface=\"eth0\",vrid=\"51\"} 90\n"));
+        assert!(
+            text.contains(
+                "flotilla_vrrp_dropped_total{instance=\"VI_\\\"1\\\"\",reason=\"ttl\"} 4\n"
+            )
+        );
+        // Every sample belongs to a family declared before it, each declared once.
+        let mut declared = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let name = rest.split(' ').next().unwrap_or_default();
+                assert!(!declared.contains(&name.to_string()), "{name} twice");
+                declared.push(name.to_string());
+            } else if !line.starts_with('#') {
+                let name = line.split('{').next().unwrap_or_default();
+                assert_eq!(declared.last().map(String::as_str), Some(name), "{line}");
+                assert!(
+                    name.ends_with("_total") == text.contains(&format!("# TYPE {name} counter"))
+                );
+            }
+        }
+    }
+}
