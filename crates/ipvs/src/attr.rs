@@ -480,10 +480,18 @@ pub fn decode_stats(buf: &[u8], wide: bool) -> Result<Stats, AttrError> {
         if !(stats_attr::CONNS..=stats_attr::OUTBPS).contains(&a.kind) {
             continue;
         }
-        let v = if wide {
-            get_u64("64-bit counter", a.payload)?
-        } else {
-            u64::from(get_u32("32-bit counter", a.payload)?)
+        // The "32-bit" set carries the byte counters as u64 (`struct ip_vs_stats_user`),
+        // so width is read from the length; the 64-bit set is all u64.
+        let v = match a.payload.len() {
+            8 => get_u64("counter", a.payload)?,
+            4 if !wide => u64::from(get_u32("counter", a.payload)?),
+            got => {
+                return Err(AttrError::BadLength {
+                    what: "counter",
+                    expected: if wide { "8" } else { "4 or 8" },
+                    got,
+                });
+            }
         };
         let slot = match a.kind {
             1 => &mut s.conns,

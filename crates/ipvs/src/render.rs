@@ -113,14 +113,15 @@ pub fn render_ipvsadm(info: &IpvsInfo, services: &[ServiceStatus], listing: List
     out
 }
 
-/// `TCP  10.0.0.1:80`, `FWM  7`, `FWM  7 IPv6` (two spaces after the protocol, as ipvsadm).
+/// `TCP  10.0.0.1:80`, `SCTP 10.0.0.1:80`, `FWM  7`, `FWM  7 IPv6`: the protocol padded to
+/// four columns, as ipvsadm writes it.
 fn service_name(key: &ServiceKey) -> String {
     match key {
         ServiceKey::Addr {
             protocol,
             addr,
             port,
-        } => format!("{}  {}", protocol.name(), SocketText(*addr, *port)),
+        } => format!("{:<4} {}", protocol.name(), SocketText(*addr, *port)),
         ServiceKey::Fwmark { mark, family } => match family {
             Family::Inet => format!("FWM  {mark}"),
             Family::Inet6 => format!("FWM  {mark} IPv6"),
@@ -199,6 +200,21 @@ mod tests {
              \x20 -> 10.99.0.11:80                Route   2      0          0         \n\
              \x20 -> 10.99.0.12:80                Route   1      0          0         \n"
         );
+    }
+
+    #[test]
+    fn service_names_pad_the_protocol() {
+        let sctp = ServiceKey::Addr {
+            protocol: Protocol::Sctp,
+            addr: "2001:db8::1".parse().unwrap(),
+            port: 9000,
+        };
+        assert_eq!(service_name(&sctp), "SCTP [2001:db8::1]:9000");
+        let fw = ServiceKey::Fwmark {
+            mark: 7,
+            family: Family::Inet6,
+        };
+        assert_eq!(service_name(&fw), "FWM  7 IPv6");
     }
 
     #[test]
