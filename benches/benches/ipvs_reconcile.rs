@@ -29,7 +29,10 @@ fn reconcile_large(c: &mut Criterion) {
     assert_eq!((desired.len(), n_dest), (vs, rs));
     let owned = OwnedSet::of(&desired);
     let mut changed = desired.clone();
-    if let Some(d) = changed.get_mut(vs / 2).and_then(|s| s.destinations.first_mut()) {
+    if let Some(d) = changed
+        .get_mut(vs / 2)
+        .and_then(|s| s.destinations.first_mut())
+    {
         d.weight += 1;
     }
 
