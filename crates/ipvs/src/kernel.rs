@@ -363,6 +363,13 @@ impl Dataplane for KernelDataplane {
 mod tests {
     use super::*;
 
+    /// An actor owns its dataplane and may be moved between threads.
+    #[test]
+    fn kernel_dataplane_is_send() {
+        fn send<T: Send>() {}
+        send::<KernelDataplane>();
+    }
+
     /// The host kernel of the development machines has no IPVS: connecting must say so in
     /// words, not fail with a bare errno. Where IPVS exists (the UML lab), it connects.
     #[test]

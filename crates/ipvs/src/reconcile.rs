@@ -239,6 +239,13 @@ pub fn reconcile(
         .cloned()
         .collect();
     *owned = owned.after(desired, &done);
+    // A service the kernel refused to add is not there to own: should someone else add that
+    // key later, it is theirs.
+    for f in &report.failed {
+        if let Change::AddService(s) = &f.change {
+            owned.keys.remove(&s.key);
+        }
+    }
     Ok((changes, report))
 }
 
@@ -341,6 +348,7 @@ mod tests {
             DataplaneError::UnknownScheduler { .. }
         ));
         assert_eq!(dp.state(), vec![desired[1].clone()]);
+        assert!(!owned.contains(&tcp(1, 80)) && owned.contains(&tcp(2, 80)));
     }
 
     fn arb_service(key: ServiceKey) -> impl Strategy<Value = Service> {

@@ -593,3 +593,38 @@ pub(crate) fn addr_from(family: Family, b: [u8; 16]) -> IpAddr {
         Family::Inet6 => IpAddr::V6(Ipv6Addr::from(b)),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_reads_like_the_operator_writes() {
+        let spec = ServiceSpec {
+            service: Service::new(
+                ServiceKey::Addr {
+                    protocol: Protocol::Tcp,
+                    addr: "10.0.0.1".parse().unwrap(),
+                    port: 80,
+                },
+                "wrr",
+            ),
+            destinations: vec![Destination::new(
+                "10.1.0.1".parse().unwrap(),
+                80,
+                Forward::Tunnel(Tunnel {
+                    kind: TunnelKind::Gue { port: 6080 },
+                    checksum: TunnelChecksum::Csum,
+                }),
+                2,
+            )],
+        };
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(
+            json,
+            r#"{"service":{"key":{"addr":{"protocol":"TCP","addr":"10.0.0.1","port":80}},"scheduler":"wrr","flags":{}},"destinations":[{"addr":"10.1.0.1","port":80,"forward":{"tunnel":{"kind":{"gue":{"port":6080}},"checksum":"csum"}},"weight":2,"upper_threshold":0,"lower_threshold":0}]}"#
+        );
+        assert_eq!(serde_json::from_str::<ServiceSpec>(&json).unwrap(), spec);
+    }
+}
