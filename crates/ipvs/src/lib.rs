@@ -2,3 +2,30 @@
 //! forwarding methods, persistence and the connection-sync daemon, behind a `Dataplane`
 //! trait with a kernel implementation and an in-memory one. It must never touch IPVS state
 //! flotilla does not own.
+//!
+//! The pieces, in the order data flows:
+//! * [`desired::desired_state`]: the configuration's `virtual_server`s (groups expanded) →
+//!   the desired [`ServiceSpec`]s.
+//! * [`reconcile::plan`] / [`reconcile::apply`] / [`reconcile::reconcile`]: desired against
+//!   the kernel's rules → the fewest [`Change`]s, adopting equal rules and deleting only
+//!   services in the [`OwnedSet`]; [`reconcile::release`] on stop.
+//! * [`Dataplane`]: [`KernelDataplane`] (netlink, messages in [`attr`]) and
+//!   [`MemoryDataplane`] (the kernel's semantics, for tests).
+//! * [`render::render_ipvsadm`]: `ipvsadm -Ln` / `--stats` text.
+
+pub mod attr;
+pub mod dataplane;
+pub mod desired;
+pub mod kernel;
+pub mod memory;
+pub mod reconcile;
+pub mod render;
+pub mod types;
+
+pub use dataplane::{Dataplane, DataplaneError};
+pub use desired::{DesiredError, desired_state};
+pub use kernel::KernelDataplane;
+pub use memory::MemoryDataplane;
+pub use reconcile::{Change, OwnedSet, Report, apply, plan, reconcile, release};
+pub use render::{Listing, idle_status, render_ipvsadm};
+pub use types::*;
