@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod agent_cmd;
 mod config_cmd;
+mod ipvs_cmd;
 mod status_cmd;
 
 #[derive(Parser)]
@@ -37,6 +38,24 @@ enum Command {
     ///
     /// Example: flotilla status --json
     Status(StatusArgs),
+    /// Show the kernel's IPVS table as `ipvsadm -Ln` does (`--stats` for counters), or with
+    /// `--config` the table a configuration asks for, without touching the kernel.
+    ///
+    /// Example: flotilla ipvs --config /etc/keepalived/keepalived.conf
+    Ipvs(IpvsArgs),
+}
+
+#[derive(clap::Args)]
+struct IpvsArgs {
+    /// Connection, packet and byte counters (`ipvsadm -Ln --stats`).
+    #[arg(long)]
+    stats: bool,
+    /// JSON instead of ipvsadm's text.
+    #[arg(long)]
+    json: bool,
+    /// Show what this configuration's virtual servers make, not the kernel's table.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -109,6 +128,7 @@ fn main() -> ExitCode {
         Command::Config(ConfigCommand::Show { args, json }) => config_cmd::show(&args, json),
         Command::Agent(args) => agent_cmd::run(&args),
         Command::Status(args) => status_cmd::run(&args),
+        Command::Ipvs(args) => ipvs_cmd::run(&args),
     };
     match result {
         Ok(code) => code,
