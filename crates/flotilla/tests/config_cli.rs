@@ -138,8 +138,9 @@ fn show_output_is_itself_a_valid_config_with_the_same_model() {
 
 #[test]
 fn ipvs_config_shows_the_table_a_configuration_asks_for() {
-    let conf = repo().join("cluster-configs/ka01/keepalived.conf");
-    let out = flotilla(&["ipvs", "--config", conf.to_str().unwrap()]);
+    let path = repo().join("cluster-configs/ka01/keepalived.conf");
+    let conf = path.to_str().expect("a UTF-8 path");
+    let out = flotilla(&["ipvs", "--config", conf]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("IP Virtual Server version 1.2.1"), "{text}");
@@ -148,7 +149,7 @@ fn ipvs_config_shows_the_table_a_configuration_asks_for() {
         text.contains("  -> 192.168.126.21:80            Route   2      0          0"),
         "{text}"
     );
-    let json = flotilla(&["ipvs", "--json", "--config", conf.to_str().unwrap()]);
-    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let json = flotilla(&["ipvs", "--json", "--config", conf]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
     assert!(v.as_array().is_some_and(|a| !a.is_empty()), "{v}");
 }
