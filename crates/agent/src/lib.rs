@@ -19,4 +19,5 @@ pub mod strays;
 pub mod supervisor;
 pub mod track;
 pub mod trackers;
+pub mod vs_state;
 pub mod web;

@@ -141,9 +141,16 @@ fn ipvs_config_shows_the_table_a_configuration_asks_for() {
     let path = repo().join("cluster-configs/ka01/keepalived.conf");
     let conf = path.to_str().expect("a UTF-8 path");
     let out = flotilla(&["ipvs", "--config", conf]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with("IP Virtual Server version 1.2.1"), "{text}");
+    assert!(
+        text.starts_with("IP Virtual Server version 1.2.1"),
+        "{text}"
+    );
     assert!(text.contains("TCP  192.168.126.100:80 wrr\n"), "{text}");
     assert!(
         text.contains("  -> 192.168.126.21:80            Route   2      0          0"),

@@ -55,8 +55,8 @@ pub fn desired_state(lvs: &LvsSection) -> Result<Vec<ServiceSpec>, DesiredError>
     Ok(out)
 }
 
-/// Every service key a virtual server stands for.
-fn service_keys(lvs: &LvsSection, vs: &VirtualServer) -> Result<Vec<ServiceKey>, DesiredError> {
+/// Every service key a virtual server stands for (one, or a group's expansion).
+pub fn service_keys(lvs: &LvsSection, vs: &VirtualServer) -> Result<Vec<ServiceKey>, DesiredError> {
     Ok(match &vs.key {
         VirtualServerKey::Addr { ip, port, protocol } => vec![ServiceKey::Addr {
             protocol: protocol_of(*protocol),
@@ -137,7 +137,8 @@ fn key_of(ip: &IpAddr) -> u128 {
     }
 }
 
-fn service_spec(vs: &VirtualServer, key: ServiceKey) -> ServiceSpec {
+/// The service `key` of `vs` with every real server as a destination (all healthy).
+pub fn service_spec(vs: &VirtualServer, key: ServiceKey) -> ServiceSpec {
     let family = key.family();
     let persistence = vs.persistence.map(|p| Persistence {
         timeout: p.timeout,
@@ -174,7 +175,8 @@ fn service_spec(vs: &VirtualServer, key: ServiceKey) -> ServiceSpec {
     }
 }
 
-fn destination(rs: &RealServer) -> Destination {
+/// A real server as an IPVS destination at its configured weight.
+pub fn destination(rs: &RealServer) -> Destination {
     Destination {
         addr: rs.ip,
         port: rs.port,
@@ -183,6 +185,24 @@ fn destination(rs: &RealServer) -> Destination {
         upper_threshold: rs.uthreshold,
         lower_threshold: rs.lthreshold,
     }
+}
+
+/// The sorry server as a destination of service `key`: with no port written, a non-NAT
+/// sorry server of an address service takes the service's port (keepalived's rule).
+pub fn sorry_destination(vs: &VirtualServer, key: ServiceKey) -> Option<Destination> {
+    let s = vs.sorry_server.as_ref()?;
+    let port = match (s.port, key, s.method) {
+        (0, ServiceKey::Addr { port, .. }, m) if m != ForwardingMethod::Nat => port,
+        (p, _, _) => p,
+    };
+    Some(Destination {
+        addr: s.ip,
+        port,
+        forward: forward_of(s.method),
+        weight: 1,
+        upper_threshold: 0,
+        lower_threshold: 0,
+    })
 }
 
 fn forward_of(m: ForwardingMethod) -> Forward {
