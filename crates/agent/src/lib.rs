@@ -11,6 +11,7 @@ pub mod announce;
 pub mod api;
 pub mod director;
 pub mod instance;
+pub mod lvs_writer;
 pub mod notifier;
 pub mod script;
 pub mod sd_notify;
