@@ -83,6 +83,9 @@ struct StatusArgs {
     /// Print the agent's answer as JSON.
     #[arg(long)]
     json: bool,
+    /// Refresh every SECONDS (default 1) until interrupted.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "1")]
+    watch: Option<f64>,
     /// The agent's control socket.
     #[arg(long, default_value = flotilla_agent::api::DEFAULT_SOCKET)]
     api_socket: PathBuf,

@@ -13,8 +13,31 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    let answer = runtime
-        .block_on(request(&args.api_socket, &Request::Status))
+    let Some(every) = args.watch else {
+        let status = runtime.block_on(ask(args))?;
+        print!("{}", render(&status, args.json)?);
+        return Ok(ExitCode::SUCCESS);
+    };
+    let every = std::time::Duration::from_secs_f64(every.max(0.1));
+    loop {
+        // Clear the screen and home the cursor, as watch(1) does; an error is shown, not fatal,
+        // so a restarting agent can be watched through.
+        let body = match runtime.block_on(ask(args)) {
+            Ok(status) => render(&status, args.json)?,
+            Err(e) => format!("{e:#}\n"),
+        };
+        print!(
+            "\x1b[H\x1b[2J{}\n(every {:.1} s; Ctrl-C to stop)\n",
+            body,
+            every.as_secs_f64()
+        );
+        std::thread::sleep(every);
+    }
+}
+
+async fn ask(args: &StatusArgs) -> anyhow::Result<DirectorStatus> {
+    let answer = request(&args.api_socket, &Request::Status)
+        .await
         .with_context(|| {
             format!(
                 "no agent answers on {} (is `flotilla agent` running? see --api-socket)",
@@ -27,15 +50,15 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
             answer.error.unwrap_or_else(|| "no reason given".into())
         );
     };
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&status).context("encoding JSON")?
-        );
+    Ok(status)
+}
+
+fn render(status: &DirectorStatus, json: bool) -> anyhow::Result<String> {
+    Ok(if json {
+        serde_json::to_string_pretty(status).context("encoding JSON")? + "\n"
     } else {
-        print!("{}", table(&status));
-    }
-    Ok(ExitCode::SUCCESS)
+        table(status)
+    })
 }
 
 fn table(s: &DirectorStatus) -> String {
