@@ -347,8 +347,95 @@ fn endpoint(c: &flotilla_config::model::lvs::Connection, target: &Target) -> End
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use flotilla_config::model::Micros;
+    use flotilla_config::model::lvs::{Connection, FileCheck, Timing};
+
+    fn connection() -> Connection {
+        Connection {
+            connect_ip: None,
+            connect_port: None,
+            bindto: None,
+            bind_port: None,
+            bind_if: None,
+            fwmark: None,
+            connect_timeout: Micros::from_secs(5),
+        }
+    }
+
+    const TARGET: Target = Target {
+        ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+        port: 80,
+        weight: 3,
+    };
+
+    #[test]
+    fn endpoints_default_to_the_real_server() {
+        let ep = endpoint(&connection(), &TARGET);
+        assert_eq!(ep.addr, "10.0.0.1:80".parse().unwrap());
+        assert_eq!((ep.bind, ep.timeout), (None, Duration::from_secs(5)));
+        let mut c = connection();
+        c.connect_ip = Some("10.0.0.2".parse().unwrap());
+        c.connect_port = Some(8080);
+        c.bind_port = Some(999);
+        let ep = endpoint(&c, &TARGET);
+        assert_eq!(ep.addr, "10.0.0.2:8080".parse().unwrap());
+        // A bind port alone binds the unspecified address of the target's family.
+        assert_eq!(ep.bind, Some("0.0.0.0:999".parse().unwrap()));
+        c.connect_ip = Some("fd00::1".parse().unwrap());
+        c.bindto = Some("fd00::2".parse().unwrap());
+        c.bind_port = None;
+        assert_eq!(
+            endpoint(&c, &TARGET).bind,
+            Some("[fd00::2]:0".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn specs_need_what_their_kind_needs() {
+        let config = Config::default();
+        let timing = Timing {
+            retry: 1,
+            delay_before_retry: Micros::from_secs(1),
+            warmup: Micros::from_secs(0),
+            delay_loop: Micros::from_secs(6),
+            alpha: false,
+            log_all_failures: false,
+        };
+        let tcp = Checker {
+            kind: CheckerKind::Tcp,
+            connection: None,
+            timing: Some(timing),
+            origin: Default::default(),
+        };
+        assert!(matches!(
+            CheckSpec::new(&tcp, TARGET, &config),
+            Err(SpecError::MissingConnection("TCP_CHECK"))
+        ));
+        let tcp = Checker {
+            connection: Some(connection()),
+            ..tcp
+        };
+        let spec = CheckSpec::new(&tcp, TARGET, &config).unwrap();
+        assert_eq!(spec.schedule.delay_loop, Duration::from_secs(6));
+        assert_eq!(spec.weight, 3);
+        let file = Checker {
+            kind: CheckerKind::File(FileCheck {
+                track_file: "x".into(),
+                weight: None,
+                reverse: false,
+            }),
+            connection: None,
+            timing: None,
+            origin: Default::default(),
+        };
+        assert!(matches!(
+            CheckSpec::new(&file, TARGET, &config),
+            Err(SpecError::UnknownTrackFile(_))
+        ));
+    }
 
     #[test]
     fn seconds_read_naturally() {
