@@ -13,7 +13,7 @@ use flotilla_config::Config;
 use flotilla_config::model::Script;
 use flotilla_config::model::lvs::{
     CheckerKind, DnsCheck, DnsType, FileCheck, HttpCheck, HttpProtocol, MiscCheck, StatusRange,
-    UdpCheck, Url,
+    UdpCheck, Url, UrlRegex,
 };
 use flotilla_config::model::vrrp::TrackFile;
 use flotilla_config::model::{Micros, Origin};
@@ -157,6 +157,32 @@ async fn http_digest() {
         Err(format!(
             "MD5 digest {BODY_MD5} is not 00000000000000000000000000000000 for /body"
         ))
+    );
+}
+
+#[tokio::test]
+async fn http_regex_on_the_body() {
+    let server = http_server("127.0.0.1:0").await;
+    let with = |pattern: &str, no_match| {
+        let mut u = url("/body");
+        u.regex = Some(UrlRegex {
+            pattern: pattern.into(),
+            no_match,
+            options: Vec::new(),
+            min_offset: None,
+            max_offset: None,
+        });
+        CheckerKind::Http(http(vec![u]))
+    };
+    assert!(run(with("wor+ld$", false), server.addr).await.is_ok());
+    assert_eq!(
+        run(with("goodbye", false), server.addr).await,
+        Err("regex 'goodbye' did not match the body of /body".into())
+    );
+    assert!(run(with("goodbye", true), server.addr).await.is_ok());
+    assert_eq!(
+        run(with("hello", true), server.addr).await,
+        Err("regex 'hello' matched the body of /body".into())
     );
 }
 

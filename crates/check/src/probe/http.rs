@@ -1,5 +1,6 @@
 //! HTTP_GET and SSL_GET: one GET per `url`, each on its own connection as keepalived does,
-//! all of which must pass (status in range, body MD5 equal to `digest`).
+//! all of which must pass (status in range, body MD5 equal to `digest`, body matching
+//! `regex`).
 //!
 //! The request is keepalived's (`check_http.c` `request_template`): `GET path HTTP/1.x`,
 //! `User-Agent: KeepAliveClient`, `Connection: close` for `1.0C` and `1.1`, and `Host` from
@@ -25,7 +26,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::TlsConnector;
 
-use flotilla_config::model::lvs::{HttpCheck, HttpProtocol, StatusRange};
+use flotilla_config::model::lvs::{HttpCheck, HttpProtocol, StatusRange, UrlRegex};
 
 use super::net::{connect_tcp, host_port};
 use super::{Endpoint, Pass, ProbeError, Secs, SpecError};
@@ -48,6 +49,72 @@ pub struct UrlCheck {
     pub status: Vec<StatusRange>,
     /// MD5 of the body, lowercase hex.
     pub digest: Option<String>,
+    regex: Option<BodyRegex>,
+}
+
+/// A url's `regex` with its options and offsets (`check_http.c` `check_regex`).
+#[derive(Debug, Clone)]
+struct BodyRegex {
+    pattern: String,
+    regex: regex::bytes::Regex,
+    /// `regex_no_match`: pass when it does not match.
+    no_match: bool,
+    /// A match must start at or after this offset of the body…
+    min_offset: usize,
+    /// …and at or before this one (`regex_max_offset`, inclusive).
+    max_offset: Option<usize>,
+}
+
+impl BodyRegex {
+    fn new(path: &str, r: &UrlRegex) -> Result<Self, SpecError> {
+        let mut b = regex::bytes::RegexBuilder::new(&r.pattern);
+        // PCRE2's defaults: bytes, ASCII classes, `$` also before a final newline is the
+        // one difference left (Rust's `$` is PCRE2's `dollar_endonly`).
+        b.unicode(false);
+        for o in &r.options {
+            match o.as_str() {
+                "caseless" => b.case_insensitive(true),
+                "dotall" => b.dot_matches_new_line(true),
+                "multiline" => b.multi_line(true),
+                "extended" => b.ignore_whitespace(true),
+                "ungreedy" => b.swap_greed(true),
+                // Hints and restrictions that do not change what matches here.
+                "no_auto_capture" | "no_auto_possess" | "no_start_optimize"
+                | "no_dotstar_anchor" | "never_ucp" | "never_utf" | "never_backslash_c"
+                | "dollar_endonly" => &mut b,
+                other => {
+                    return Err(SpecError::RegexOption {
+                        path: path.to_owned(),
+                        option: other.to_owned(),
+                    });
+                }
+            };
+        }
+        let regex = b.build().map_err(|e| SpecError::Regex {
+            path: path.to_owned(),
+            pattern: r.pattern.clone(),
+            reason: e.to_string(),
+        })?;
+        let offset = |v: Option<u64>| v.map(|v| usize::try_from(v).unwrap_or(usize::MAX));
+        Ok(BodyRegex {
+            pattern: r.pattern.clone(),
+            regex,
+            no_match: r.no_match,
+            min_offset: offset(r.min_offset).unwrap_or(0),
+            max_offset: offset(r.max_offset),
+        })
+    }
+
+    /// Whether the body passes: a match starting within the offsets (or none, with
+    /// `regex_no_match`).
+    fn passes(&self, body: &[u8]) -> bool {
+        let found = body.len() >= self.min_offset
+            && self
+                .regex
+                .find_at(body, self.min_offset)
+                .is_some_and(|m| self.max_offset.is_none_or(|max| m.start() <= max));
+        found != self.no_match
+    }
 }
 
 /// An HTTP_GET or SSL_GET checker.
@@ -73,9 +140,11 @@ impl HttpProbe {
             .urls
             .iter()
             .map(|u| {
-                if u.regex.is_some() {
-                    return Err(SpecError::RegexUnsupported(u.path.clone()));
-                }
+                let regex = u
+                    .regex
+                    .as_ref()
+                    .map(|r| BodyRegex::new(&u.path, r))
+                    .transpose()?;
                 let vhost = u.virtualhost.as_ref().or(h.virtualhost.as_ref());
                 let sni = if ssl && h.enable_sni {
                     h.sni_name
@@ -93,6 +162,7 @@ impl HttpProbe {
                 url_check(&endpoint, &u.path, vhost.map(String::as_str), sni, status).map(|c| {
                     UrlCheck {
                         digest: u.digest.as_ref().map(|d| d.to_ascii_lowercase()),
+                        regex,
                         ..c
                     }
                 })
@@ -123,7 +193,11 @@ impl HttpProbe {
     pub(super) async fn run(&self) -> Result<Pass, ProbeError> {
         let mut passed = Vec::with_capacity(self.urls.len());
         for url in &self.urls {
-            let got = self.get(url, url.digest.is_some()).await?;
+            let read = Read {
+                digest: url.digest.is_some(),
+                body: url.regex.is_some(),
+            };
+            let got = self.get(url, read).await?;
             if !url
                 .status
                 .iter()
@@ -144,17 +218,26 @@ impl HttpProbe {
                     expected: expected.clone(),
                 });
             }
+            if let Some(r) = &url.regex
+                && !r.passes(got.body.as_deref().unwrap_or_default())
+            {
+                return Err(ProbeError::Regex {
+                    path: url.path.clone(),
+                    pattern: r.pattern.clone(),
+                    matched: r.no_match,
+                });
+            }
             passed.push(format!("{} for {}", got.status, url.path));
         }
         Ok(Pass::new(format!("HTTP status {}", passed.join(", "))))
     }
 
-    /// One GET of `url`; reads (and digests) the body only when `digest` is asked for.
-    async fn get(&self, url: &UrlCheck, digest: bool) -> Result<Genhash, ProbeError> {
+    /// One GET of `url`; reads the body only as far as `read` asks.
+    async fn get(&self, url: &UrlCheck, read: Read) -> Result<Response, ProbeError> {
         let stream = connect_tcp(&self.endpoint).await?;
         let timeout = self.endpoint.timeout;
         match &self.tls {
-            None => self.exchange(stream, url, digest).await,
+            None => self.exchange(stream, url, read).await,
             Some(tls) => {
                 let name = url
                     .sni
@@ -171,14 +254,14 @@ impl HttpProbe {
                         lenient: !tls.compliant,
                     },
                     url,
-                    digest,
+                    read,
                 )
                 .await
             }
         }
     }
 
-    async fn exchange<S>(&self, io: S, url: &UrlCheck, digest: bool) -> Result<Genhash, ProbeError>
+    async fn exchange<S>(&self, io: S, url: &UrlCheck, read: Read) -> Result<Response, ProbeError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -203,16 +286,16 @@ impl HttpProbe {
             let response = async {
                 let resp = sender.send_request(req).await.map_err(http_err)?;
                 let status = resp.status().as_u16();
-                let (digest, bytes) = if digest {
-                    read_digest(resp.into_body(), &url.path).await?
+                let mut got = if read.digest || read.body {
+                    read_body(resp.into_body(), &url.path, read.body).await?
                 } else {
-                    (None, 0)
+                    Response::default()
                 };
-                Ok::<_, ProbeError>(Genhash {
-                    status,
-                    digest,
-                    bytes,
-                })
+                got.status = status;
+                if !read.digest {
+                    got.digest = None;
+                }
+                Ok::<_, ProbeError>(got)
             };
             tokio::pin!(conn, response);
             // The connection task must be polled while the response is read; if it ends
@@ -232,12 +315,33 @@ impl HttpProbe {
     }
 }
 
-async fn read_digest(
+/// How much of a response to read.
+#[derive(Debug, Clone, Copy)]
+struct Read {
+    /// MD5 of the body.
+    digest: bool,
+    /// The body itself (for a regex).
+    body: bool,
+}
+
+/// What one GET returned.
+#[derive(Debug, Default)]
+struct Response {
+    status: u16,
+    digest: Option<String>,
+    bytes: u64,
+    body: Option<Vec<u8>>,
+}
+
+/// Reads the body (at most [`BODY_LIMIT`] bytes) into MD5, keeping it when `keep`.
+async fn read_body(
     mut body: hyper::body::Incoming,
     path: &str,
-) -> Result<(Option<String>, u64), ProbeError> {
+    keep: bool,
+) -> Result<Response, ProbeError> {
     let mut md5 = Md5::new();
     let mut bytes = 0u64;
+    let mut kept = keep.then(Vec::new);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|source| ProbeError::Http {
             path: path.to_owned(),
@@ -252,6 +356,9 @@ async fn read_digest(
                 });
             }
             md5.update(data);
+            if let Some(k) = kept.as_mut() {
+                k.extend_from_slice(data);
+            }
         }
     }
     let hex = md5
@@ -259,7 +366,12 @@ async fn read_digest(
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect::<String>();
-    Ok((Some(hex), bytes))
+    Ok(Response {
+        status: 0,
+        digest: Some(hex),
+        bytes,
+        body: kept,
+    })
 }
 
 fn ranges_text(ranges: &[StatusRange]) -> String {
@@ -298,6 +410,7 @@ fn url_check(
         sni,
         status,
         digest: None,
+        regex: None,
     })
 }
 
@@ -395,7 +508,16 @@ pub async fn genhash(req: &GenhashRequest) -> Result<Genhash, GenhashError> {
         vec![StatusRange::DEFAULT],
     )?;
     probe.version = Version::HTTP_10;
-    Ok(probe.get(&url, true).await?)
+    let read = Read {
+        digest: true,
+        body: false,
+    };
+    let got = probe.get(&url, read).await?;
+    Ok(Genhash {
+        status: got.status,
+        digest: got.digest,
+        bytes: got.bytes,
+    })
 }
 
 /// The client configuration of SSL_GET, one per SNI setting, shared by every checker.
@@ -522,6 +644,67 @@ mod tests {
         let r = |first, last| StatusRange { first, last };
         assert_eq!(ranges_text(&[r(200, 299)]), "200-299");
         assert_eq!(ranges_text(&[r(200, 200), r(301, 302)]), "200,301-302");
+    }
+
+    fn body_regex(
+        pattern: &str,
+        options: &[&str],
+        min: Option<u64>,
+        max: Option<u64>,
+    ) -> BodyRegex {
+        let r = UrlRegex {
+            pattern: pattern.into(),
+            no_match: false,
+            options: options.iter().map(|o| o.to_string()).collect(),
+            min_offset: min,
+            max_offset: max,
+        };
+        BodyRegex::new("/", &r).unwrap()
+    }
+
+    #[test]
+    fn regexes_match_within_their_offsets() {
+        let body = b"status: OK\nversion 1.2\n";
+        assert!(body_regex("OK", &[], None, None).passes(body));
+        assert!(!body_regex("ok", &[], None, None).passes(body));
+        assert!(body_regex("ok", &["caseless"], None, None).passes(body));
+        assert!(body_regex("^version", &["multiline"], None, None).passes(body));
+        assert!(!body_regex("^version", &[], None, None).passes(body));
+        // "OK" starts at 8: inside 0..=8, outside 9.. and ..=7.
+        assert!(body_regex("OK", &[], Some(8), Some(8)).passes(body));
+        assert!(!body_regex("OK", &[], Some(9), None).passes(body));
+        assert!(!body_regex("OK", &[], None, Some(7)).passes(body));
+        // An offset past the end matches nothing, without panicking.
+        assert!(!body_regex("OK", &[], Some(1000), None).passes(body));
+        let mut no = body_regex("ERROR", &[], None, None);
+        no.no_match = true;
+        assert!(no.passes(body));
+    }
+
+    #[test]
+    fn pcre_only_features_are_refused() {
+        let r = |pattern: &str, option: &str| UrlRegex {
+            pattern: pattern.into(),
+            no_match: false,
+            options: vec![option.to_owned()]
+                .into_iter()
+                .filter(|o| !o.is_empty())
+                .collect(),
+            min_offset: None,
+            max_offset: None,
+        };
+        assert!(matches!(
+            BodyRegex::new("/", &r("(?=a)b", "")),
+            Err(SpecError::Regex { .. })
+        ));
+        assert!(matches!(
+            BodyRegex::new("/", &r("(a)\\1", "")),
+            Err(SpecError::Regex { .. })
+        ));
+        assert!(matches!(
+            BodyRegex::new("/", &r("a", "auto_callout")),
+            Err(SpecError::RegexOption { .. })
+        ));
     }
 
     #[test]

@@ -147,6 +147,13 @@ pub enum ProbeError {
         got: String,
         expected: String,
     },
+    #[error("regex '{pattern}' {} the body of {path}", if *.matched { "matched" } else { "did not match" })]
+    Regex {
+        path: String,
+        pattern: String,
+        /// It matched, and `regex_no_match` was set.
+        matched: bool,
+    },
     #[error("HTTP body of {path} longer than {limit} bytes")]
     BodyTooLong { path: String, limit: u64 },
     #[error("cannot start the script: {0}")]
@@ -210,8 +217,14 @@ pub enum SpecError {
     BadPath(String),
     #[error("header value '{0}' is not valid")]
     BadHeader(String),
-    #[error("url regex is not supported yet (url {0})")]
-    RegexUnsupported(String),
+    #[error("url {path}: regex '{pattern}' is not supported: {reason}")]
+    Regex {
+        path: String,
+        pattern: String,
+        reason: String,
+    },
+    #[error("url {path}: regex option '{option}' is not supported")]
+    RegexOption { path: String, option: String },
     #[error("UDP_CHECK reply pattern '{0}' is not hex")]
     BadReplyPattern(String),
     #[error("DNS_CHECK name: {0}")]
@@ -269,9 +282,10 @@ impl CheckSpec {
     /// Resolves `checker` of the real server `target`; `config` supplies what checkers refer
     /// to by name (FILE_CHECK's `track_file`).
     ///
-    /// Not supported yet: url `regex` (refused), the `SSL { }` client certificate and CA
-    /// (SSL_GET connects without a client certificate and, like keepalived by default,
-    /// without verifying the server's).
+    /// Not supported yet: the `SSL { }` client certificate and CA (SSL_GET connects without
+    /// a client certificate and, like keepalived by default, without verifying the
+    /// server's). A url `regex` is Rust's `regex` syntax, which covers PCRE2's common
+    /// subset; lookaround, backreferences and unknown options are refused here.
     pub fn new(checker: &Checker, target: Target, config: &Config) -> Result<Self, SpecError> {
         let keyword = checker.kind.keyword();
         let endpoint = || {
