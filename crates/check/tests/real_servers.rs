@@ -17,6 +17,7 @@ use flotilla_config::model::lvs::{
 };
 use flotilla_config::model::vrrp::TrackFile;
 use flotilla_config::model::{Micros, Origin};
+use md5::Digest;
 use tokio::sync::mpsc;
 
 use support::*;
@@ -83,6 +84,37 @@ async fn connect_ip_port_and_bindto_are_used() {
     c.connection.as_mut().unwrap().bindto = None;
     let r = spec(&c, elsewhere).probe.run().await.unwrap_err();
     assert!(r.to_string().starts_with("HTTP status 403"), "{r}");
+}
+
+#[tokio::test]
+async fn bind_if_and_fwmark_are_applied() {
+    let server = http_server("127.0.0.1:0").await;
+    let mut c = checker(CheckerKind::Tcp, T);
+    let conn = c.connection.as_mut().unwrap();
+    conn.bind_if = Some("lo".into());
+    conn.fwmark = Some(7);
+    assert!(spec(&c, server.addr).probe.run().await.is_ok());
+    // A device that does not exist fails the probe, with the reason.
+    c.connection.as_mut().unwrap().bind_if = Some("nosuchdev0".into());
+    let e = spec(&c, server.addr).probe.run().await.unwrap_err();
+    assert!(matches!(e, ProbeError::Socket(_)), "{e}");
+}
+
+#[tokio::test]
+async fn ipv6_http_sends_a_bracketed_host() {
+    let server = http_server("[::1]:0").await;
+    let r = run(CheckerKind::Http(http(vec![url("/vhost")])), server.addr).await;
+    // /vhost answers 421 with the Host header it got as the body.
+    assert_eq!(r, Err("HTTP status 421 not in 200-299 for /vhost".into()));
+    let req = GenhashRequest::from_url(&format!("http://{}/vhost", server.addr)).unwrap();
+    let g = genhash(&req).await.unwrap();
+    let host = server.addr.to_string();
+    assert!(host.starts_with("[::1]:"));
+    let want: String = md5::Md5::digest(host.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(g.digest, Some(want), "Host header should be {host}");
 }
 
 // ---- HTTP_GET ----
