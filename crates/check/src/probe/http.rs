@@ -6,6 +6,11 @@
 //! `User-Agent: KeepAliveClient`, `Connection: close` for `1.0C` and `1.1`, and `Host` from
 //! the url's or the checker's `virtualhost`, else the probed `ip:port`. hyper runs HTTP/1
 //! over a stream connected here, so the source address and the timeouts stay ours.
+//!
+//! One difference in timing: keepalived checks one url per `delay_loop` and walks the list,
+//! so with n urls a full pass takes n loops (`fast_recovery` shortens the walk while the
+//! server is down). Here every probe checks every url, so a failing url is seen within one
+//! loop and `fast_recovery` has nothing left to do.
 
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
