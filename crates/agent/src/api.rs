@@ -42,6 +42,18 @@ pub struct DirectorStatus {
     /// Adverts for virtual routers not configured here, by interface and VRID.
     #[serde(default)]
     pub unknown_vrids: Vec<crate::strays::StrayReport>,
+    /// LVS: each virtual server with its real servers' health.
+    #[serde(default)]
+    pub virtual_servers: Vec<crate::virtual_server::VsReport>,
+}
+
+/// What the control socket and the HTTP listener read from: the running actors.
+#[derive(Clone, Default)]
+pub struct Handles {
+    pub units: crate::director::Running,
+    pub strays: crate::strays::Strays,
+    pub virtual_servers:
+        crate::supervisor::Children<crate::virtual_server::VsSpec, crate::virtual_server::VsMsg>,
 }
 
 /// One instance, as `flotilla status` shows it.
@@ -119,11 +131,7 @@ pub enum ApiError {
 }
 
 /// Listens on `path` (replacing a stale socket) and answers until the task is aborted.
-pub fn serve(
-    path: &Path,
-    instances: crate::director::Running,
-    strays: crate::strays::Strays,
-) -> Result<JoinHandle<()>, ApiError> {
+pub fn serve(path: &Path, handles: Handles) -> Result<JoinHandle<()>, ApiError> {
     let err = |source| ApiError::Socket {
         path: path.to_path_buf(),
         source,
@@ -142,9 +150,8 @@ pub fn serve(
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    let snapshot = crate::director::actors(&instances);
-                    let strays = strays.report();
-                    tokio::spawn(async move { answer(stream, &snapshot, strays).await });
+                    let handles = handles.clone();
+                    tokio::spawn(async move { answer(stream, &handles).await });
                 }
                 Err(e) => tracing::warn!(error = %e, "control socket accept failed"),
             }
@@ -152,18 +159,14 @@ pub fn serve(
     }))
 }
 
-async fn answer(
-    stream: UnixStream,
-    instances: &[ActorRef<InstanceMsg>],
-    strays: Vec<crate::strays::StrayReport>,
-) {
+async fn answer(stream: UnixStream, handles: &Handles) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let answer = match serde_json::from_str::<Request>(&line) {
             Ok(Request::Status) => Answer {
                 ok: true,
-                status: Some(status(instances, strays.clone()).await),
+                status: Some(status(handles).await),
                 error: None,
             },
             Err(e) => Answer {
@@ -183,24 +186,35 @@ async fn answer(
 }
 
 /// What the director reports now.
-pub async fn status(
-    instances: &[ActorRef<InstanceMsg>],
-    unknown_vrids: Vec<crate::strays::StrayReport>,
-) -> DirectorStatus {
+pub async fn status(handles: &Handles) -> DirectorStatus {
     let now = Instant::now();
+    let timeout = Some(std::time::Duration::from_secs(2));
     let mut reports = Vec::new();
-    for i in instances {
-        if let Ok(ractor::rpc::CallResult::Success(list)) = i
-            .call(InstanceMsg::Status, Some(std::time::Duration::from_secs(2)))
-            .await
+    for i in crate::director::actors(&handles.units) {
+        if let Ok(ractor::rpc::CallResult::Success(list)) =
+            i.call(InstanceMsg::Status, timeout).await
         {
             reports.extend(list.into_iter().map(|s| InstanceReport::from(s, now)));
+        }
+    }
+    let vss: Vec<ActorRef<crate::virtual_server::VsMsg>> = handles
+        .virtual_servers
+        .lock()
+        .map(|l| l.iter().map(|c| c.actor.clone()).collect())
+        .unwrap_or_default();
+    let mut virtual_servers = Vec::new();
+    for v in vss {
+        if let Ok(ractor::rpc::CallResult::Success(r)) =
+            v.call(crate::virtual_server::VsMsg::Status, timeout).await
+        {
+            virtual_servers.push(r);
         }
     }
     DirectorStatus {
         mode: "standalone".into(),
         instances: reports,
-        unknown_vrids,
+        unknown_vrids: handles.strays.report(),
+        virtual_servers,
     }
 }
 

@@ -3,7 +3,7 @@
 //! removes its VIPs before the process exits.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,11 +12,12 @@ use ractor::{Actor, ActorCell, ActorRef};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::announce::Announcers;
+use crate::api::Handles;
 use crate::instance::{InstanceArgs, InstanceMsg, STOP_TIMEOUT, VrrpInstance};
+use crate::lvs::{IpvsBackend, Lvs};
 use crate::notifier::{Notifier, NotifyMsg};
 use crate::sd_notify::SdNotify;
 use crate::setup::{self, SetupError, UnitSetup};
-use crate::strays::Strays;
 use crate::supervisor::{Children, Spawner, Supervisor, SupervisorMsg};
 use crate::trackers::TrackerHub;
 
@@ -32,6 +33,18 @@ pub enum AgentError {
     Signals(std::io::Error),
     #[error("HTTP listener on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
+}
+
+/// How the standalone director runs.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The control socket `flotilla status` talks to.
+    pub api_socket: PathBuf,
+    /// The opt-in HTTP listener (`/metrics`, `/api/status`, the status page).
+    pub listen: Option<SocketAddr>,
+    /// Leave the IPVS rules in place on stop (keepalived's `-I`).
+    pub keep_ipvs: bool,
+    pub ipvs: IpvsBackend,
 }
 
 /// The running units the control socket and the link watch talk to; the supervisor
@@ -93,9 +106,9 @@ type SupervisorRef = ActorRef<SupervisorMsg<UnitSetup, InstanceMsg>>;
 pub async fn run_standalone(
     cfg: &Config,
     reload: impl Fn() -> Result<Config, String>,
-    api_socket: &Path,
-    listen: Option<SocketAddr>,
+    options: &Options,
 ) -> Result<(), AgentError> {
+    let api_socket = options.api_socket.as_path();
     let units = setup::units(cfg)?;
     let mut term = signal(SignalKind::terminate()).map_err(AgentError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(AgentError::Signals)?;
@@ -135,22 +148,39 @@ pub async fn run_standalone(
             return Err(e);
         }
     }
-    let strays = Strays::default();
+    let handles = Handles {
+        units: running.clone(),
+        ..Handles::default()
+    };
+    let strays = handles.strays.clone();
     strays.watch(&specs(&running));
-    let api = match crate::api::serve(api_socket, running.clone(), strays.clone()) {
+    let mut lvs = Lvs::start(
+        &Arc::new(cfg.clone()),
+        &notifier,
+        options.ipvs,
+        handles.virtual_servers.clone(),
+    )
+    .await;
+    let api = match crate::api::serve(api_socket, handles.clone()) {
         Ok(task) => task,
         Err(e) => {
             stop_all(&running, |_| true).await;
+            if let Some(l) = lvs.take() {
+                l.stop(options.keep_ipvs).await;
+            }
             return Err(AgentError::Api(e));
         }
     };
-    let web = match listen {
+    let web = match options.listen {
         None => None,
-        Some(addr) => match crate::web::serve(addr, running.clone(), strays.clone()).await {
+        Some(addr) => match crate::web::serve(addr, handles.clone()).await {
             Ok(task) => Some(task),
             Err(e) => {
                 api.abort();
                 stop_all(&running, |_| true).await;
+                if let Some(l) = lvs.take() {
+                    l.stop(options.keep_ipvs).await;
+                }
                 return Err(AgentError::Listen(addr, e));
             }
         },
@@ -182,8 +212,18 @@ pub async fn run_standalone(
                 if let Some(sd) = &systemd {
                     sd.reloading();
                 }
-                apply_reload(&running, &reload, &supervisor).await;
-                strays.watch(&specs(&running));
+                match reload().and_then(|c| setup::units(&c).map(|u| (c, u)).map_err(|e| e.to_string())) {
+                    Err(why) => tracing::error!("SIGHUP: the new configuration is not used, nothing changed:\n{why}"),
+                    Ok((new, wanted)) => {
+                        apply_reload(&running, wanted, &supervisor).await;
+                        strays.watch(&specs(&running));
+                        let new = Arc::new(new);
+                        match &lvs {
+                            Some(l) => l.reload(&new).await,
+                            None => lvs = Lvs::start(&new, &notifier, options.ipvs, handles.virtual_servers.clone()).await,
+                        }
+                    }
+                }
                 if let Some(sd) = &systemd {
                     sd.ready();
                 }
@@ -201,6 +241,9 @@ pub async fn run_standalone(
     let _ = std::fs::remove_file(api_socket);
     stop_all(&running, |_| true).await;
     supervisor.stop(None);
+    if let Some(l) = lvs {
+        l.stop(options.keep_ipvs).await;
+    }
     // Let queued notify scripts (STOP among them) run before the process exits.
     if notifier.drain().is_err() {
         notifier.stop(None);
@@ -227,22 +270,8 @@ async fn start_unit(supervisor: &SupervisorRef, unit: UnitSetup) -> Result<(), A
     }
 }
 
-/// SIGHUP: the new configuration is validated first; only what changed is touched.
-async fn apply_reload(
-    running: &Running,
-    reload: &impl Fn() -> Result<Config, String>,
-    supervisor: &SupervisorRef,
-) {
-    let wanted = match reload()
-        .map_err(|e| e.to_string())
-        .and_then(|cfg| setup::units(&cfg).map_err(|e| e.to_string()))
-    {
-        Ok(u) => u,
-        Err(why) => {
-            tracing::error!("SIGHUP: the new configuration is not used, nothing changed:\n{why}");
-            return;
-        }
-    };
+/// SIGHUP: the new configuration was validated first; only what changed is touched.
+async fn apply_reload(running: &Running, wanted: Vec<UnitSetup>, supervisor: &SupervisorRef) {
     let stopped = stop_all(running, |s| !wanted.contains(s)).await;
     let have = specs(running);
     let unchanged = have.len();

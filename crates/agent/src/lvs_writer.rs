@@ -17,8 +17,8 @@ use flotilla_ipvs::{
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 pub enum WriterMsg {
-    /// The services virtual server `vs` (its index in the configuration) should have now.
-    Set { vs: usize, specs: Vec<ServiceSpec> },
+    /// The services virtual server `vs` (by name) should have now; none removes them.
+    Set { vs: String, specs: Vec<ServiceSpec> },
     /// Remove what flotilla owns (unless keeping), then reply.
     Release { keep: bool, reply: RpcReplyPort<()> },
     /// The kernel's table now, for `flotilla ipvs` / status.
@@ -29,14 +29,14 @@ pub struct LvsWriter;
 
 pub struct WriterArgs {
     pub dataplane: Box<dyn Dataplane + Send>,
-    /// Every virtual server's initial services, by index.
-    pub initial: BTreeMap<usize, Vec<ServiceSpec>>,
+    /// Every virtual server's initial services, by name.
+    pub initial: BTreeMap<String, Vec<ServiceSpec>>,
 }
 
 pub struct WriterState {
     dp: Box<dyn Dataplane + Send>,
     owned: OwnedSet,
-    by_vs: BTreeMap<usize, Vec<ServiceSpec>>,
+    by_vs: BTreeMap<String, Vec<ServiceSpec>>,
 }
 
 impl Actor for LvsWriter {
@@ -78,7 +78,10 @@ impl Actor for LvsWriter {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             WriterMsg::Set { vs, specs } => {
-                let before = st.by_vs.insert(vs, specs.clone()).unwrap_or_default();
+                let before = st
+                    .by_vs
+                    .insert(vs.clone(), specs.clone())
+                    .unwrap_or_default();
                 let keys: BTreeSet<ServiceKey> =
                     before.iter().chain(&specs).map(|s| s.service.key).collect();
                 match current_of(st.dp.as_mut(), &keys) {
@@ -92,7 +95,7 @@ impl Actor for LvsWriter {
                         st.owned = st.owned.after(&specs, &changes);
                     }
                     Err(e) => {
-                        tracing::error!(vs, error = %e, "cannot read IPVS back; update not applied")
+                        tracing::error!(%vs, error = %e, "cannot read IPVS back; update not applied")
                     }
                 }
             }
@@ -214,7 +217,7 @@ mod tests {
         let mem = Shared(std::sync::Arc::new(std::sync::Mutex::new(
             MemoryDataplane::with_state(&start),
         )));
-        let initial = BTreeMap::from([(0, want.clone())]);
+        let initial = BTreeMap::from([("TCP 10.0.0.100:80".to_string(), want.clone())]);
         let (w, _) = Actor::spawn(
             None,
             LvsWriter,
@@ -234,7 +237,7 @@ mod tests {
             .destinations
             .retain(|d| d.addr != "10.0.1.2".parse::<IpAddr>().unwrap());
         w.cast(WriterMsg::Set {
-            vs: 0,
+            vs: "TCP 10.0.0.100:80".into(),
             specs: one.clone(),
         })
         .unwrap();

@@ -18,27 +18,17 @@ use axum::response::{Html, IntoResponse, Json};
 use axum::routing::get;
 use tokio::task::JoinHandle;
 
-use crate::api::DirectorStatus;
-use crate::director::Running;
-use crate::strays::Strays;
+use crate::api::{DirectorStatus, Handles};
 
-#[derive(Clone)]
-struct Shared {
-    running: Running,
-    strays: Strays,
-}
+type Shared = Handles;
 
 /// Binds `addr` and serves until the task is aborted.
-pub async fn serve(
-    addr: SocketAddr,
-    running: Running,
-    strays: Strays,
-) -> std::io::Result<JoinHandle<()>> {
+pub async fn serve(addr: SocketAddr, handles: Handles) -> std::io::Result<JoinHandle<()>> {
     let app = Router::new()
         .route("/", get(page))
         .route("/metrics", get(metrics))
         .route("/api/status", get(status_json))
-        .with_state(Shared { running, strays });
+        .with_state(handles);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "HTTP listener: /metrics, /api/status, /");
     Ok(tokio::spawn(async move {
@@ -49,7 +39,7 @@ pub async fn serve(
 }
 
 async fn snapshot(s: &Shared) -> DirectorStatus {
-    crate::api::status(&crate::director::actors(&s.running), s.strays.report()).await
+    crate::api::status(s).await
 }
 
 async fn status_json(State(s): State<Shared>) -> Json<DirectorStatus> {
@@ -197,6 +187,46 @@ pub fn exposition(s: &DirectorStatus) -> String {
         }
     }
     f.head(
+        "flotilla_lvs_quorum_up",
+        "gauge",
+        "1 while the virtual server has quorum (else the sorry server serves, if any).",
+    );
+    for v in &s.virtual_servers {
+        f.sample(
+            "flotilla_lvs_quorum_up",
+            &[("virtual_server", &v.name)],
+            u8::from(v.quorum_up),
+        );
+    }
+    f.head(
+        "flotilla_lvs_real_server_up",
+        "gauge",
+        "1 while every checker of the real server passes.",
+    );
+    for v in &s.virtual_servers {
+        for r in &v.real_servers {
+            f.sample(
+                "flotilla_lvs_real_server_up",
+                &[("virtual_server", &v.name), ("real_server", &r.address)],
+                u8::from(r.alive),
+            );
+        }
+    }
+    f.head(
+        "flotilla_lvs_real_server_weight",
+        "gauge",
+        "The weight IPVS gives the real server now (0 when out or inhibited).",
+    );
+    for v in &s.virtual_servers {
+        for r in &v.real_servers {
+            f.sample(
+                "flotilla_lvs_real_server_weight",
+                &[("virtual_server", &v.name), ("real_server", &r.address)],
+                r.weight,
+            );
+        }
+    }
+    f.head(
         "flotilla_vrrp_unknown_vrid_adverts_total",
         "counter",
         "Adverts for virtual routers not configured on this director.",
@@ -243,6 +273,15 @@ async function tick() {
         `${i.vips_held.map(esc).join(' ') || '<small>no VIPs held</small>'}</div>`;
     }
     h += '</div>';
+    for (const v of (s.virtual_servers || [])) {
+      h += `<div class="dir" data-vs="${esc(v.name)}"><b>${esc(v.name)}</b> <small>${esc(v.scheduler)}` +
+        `${v.quorum_up ? '' : ', quorum lost'}${v.sorry_server_active ? ', sorry server serving' : ''}</small>`;
+      for (const r of v.real_servers) {
+        h += `<div class="unit ${r.alive ? 'MASTER' : 'FAULT'}">${esc(r.address)} ${r.alive ? 'UP' : 'DOWN'}` +
+          ` <small>weight ${r.weight}${r.reason ? ', ' + esc(r.reason) : ''}</small></div>`;
+      }
+      h += '</div>';
+    }
     document.getElementById('map').innerHTML = h;
     document.getElementById('err').textContent = '';
   } catch (e) { document.getElementById('err').textContent = 'no answer from the agent: ' + e; }
@@ -281,6 +320,7 @@ mod tests {
                 dropped: BTreeMap::from([("ttl".to_string(), 4)]),
             }],
             unknown_vrids: Vec::new(),
+            virtual_servers: Vec::new(),
         }
     }
 

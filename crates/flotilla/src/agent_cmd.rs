@@ -39,11 +39,19 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
             Err(again.report())
         }
     };
+    let options = flotilla_agent::director::Options {
+        api_socket: args.api_socket.clone(),
+        listen: args.listen,
+        keep_ipvs: args.keep_ipvs,
+        ipvs: match args.ipvs {
+            crate::IpvsChoice::Kernel => flotilla_agent::lvs::IpvsBackend::Kernel,
+            crate::IpvsChoice::Memory => flotilla_agent::lvs::IpvsBackend::Memory,
+        },
+    };
     match runtime.block_on(flotilla_agent::director::run_standalone(
         &loaded.config,
         reload,
-        &args.api_socket,
-        args.listen,
+        &options,
     )) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {

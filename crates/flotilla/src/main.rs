@@ -76,6 +76,19 @@ struct AgentArgs {
     /// (off unless given), e.g. 127.0.0.1:9180.
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
+    /// Leave flotilla's IPVS rules in place when it stops (keepalived's -I).
+    #[arg(long)]
+    keep_ipvs: bool,
+    /// Where IPVS rules go: the kernel, or (for demos and tests on kernels without IPVS) an
+    /// in-memory table that never reaches the kernel.
+    #[arg(long, value_enum, default_value_t = IpvsChoice::Kernel)]
+    ipvs: IpvsChoice,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum IpvsChoice {
+    Kernel,
+    Memory,
 }
 
 #[derive(clap::Args)]

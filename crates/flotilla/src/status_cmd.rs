@@ -140,6 +140,28 @@ fn table(s: &DirectorStatus) -> String {
     for r in rows {
         out.push_str(&line(r));
     }
+    for vs in &s.virtual_servers {
+        out.push_str(&format!(
+            "virtual server {} ({}){}{}\n",
+            vs.name,
+            vs.scheduler,
+            if vs.quorum_up { "" } else { ", quorum lost" },
+            if vs.sorry_server_active {
+                ", sorry server serving"
+            } else {
+                ""
+            }
+        ));
+        for r in &vs.real_servers {
+            out.push_str(&format!(
+                "  -> {:<28} {:<5} weight {:<4} {}\n",
+                r.address,
+                if r.alive { "UP" } else { "DOWN" },
+                r.weight,
+                r.reason.as_deref().unwrap_or("")
+            ));
+        }
+    }
     if !s.unknown_vrids.is_empty() {
         out.push_str("adverts for virtual routers not configured here:\n");
         for u in &s.unknown_vrids {
