@@ -456,10 +456,10 @@ mod tests {
                 }
                 for p in &peers {
                     prop_assert_eq!(fd.status(p), Some(status[p]));
-                    if let Some(t) = last_heard.get(p) {
-                        if now.duration_since(*t) < config.suspect_timeout() {
-                            prop_assert_eq!(status[p], PeerStatus::Up);
-                        }
+                    if let Some(t) = last_heard.get(p)
+                        && now.duration_since(*t) < config.suspect_timeout()
+                    {
+                        prop_assert_eq!(status[p], PeerStatus::Up);
                     }
                 }
                 let gossip: Vec<String> = status.iter()
