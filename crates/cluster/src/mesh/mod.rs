@@ -203,6 +203,10 @@ struct Inner {
     events: mpsc::UnboundedSender<Event>,
     shutdown: watch::Sender<bool>,
     rejected: AtomicU64,
+    /// Fault injection for tests: heartbeats from these peers are dropped on arrival, as
+    /// if the path between the two lost them.
+    #[cfg(test)]
+    deaf_to: Mutex<std::collections::HashSet<String>>,
 }
 
 /// A running mesh endpoint. Dropping it (or [`Mesh::close`]) closes every connection.
@@ -264,6 +268,8 @@ impl Mesh {
             events,
             shutdown: watch::Sender::new(false),
             rejected: AtomicU64::new(0),
+            #[cfg(test)]
+            deaf_to: Mutex::default(),
             config,
         });
         info!(me = %inner.config.me, listen = %inner.config.listen, "mesh endpoint up");
@@ -353,6 +359,17 @@ impl Mesh {
                 peer: peer.to_string(),
                 after,
             })?
+    }
+
+    /// Drops (or again accepts) heartbeats arriving from `peer`: a lost path.
+    #[cfg(test)]
+    fn set_deaf_to(&self, peer: &str, deaf: bool) {
+        let mut deaf_to = lock(&self.inner.deaf_to);
+        if deaf {
+            deaf_to.insert(peer.to_string());
+        } else {
+            deaf_to.remove(peer);
+        }
     }
 
     /// Closes every connection (peers see the close at once) and stops all tasks.
@@ -697,6 +714,10 @@ async fn heartbeat_session(inner: &Inner, peer: &str, mut send: SendStream, mut 
             match wire::read_frame(&mut recv, wire::MAX_HEARTBEAT_FRAME).await {
                 Ok(Some(frame)) => match inner.decode_from(peer, &frame) {
                     Ok(Message::Heartbeat(heartbeat)) => {
+                        #[cfg(test)]
+                        if lock(&inner.deaf_to).contains(peer) {
+                            continue;
+                        }
                         let heard = Input::Heard {
                             peer: peer.to_string(),
                             heartbeat,

@@ -229,6 +229,70 @@ async fn three_directors_heartbeat_and_agree_on_a_failure() {
     }
 }
 
+/// One lost path (lb-1 stops hearing lb-3, lb-2 still does) makes lb-1 suspect lb-3 but
+/// never declare it dead; when lb-2 loses it too (lb-3 silent, its connections still open:
+/// a partition, not a clean close), both declare it dead; when the paths heal it is up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_lost_path_is_a_suspicion_not_a_death() {
+    let pki = Pki::new(&["lb-1", "lb-2", "lb-3"]);
+    let fleet = cluster(&[("lb-1", addr(61)), ("lb-2", addr(62)), ("lb-3", addr(63))]);
+    let (a, mut a_events) = start(&fleet, "lb-1", &pki.tls("lb-1")).await;
+    let (b, mut b_events) = start(&fleet, "lb-2", &pki.tls("lb-2")).await;
+    let (c, _c_events) = start(&fleet, "lb-3", &pki.tls("lb-3")).await;
+    wait_up(&mut a_events, &["lb-2", "lb-3"]).await;
+    wait_up(&mut b_events, &["lb-1", "lb-3"]).await;
+
+    a.set_deaf_to("lb-3", true);
+    wait_for(
+        &mut a_events,
+        |e| matches!(e, Event::PeerSuspected { name } if name == "lb-3"),
+    )
+    .await;
+    let a_later = collect(&mut a_events, Duration::from_millis(500)).await;
+    assert!(
+        !a_later.iter().any(|e| matches!(e, Event::PeerDead { .. })),
+        "{a_later:?}"
+    );
+    let b_seen = collect(&mut b_events, Duration::from_millis(10)).await;
+    assert!(
+        !b_seen
+            .iter()
+            .any(|e| matches!(e, Event::PeerSuspected { .. } | Event::PeerDead { .. })),
+        "{b_seen:?}"
+    );
+
+    let silent = Instant::now();
+    b.set_deaf_to("lb-3", true);
+    let (dead, at) = wait_for(&mut b_events, |e| matches!(e, Event::PeerDead { .. })).await;
+    assert_eq!(
+        dead,
+        Event::PeerDead {
+            name: "lb-3".into(),
+            confirmed_by: vec!["lb-1".into()]
+        }
+    );
+    let (dead, _) = wait_for(&mut a_events, |e| matches!(e, Event::PeerDead { .. })).await;
+    assert_eq!(
+        dead,
+        Event::PeerDead {
+            name: "lb-3".into(),
+            confirmed_by: vec!["lb-2".into()]
+        }
+    );
+    println!(
+        "silent lb-3 (partition, connections open): dead at lb-2 {:?} after its last path was lost",
+        at - silent
+    );
+
+    a.set_deaf_to("lb-3", false);
+    b.set_deaf_to("lb-3", false);
+    wait_up(&mut a_events, &["lb-3"]).await;
+    wait_up(&mut b_events, &["lb-3"]).await;
+    for m in [&a, &b, &c] {
+        m.close().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_directors_requests_and_death_without_a_second_opinion() {
     let pki = Pki::new(&["lb-1", "lb-2"]);
