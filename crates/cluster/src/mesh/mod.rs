@@ -17,7 +17,13 @@
 //!   arrives without waiting for the next tick.
 //! - **Versions**: a director sends in [`PROTOCOL_VERSION`] until a peer's frames show an
 //!   older one, then answers in that (see [`wire`]). A frame it cannot decode is counted
-//!   and dropped; the stream and the connection go on.
+//!   and dropped; the stream and the connection go on. So a director one version ahead has
+//!   its first frames dropped here, reads ours, and answers in our version from then on.
+//! - **Limits**: heartbeats ride a reliable stream, so a lost packet holds the following
+//!   heartbeats back until QUIC detects the loss and retransmits (about one more interval on
+//!   a LAN: the next heartbeat's acknowledgement reveals the gap). Heavy loss on one path can
+//!   therefore raise a suspicion; the second opinion keeps it from becoming a death. The
+//!   mesh reports liveness; it never acts on it.
 
 pub mod detector;
 pub mod tls;
