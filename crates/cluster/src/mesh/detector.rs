@@ -1,0 +1,472 @@
+//! The failure detector, sans-IO: heartbeats and gossip come in as calls, time is an
+//! argument, verdicts come out of [`FailureDetector::poll_event`], and
+//! [`FailureDetector::poll_timeout`] says when to call again.
+//!
+//! A peer heard from is up. Silent for `suspect_after` intervals it is *suspected*. It is
+//! *dead* only once a second director, itself up, reports suspecting it too (gossip), so a
+//! single lost path never triggers a takeover. In a fleet of two directors there is nobody
+//! to ask: a suspicion is a death at once. With three or more directors and nobody else up
+//! (every other peer silent), no death is ever confirmed: the survivors keep their last
+//! ranks and VRRP's own timers decide (DESIGN "How VRRP and the cluster fit together" 5, 6).
+//! Hearing from a suspected or dead peer brings it back up.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+/// Default heartbeat interval.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(20);
+/// Default number of missed intervals before a peer is suspected.
+pub const DEFAULT_SUSPECT_AFTER: u32 = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DetectorConfig {
+    pub interval: Duration,
+    /// Missed intervals before suspicion (`k`).
+    pub suspect_after: u32,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            interval: DEFAULT_INTERVAL,
+            suspect_after: DEFAULT_SUSPECT_AFTER,
+        }
+    }
+}
+
+impl DetectorConfig {
+    /// How long a peer may stay silent before it is suspected.
+    pub fn suspect_timeout(&self) -> Duration {
+        self.interval.saturating_mul(self.suspect_after)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerStatus {
+    /// Never heard from.
+    Unknown,
+    Up,
+    Suspected,
+    Dead,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Up(String),
+    Suspected(String),
+    /// `confirmed_by` names the directors, up at the time, that suspected it too; empty in a
+    /// two-director fleet.
+    Dead {
+        name: String,
+        confirmed_by: Vec<String>,
+    },
+}
+
+#[derive(Debug)]
+struct Peer {
+    status: PeerStatus,
+    last_heard: Option<Instant>,
+    /// Directors whose latest gossip says they suspect this peer.
+    suspected_by: BTreeSet<String>,
+}
+
+#[derive(Debug)]
+pub struct FailureDetector {
+    config: DetectorConfig,
+    peers: BTreeMap<String, Peer>,
+    verdicts: VecDeque<Verdict>,
+}
+
+impl FailureDetector {
+    /// `peers` are the other directors of the fleet (not this one).
+    pub fn new(config: DetectorConfig, peers: impl IntoIterator<Item = String>) -> Self {
+        let peers = peers
+            .into_iter()
+            .map(|name| {
+                (
+                    name,
+                    Peer {
+                        status: PeerStatus::Unknown,
+                        last_heard: None,
+                        suspected_by: BTreeSet::new(),
+                    },
+                )
+            })
+            .collect();
+        FailureDetector {
+            config,
+            peers,
+            verdicts: VecDeque::new(),
+        }
+    }
+
+    /// A heartbeat from `peer` arrived at `now`, carrying the peers it suspects. Returns
+    /// false (and changes nothing) for a name that is not a peer.
+    pub fn heard(&mut self, peer: &str, suspects: &[String], now: Instant) -> bool {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return false;
+        };
+        p.last_heard = Some(p.last_heard.map_or(now, |t| t.max(now)));
+        if p.status != PeerStatus::Up {
+            p.status = PeerStatus::Up;
+            self.verdicts.push_back(Verdict::Up(peer.to_string()));
+        }
+        for (name, other) in self.peers.iter_mut() {
+            if name == peer {
+                continue;
+            }
+            if suspects.iter().any(|s| s == name) {
+                other.suspected_by.insert(peer.to_string());
+            } else {
+                other.suspected_by.remove(peer);
+            }
+        }
+        self.handle_timeout(now);
+        true
+    }
+
+    /// Advances time: suspects the silent, confirms deaths.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let timeout = self.config.suspect_timeout();
+        for (name, p) in self.peers.iter_mut() {
+            if p.status == PeerStatus::Up
+                && p.last_heard
+                    .is_some_and(|t| now.saturating_duration_since(t) >= timeout)
+            {
+                p.status = PeerStatus::Suspected;
+                self.verdicts.push_back(Verdict::Suspected(name.clone()));
+            }
+        }
+        let up: BTreeSet<&String> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.status == PeerStatus::Up)
+            .map(|(n, _)| n)
+            .collect();
+        let alone_with_it = self.peers.len() == 1;
+        let mut dead = Vec::new();
+        for (name, p) in &self.peers {
+            if p.status != PeerStatus::Suspected {
+                continue;
+            }
+            let confirmed_by: Vec<String> = p
+                .suspected_by
+                .iter()
+                .filter(|s| up.contains(s))
+                .cloned()
+                .collect();
+            if alone_with_it || !confirmed_by.is_empty() {
+                dead.push((name.clone(), confirmed_by));
+            }
+        }
+        for (name, confirmed_by) in dead {
+            if let Some(p) = self.peers.get_mut(&name) {
+                p.status = PeerStatus::Dead;
+            }
+            self.verdicts
+                .push_back(Verdict::Dead { name, confirmed_by });
+        }
+    }
+
+    pub fn poll_event(&mut self) -> Option<Verdict> {
+        self.verdicts.pop_front()
+    }
+
+    /// When `handle_timeout` must next be called: the earliest moment an up peer becomes
+    /// suspect. Deaths are confirmed by gossip, which arrives through `heard`.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let timeout = self.config.suspect_timeout();
+        self.peers
+            .values()
+            .filter(|p| p.status == PeerStatus::Up)
+            .filter_map(|p| p.last_heard.map(|t| t + timeout))
+            .min()
+    }
+
+    /// The peers this director suspects or holds dead: its gossip.
+    pub fn suspects(&self) -> Vec<String> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| matches!(p.status, PeerStatus::Suspected | PeerStatus::Dead))
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    pub fn status(&self, peer: &str) -> Option<PeerStatus> {
+        self.peers.get(peer).map(|p| p.status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn names(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("d{i}")).collect()
+    }
+
+    fn drain(fd: &mut FailureDetector) -> Vec<Verdict> {
+        std::iter::from_fn(|| fd.poll_event()).collect()
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn unknown_names_and_never_heard_peers_change_nothing() {
+        let t0 = Instant::now();
+        let mut fd = FailureDetector::new(DetectorConfig::default(), names(2));
+        assert!(!fd.heard("stranger", &[], t0));
+        fd.handle_timeout(t0 + Duration::from_secs(3600));
+        assert!(drain(&mut fd).is_empty());
+        assert_eq!(fd.status("d1"), Some(PeerStatus::Unknown));
+        assert_eq!(fd.poll_timeout(), None);
+    }
+
+    #[test]
+    fn three_directors_one_dies_and_both_survivors_agree() {
+        // Seen from d0, with peers d1, d2; d2 stops at 40 ms.
+        let t0 = Instant::now();
+        let mut fd = FailureDetector::new(DetectorConfig::default(), names(2));
+        for i in 0..=2 {
+            fd.heard("d1", &[], t0 + ms(20 * i));
+            fd.heard("d2", &[], t0 + ms(20 * i));
+        }
+        assert_eq!(
+            drain(&mut fd),
+            vec![Verdict::Up("d1".into()), Verdict::Up("d2".into())]
+        );
+        for i in 3..=6 {
+            fd.heard("d1", &[], t0 + ms(20 * i));
+        }
+        assert!(drain(&mut fd).is_empty());
+        fd.handle_timeout(t0 + ms(140));
+        assert_eq!(drain(&mut fd), vec![Verdict::Suspected("d2".into())]);
+        assert_eq!(fd.suspects(), vec!["d2".to_string()]);
+        fd.heard("d1", &["d2".into()], t0 + ms(141));
+        assert_eq!(
+            drain(&mut fd),
+            vec![Verdict::Dead {
+                name: "d2".into(),
+                confirmed_by: vec!["d1".into()]
+            }]
+        );
+        fd.heard("d2", &[], t0 + ms(150));
+        assert_eq!(drain(&mut fd), vec![Verdict::Up("d2".into())]);
+        assert!(fd.suspects().is_empty());
+    }
+
+    #[test]
+    fn gossip_before_own_suspicion_confirms_at_suspicion() {
+        let t0 = Instant::now();
+        let mut fd = FailureDetector::new(DetectorConfig::default(), names(2));
+        fd.heard("d2", &[], t0);
+        fd.heard("d1", &["d2".into()], t0 + ms(90));
+        assert_eq!(fd.status("d2"), Some(PeerStatus::Up));
+        drain(&mut fd);
+        fd.handle_timeout(t0 + ms(100));
+        assert_eq!(
+            drain(&mut fd),
+            vec![
+                Verdict::Suspected("d2".into()),
+                Verdict::Dead {
+                    name: "d2".into(),
+                    confirmed_by: vec!["d1".into()]
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn withdrawn_gossip_does_not_confirm() {
+        let t0 = Instant::now();
+        let mut fd = FailureDetector::new(DetectorConfig::default(), names(2));
+        fd.heard("d2", &[], t0);
+        fd.heard("d1", &["d2".into()], t0 + ms(50));
+        fd.heard("d1", &[], t0 + ms(90));
+        fd.handle_timeout(t0 + ms(100));
+        assert_eq!(fd.status("d2"), Some(PeerStatus::Suspected));
+    }
+
+    #[test]
+    fn gossip_from_a_peer_gone_silent_confirms_nothing() {
+        let t0 = Instant::now();
+        let mut fd = FailureDetector::new(DetectorConfig::default(), names(2));
+        fd.heard("d1", &[], t0);
+        fd.heard("d2", &["d1".into()], t0);
+        fd.handle_timeout(t0 + ms(100));
+        assert_eq!(fd.status("d1"), Some(PeerStatus::Suspected));
+        assert_eq!(fd.status("d2"), Some(PeerStatus::Suspected));
+        fd.handle_timeout(t0 + ms(10_000));
+        assert_eq!(fd.status("d1"), Some(PeerStatus::Suspected));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Advance time by this many ms, then a heartbeat from peer `from` suspecting the
+        /// peers in the mask.
+        Heard {
+            after: u64,
+            from: usize,
+            mask: u8,
+        },
+        Tick {
+            after: u64,
+        },
+    }
+
+    fn op(peers: usize) -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u64..60, 0..peers, any::<u8>()).prop_map(|(after, from, mask)| Op::Heard {
+                after,
+                from,
+                mask
+            }),
+            (0u64..200).prop_map(|after| Op::Tick { after }),
+        ]
+    }
+
+    proptest! {
+        /// A peer whose heartbeats are never further apart than the timeout is never
+        /// suspected, whatever the clock does in between.
+        #[test]
+        fn a_peer_on_time_is_never_suspected(
+            interval in 1u64..50, k in 1u32..10,
+            gaps in proptest::collection::vec((0.0f64..1.0, any::<bool>()), 1..100),
+        ) {
+            let config = DetectorConfig { interval: ms(interval), suspect_after: k };
+            let timeout = config.suspect_timeout();
+            let t0 = Instant::now();
+            let mut fd = FailureDetector::new(config, names(3));
+            let mut t = t0;
+            fd.heard("d1", &[], t);
+            for (fraction, tick_between) in gaps {
+                let gap = timeout.mul_f64(fraction).min(timeout - Duration::from_nanos(1));
+                if tick_between {
+                    fd.handle_timeout(t + gap / 2);
+                }
+                t += gap;
+                fd.handle_timeout(t);
+                fd.heard("d1", &[], t);
+            }
+            fd.handle_timeout(t + timeout - Duration::from_nanos(1));
+            prop_assert_eq!(fd.status("d1"), Some(PeerStatus::Up));
+            prop_assert!(drain(&mut fd).iter().all(|v| v == &Verdict::Up("d1".into())));
+        }
+
+        /// Silent after its last heartbeat, a peer is suspected at exactly k intervals, and
+        /// `poll_timeout` names that instant.
+        #[test]
+        fn a_silent_peer_is_suspected_after_exactly_k_intervals(
+            interval in 1u64..100, k in 1u32..20, start in 0u64..1000,
+        ) {
+            let config = DetectorConfig { interval: ms(interval), suspect_after: k };
+            let t0 = Instant::now() + ms(start);
+            let mut fd = FailureDetector::new(config, names(3));
+            fd.heard("d1", &[], t0);
+            let deadline = t0 + ms(interval) * k;
+            prop_assert_eq!(fd.poll_timeout(), Some(deadline));
+            fd.handle_timeout(deadline - Duration::from_nanos(1));
+            prop_assert_eq!(fd.status("d1"), Some(PeerStatus::Up));
+            fd.handle_timeout(deadline);
+            prop_assert_eq!(fd.status("d1"), Some(PeerStatus::Suspected));
+            prop_assert_eq!(drain(&mut fd), vec![Verdict::Up("d1".into()), Verdict::Suspected("d1".into())]);
+            prop_assert_eq!(fd.poll_timeout(), None);
+        }
+
+        /// With three or more directors a suspicion stays a suspicion for ever unless a
+        /// second director that is up suspects the peer too; in a fleet of two it is a death
+        /// at once.
+        #[test]
+        fn death_needs_a_second_opinion_unless_the_fleet_is_two(
+            others in 1usize..6, wait in 0u64..100_000,
+        ) {
+            let t0 = Instant::now();
+            let peers = names(others);
+            let mut fd = FailureDetector::new(DetectorConfig::default(), peers.clone());
+            fd.heard("d1", &[], t0);
+            fd.handle_timeout(t0 + ms(100 + wait));
+            let verdicts = drain(&mut fd);
+            if others == 1 {
+                prop_assert_eq!(fd.status("d1"), Some(PeerStatus::Dead));
+                prop_assert_eq!(verdicts.last(), Some(&Verdict::Dead { name: "d1".into(), confirmed_by: vec![] }));
+            } else {
+                prop_assert_eq!(fd.status("d1"), Some(PeerStatus::Suspected));
+                let late = t0 + ms(100 + wait);
+                fd.heard("d2", &["d1".into()], late);
+                prop_assert_eq!(fd.status("d1"), Some(PeerStatus::Dead));
+                let verdicts = drain(&mut fd);
+                prop_assert_eq!(verdicts.last(), Some(&Verdict::Dead { name: "d1".into(), confirmed_by: vec!["d2".into()] }));
+            }
+        }
+
+        /// Any sequence of heartbeats, gossip and ticks: verdicts follow the lifecycle
+        /// (up → suspected → dead, any → up on a heartbeat), gossip is exactly the suspected
+        /// and dead, a death in a fleet larger than two names an up confirmer, and a peer
+        /// heard from within the timeout is up.
+        #[test]
+        fn lifecycle_invariants(others in 1usize..5, ops in proptest::collection::vec(op(4), 1..200)) {
+            let config = DetectorConfig::default();
+            let peers = names(others);
+            let mut fd = FailureDetector::new(config, peers.clone());
+            let mut now = Instant::now();
+            let mut status: BTreeMap<String, PeerStatus> =
+                peers.iter().map(|p| (p.clone(), PeerStatus::Unknown)).collect();
+            let mut last_heard: BTreeMap<String, Instant> = BTreeMap::new();
+            for op in ops {
+                match op {
+                    Op::Heard { after, from, mask } => {
+                        now += ms(after);
+                        let Some(from) = peers.get(from % others) else { continue };
+                        let suspects: Vec<String> = peers.iter().enumerate()
+                            .filter(|(i, _)| mask & (1 << i) != 0).map(|(_, p)| p.clone()).collect();
+                        prop_assert!(fd.heard(from, &suspects, now));
+                        last_heard.insert(from.clone(), now);
+                    }
+                    Op::Tick { after } => { now += ms(after); fd.handle_timeout(now); }
+                }
+                while let Some(v) = fd.poll_event() {
+                    match v {
+                        Verdict::Up(n) => {
+                            prop_assert_ne!(status[&n], PeerStatus::Up);
+                            status.insert(n, PeerStatus::Up);
+                        }
+                        Verdict::Suspected(n) => {
+                            prop_assert_eq!(status[&n], PeerStatus::Up);
+                            status.insert(n, PeerStatus::Suspected);
+                        }
+                        Verdict::Dead { name, confirmed_by } => {
+                            prop_assert_eq!(status[&name], PeerStatus::Suspected);
+                            if others == 1 {
+                                prop_assert!(confirmed_by.is_empty());
+                            } else {
+                                prop_assert!(!confirmed_by.is_empty());
+                                for c in &confirmed_by {
+                                    prop_assert_eq!(status[c], PeerStatus::Up);
+                                    prop_assert_ne!(c, &name);
+                                }
+                            }
+                            status.insert(name, PeerStatus::Dead);
+                        }
+                    }
+                }
+                for p in &peers {
+                    prop_assert_eq!(fd.status(p), Some(status[p]));
+                    if let Some(t) = last_heard.get(p)
+                        && now.duration_since(*t) < config.suspect_timeout()
+                    {
+                        prop_assert_eq!(status[p], PeerStatus::Up);
+                    }
+                }
+                let gossip: Vec<String> = status.iter()
+                    .filter(|(_, s)| matches!(s, PeerStatus::Suspected | PeerStatus::Dead))
+                    .map(|(n, _)| n.clone()).collect();
+                prop_assert_eq!(fd.suspects(), gossip);
+            }
+        }
+    }
+}

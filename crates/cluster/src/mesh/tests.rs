@@ -1,0 +1,619 @@
+//! The mesh over real QUIC on loopback (127.0.0.x), with certificates made by `cert`.
+#![allow(clippy::unwrap_used)]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::wire::{self, Envelope, Heartbeat, Message, v0};
+use super::*;
+use crate::cert;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// A CA and its directors' certificates in a temporary directory.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new(names: &[&str]) -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        cert::init_ca(&dir.path().join("ca")).unwrap();
+        let pki = Pki { dir };
+        for name in names {
+            cert::issue(&pki.ca_dir(), name, &pki.certs()).unwrap();
+        }
+        pki
+    }
+
+    fn ca_dir(&self) -> PathBuf {
+        self.dir.path().join("ca")
+    }
+
+    fn certs(&self) -> PathBuf {
+        self.dir.path().join("certs")
+    }
+
+    fn tls(&self, name: &str) -> MeshTls {
+        let certs = self.certs();
+        MeshTls::from_files(
+            &self.ca_dir().join("ca.pem"),
+            &certs.join(format!("{name}.pem")),
+            &certs.join(format!("{name}-key.pem")),
+        )
+        .unwrap()
+    }
+}
+
+fn addr(last: u8) -> SocketAddr {
+    let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, last));
+    let port = UdpSocket::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    SocketAddr::new(ip, port)
+}
+
+/// The fleet as the configuration's `cluster` block would give it.
+fn cluster(directors: &[(&str, SocketAddr)]) -> Cluster {
+    use flotilla_config::model::cluster::{Director, PlacementSettings};
+    Cluster {
+        name: "test".into(),
+        directors: directors
+            .iter()
+            .map(|(name, a)| Director {
+                name: name.to_string(),
+                address: a.ip(),
+                port: a.port(),
+                interfaces: Default::default(),
+                origin: Default::default(),
+            })
+            .collect(),
+        tls: None,
+        placement: PlacementSettings::default(),
+        origin: Default::default(),
+    }
+}
+
+fn config(cluster: &Cluster, me: &str) -> MeshConfig {
+    let mut config = MeshConfig::from_cluster(cluster, me).unwrap();
+    config.detector = DetectorConfig {
+        interval: Duration::from_millis(20),
+        suspect_after: 5,
+    };
+    config.reconnect_min = Duration::from_millis(20);
+    config.reconnect_max = Duration::from_millis(200);
+    config
+}
+
+/// Starts `me`, retrying the bind for a while: a restarted director reuses its port, which
+/// its predecessor's socket may still hold for a moment.
+async fn start(cluster: &Cluster, me: &str, tls: &MeshTls) -> (Mesh, UnboundedReceiver<Event>) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match Mesh::start(config(cluster, me), tls) {
+            Ok(started) => return started,
+            Err(MeshError::Bind { .. }) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("{me}: {e}"),
+        }
+    }
+}
+
+/// Waits for an event matching `want`; returns it and when it arrived.
+async fn wait_for(
+    events: &mut UnboundedReceiver<Event>,
+    mut want: impl FnMut(&Event) -> bool,
+) -> (Event, Instant) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(e)) if want(&e) => return (e, Instant::now()),
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("event channel closed"),
+            Err(_) => panic!("no matching event within {WAIT:?}"),
+        }
+    }
+}
+
+async fn wait_up(events: &mut UnboundedReceiver<Event>, names: &[&str]) {
+    let mut missing: Vec<&str> = names.to_vec();
+    while !missing.is_empty() {
+        let (e, _) = wait_for(events, |e| matches!(e, Event::PeerUp { .. })).await;
+        if let Event::PeerUp { name } = e {
+            missing.retain(|m| *m != name);
+        }
+    }
+}
+
+/// Everything that arrived within `window`.
+async fn collect(events: &mut UnboundedReceiver<Event>, window: Duration) -> Vec<Event> {
+    let deadline = tokio::time::Instant::now() + window;
+    let mut seen = Vec::new();
+    while let Ok(Some(e)) = tokio::time::timeout_at(deadline, events.recv()).await {
+        seen.push(e);
+    }
+    seen
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_directors_heartbeat_and_agree_on_a_failure() {
+    let pki = Pki::new(&["lb-1", "lb-2", "lb-3"]);
+    let fleet = cluster(&[("lb-1", addr(11)), ("lb-2", addr(12)), ("lb-3", addr(13))]);
+    let (a, mut a_events) = start(&fleet, "lb-1", &pki.tls("lb-1")).await;
+    let (b, mut b_events) = start(&fleet, "lb-2", &pki.tls("lb-2")).await;
+    let (mut c, mut c_events) = start(&fleet, "lb-3", &pki.tls("lb-3")).await;
+    wait_up(&mut a_events, &["lb-2", "lb-3"]).await;
+    wait_up(&mut b_events, &["lb-1", "lb-3"]).await;
+    wait_up(&mut c_events, &["lb-1", "lb-2"]).await;
+    assert_eq!(a.connected(), vec!["lb-2", "lb-3"]);
+
+    // Health rides on the heartbeats.
+    c.set_health(Health {
+        version: "9.9.9".into(),
+        load: 7,
+        detail: vec![1],
+    });
+    wait_for(
+        &mut a_events,
+        |e| matches!(e, Event::PeerHealth { name, health } if name == "lb-3" && health.load == 7),
+    )
+    .await;
+
+    // Heartbeats flowing: nobody is suspected while everybody runs.
+    let quiet = collect(&mut a_events, Duration::from_millis(500)).await;
+    assert!(
+        !quiet
+            .iter()
+            .any(|e| matches!(e, Event::PeerSuspected { .. } | Event::PeerDead { .. })),
+        "{quiet:?}"
+    );
+
+    let mut detection = Vec::new();
+    for round in 0..5 {
+        let closed = Instant::now();
+        c.close().await;
+        drop(c);
+        let mut took = Vec::new();
+        for (events, other) in [(&mut a_events, "lb-2"), (&mut b_events, "lb-1")] {
+            let (_, suspected) = wait_for(
+                events,
+                |e| matches!(e, Event::PeerSuspected { name } if name == "lb-3"),
+            )
+            .await;
+            let (dead, at) = wait_for(events, |e| matches!(e, Event::PeerDead { .. })).await;
+            assert_eq!(
+                dead,
+                Event::PeerDead {
+                    name: "lb-3".into(),
+                    confirmed_by: vec![other.into()]
+                }
+            );
+            took.push((suspected - closed, at - closed));
+            detection.push(at - closed);
+        }
+        println!(
+            "round {round}: lb-3 closed; lb-1 suspected after {:?}, dead after {:?}; lb-2 suspected after {:?}, dead after {:?}",
+            took[0].0, took[0].1, took[1].0, took[1].1
+        );
+        for (_, dead) in &took {
+            assert!(*dead < Duration::from_secs(2), "{dead:?}");
+        }
+        // The survivors still see each other.
+        assert_eq!(a.connected(), vec!["lb-2"]);
+
+        // lb-3 comes back on its address: both redial or are redialled, and it is up again.
+        let restarted = start(&fleet, "lb-3", &pki.tls("lb-3")).await;
+        c = restarted.0;
+        wait_up(&mut a_events, &["lb-3"]).await;
+        wait_up(&mut b_events, &["lb-3"]).await;
+    }
+    println!(
+        "failure detection (interval 20 ms, k 5; close -> PeerDead at a survivor, 10 samples): median {:?}, min {:?}, max {:?}",
+        median(detection.clone()),
+        detection.iter().min().unwrap(),
+        detection.iter().max().unwrap()
+    );
+    for m in [&a, &b, &c] {
+        m.close().await;
+    }
+}
+
+/// One lost path (lb-1 stops hearing lb-3, lb-2 still does) makes lb-1 suspect lb-3 but
+/// never declare it dead; when lb-2 loses it too (lb-3 silent, its connections still open:
+/// a partition, not a clean close), both declare it dead; when the paths heal it is up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_lost_path_is_a_suspicion_not_a_death() {
+    let pki = Pki::new(&["lb-1", "lb-2", "lb-3"]);
+    let fleet = cluster(&[("lb-1", addr(61)), ("lb-2", addr(62)), ("lb-3", addr(63))]);
+    let (a, mut a_events) = start(&fleet, "lb-1", &pki.tls("lb-1")).await;
+    let (b, mut b_events) = start(&fleet, "lb-2", &pki.tls("lb-2")).await;
+    let (c, _c_events) = start(&fleet, "lb-3", &pki.tls("lb-3")).await;
+    wait_up(&mut a_events, &["lb-2", "lb-3"]).await;
+    wait_up(&mut b_events, &["lb-1", "lb-3"]).await;
+
+    a.set_deaf_to("lb-3", true);
+    wait_for(
+        &mut a_events,
+        |e| matches!(e, Event::PeerSuspected { name } if name == "lb-3"),
+    )
+    .await;
+    let a_later = collect(&mut a_events, Duration::from_millis(500)).await;
+    assert!(
+        !a_later.iter().any(|e| matches!(e, Event::PeerDead { .. })),
+        "{a_later:?}"
+    );
+    let b_seen = collect(&mut b_events, Duration::from_millis(10)).await;
+    assert!(
+        !b_seen
+            .iter()
+            .any(|e| matches!(e, Event::PeerSuspected { .. } | Event::PeerDead { .. })),
+        "{b_seen:?}"
+    );
+
+    let silent = Instant::now();
+    b.set_deaf_to("lb-3", true);
+    let (dead, at) = wait_for(&mut b_events, |e| matches!(e, Event::PeerDead { .. })).await;
+    assert_eq!(
+        dead,
+        Event::PeerDead {
+            name: "lb-3".into(),
+            confirmed_by: vec!["lb-1".into()]
+        }
+    );
+    let (dead, _) = wait_for(&mut a_events, |e| matches!(e, Event::PeerDead { .. })).await;
+    assert_eq!(
+        dead,
+        Event::PeerDead {
+            name: "lb-3".into(),
+            confirmed_by: vec!["lb-2".into()]
+        }
+    );
+    println!(
+        "silent lb-3 (partition, connections open): dead at lb-2 {:?} after its last path was lost",
+        at - silent
+    );
+
+    a.set_deaf_to("lb-3", false);
+    b.set_deaf_to("lb-3", false);
+    wait_up(&mut a_events, &["lb-3"]).await;
+    wait_up(&mut b_events, &["lb-3"]).await;
+    for m in [&a, &b, &c] {
+        m.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_directors_requests_and_death_without_a_second_opinion() {
+    let pki = Pki::new(&["lb-1", "lb-2"]);
+    let fleet = cluster(&[("lb-1", addr(21)), ("lb-2", addr(22))]);
+    let (a, mut a_events) = start(&fleet, "lb-1", &pki.tls("lb-1")).await;
+    let (b, mut b_events) = start(&fleet, "lb-2", &pki.tls("lb-2")).await;
+    wait_up(&mut a_events, &["lb-2"]).await;
+    wait_up(&mut b_events, &["lb-1"]).await;
+
+    b.set_request_handler(|peer, body| async move {
+        if body == b"fail" {
+            return Err("refused by handler".to_string());
+        }
+        let mut reply = format!("{peer}:").into_bytes();
+        reply.extend(body.iter().rev());
+        Ok(reply)
+    });
+    // Both directions: the dialler (lb-1) and the accepter (lb-2) can ask.
+    assert_eq!(
+        a.request("lb-2", b"ping".to_vec()).await.unwrap(),
+        b"lb-1:gnip"
+    );
+    let big = vec![7u8; 1 << 20];
+    assert_eq!(a.request("lb-2", big).await.unwrap().len(), (1 << 20) + 5);
+    assert!(matches!(
+        a.request("lb-2", b"fail".to_vec()).await,
+        Err(RequestError::Remote(e)) if e == "refused by handler"
+    ));
+    assert!(matches!(
+        b.request("lb-1", b"x".to_vec()).await,
+        Err(RequestError::Remote(e)) if e.contains("no request handler")
+    ));
+    assert!(matches!(
+        a.request("lb-9", vec![]).await,
+        Err(RequestError::UnknownPeer(_))
+    ));
+    assert!(matches!(
+        a.request("lb-1", vec![]).await,
+        Err(RequestError::UnknownPeer(_))
+    ));
+    let t = Instant::now();
+    let n = 200;
+    for i in 0..n {
+        a.request("lb-2", vec![i as u8]).await.unwrap();
+    }
+    println!(
+        "request/response round trip on loopback: {:?} mean over {n}",
+        t.elapsed() / n
+    );
+
+    let closed = Instant::now();
+    b.close().await;
+    let (dead, at) = wait_for(&mut a_events, |e| matches!(e, Event::PeerDead { .. })).await;
+    assert_eq!(
+        dead,
+        Event::PeerDead {
+            name: "lb-2".into(),
+            confirmed_by: vec![]
+        }
+    );
+    println!(
+        "two directors: lb-2 dead at lb-1 {:?} after close",
+        at - closed
+    );
+    assert!(matches!(
+        a.request("lb-2", vec![]).await,
+        Err(RequestError::NotConnected(_) | RequestError::Connection(_))
+    ));
+    a.close().await;
+}
+
+/// A bare QUIC client presenting `tls`'s certificate to `server`, as a director or an
+/// impostor would.
+async fn raw_connect(
+    tls: &MeshTls,
+    from: IpAddr,
+    server: SocketAddr,
+    server_name: &str,
+) -> (
+    quinn::Endpoint,
+    Result<quinn::Connection, quinn::ConnectionError>,
+) {
+    let endpoint = quinn::Endpoint::client(SocketAddr::new(from, 0)).unwrap();
+    let config = tls
+        .client_config(Arc::new(quinn::TransportConfig::default()))
+        .unwrap();
+    let conn = endpoint
+        .connect_with(config, server, server_name)
+        .unwrap()
+        .await;
+    (endpoint, conn)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_of_another_ca_never_join() {
+    let pki = Pki::new(&["lb-1", "lb-2"]);
+    let other = Pki::new(&["lb-0", "lb-2"]);
+    let fleet = cluster(&[("lb-0", addr(30)), ("lb-1", addr(31)), ("lb-2", addr(32))]);
+    let (a, mut a_events) = start(&fleet, "lb-1", &pki.tls("lb-1")).await;
+    // lb-2 runs with a certificate of another CA: lb-1 dials it and refuses its certificate.
+    let (impostor, mut impostor_events) = start(&fleet, "lb-2", &other.tls("lb-2")).await;
+    let (refused, _) = wait_for(&mut a_events, |e| matches!(e, Event::Refused { .. })).await;
+    println!("lb-1 dialling an impostor lb-2: {refused:?}");
+    assert!(
+        matches!(&refused, Event::Refused { name: Some(n), .. } if n == "lb-2"),
+        "{refused:?}"
+    );
+
+    // lb-0 dials lb-1 trusting lb-1's CA, but with a certificate of another CA: lb-1's
+    // verifier fails the handshake.
+    let client_tls = MeshTls {
+        ca: pki.tls("lb-1").ca,
+        ..other.tls("lb-0")
+    };
+    let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 30));
+    let (_endpoint, conn) = raw_connect(&client_tls, ip, fleet_addr(&fleet, "lb-1"), "lb-1").await;
+    let outcome = match conn {
+        Err(e) => e,
+        Ok(conn) => tokio::time::timeout(WAIT, conn.closed()).await.unwrap(),
+    };
+    println!("lb-0 with another CA's certificate: {outcome}");
+    assert!(
+        matches!(
+            outcome,
+            quinn::ConnectionError::ConnectionClosed(_) | quinn::ConnectionError::TransportError(_)
+        ),
+        "{outcome:?}"
+    );
+    let (refused, _) = wait_for(&mut a_events, |e| {
+        matches!(e, Event::Refused { name: None, .. })
+    })
+    .await;
+    println!("lb-1 accepting it: {refused:?}");
+
+    let later = collect(&mut a_events, Duration::from_millis(300)).await;
+    assert!(
+        !later.iter().any(|e| matches!(e, Event::PeerUp { .. })),
+        "{later:?}"
+    );
+    let seen = collect(&mut impostor_events, Duration::from_millis(10)).await;
+    assert!(
+        !seen.iter().any(|e| matches!(e, Event::PeerUp { .. })),
+        "{seen:?}"
+    );
+    assert!(a.connected().is_empty());
+    a.close().await;
+    impostor.close().await;
+}
+
+fn fleet_addr(cluster: &Cluster, name: &str) -> SocketAddr {
+    let d = cluster.director(name).unwrap();
+    SocketAddr::new(d.address, d.port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_certificate_for_a_name_not_in_the_configuration_is_refused() {
+    let pki = Pki::new(&["lb-1", "lb-2", "stranger"]);
+    let fleet = cluster(&[("lb-1", addr(41)), ("lb-2", addr(42))]);
+    let (a, mut a_events) = start(&fleet, "lb-1", &pki.tls("lb-1")).await;
+    let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 40));
+    for (cert_name, expect) in [
+        ("stranger", "names no director"),
+        ("lb-1", "this director's own name"),
+    ] {
+        let (_endpoint, conn) =
+            raw_connect(&pki.tls(cert_name), ip, fleet_addr(&fleet, "lb-1"), "lb-1").await;
+        // The handshake succeeds (same CA); then the director closes with the reason.
+        let conn = conn.unwrap();
+        let closed = tokio::time::timeout(WAIT, conn.closed()).await.unwrap();
+        println!("certificate {cert_name:?}: {closed}");
+        match closed {
+            quinn::ConnectionError::ApplicationClosed(close) => {
+                assert_eq!(close.error_code, CLOSE_REFUSED);
+                assert!(
+                    String::from_utf8_lossy(&close.reason).contains(expect),
+                    "{close:?}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let (refused, _) = wait_for(&mut a_events, |e| matches!(e, Event::Refused { .. })).await;
+        assert!(
+            matches!(&refused, Event::Refused { reason, .. } if reason.contains(expect)),
+            "{refused:?}"
+        );
+    }
+    let later = collect(&mut a_events, Duration::from_millis(200)).await;
+    assert!(
+        !later.iter().any(|e| matches!(e, Event::PeerUp { .. })),
+        "{later:?}"
+    );
+    assert!(a.connected().is_empty());
+    a.close().await;
+}
+
+fn frame_v0_heartbeat(seq: u64) -> Vec<u8> {
+    let old = v0::Message::Heartbeat(v0::Heartbeat {
+        seq,
+        health: Health {
+            version: "0.0.9".into(),
+            load: 2,
+            detail: vec![],
+        },
+    });
+    postcard::to_allocvec(&(0u16, old)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_version_is_understood_newer_and_garbage_are_dropped_not_fatal() {
+    let pki = Pki::new(&["lb-0", "lb-1"]);
+    let fleet = cluster(&[("lb-0", addr(50)), ("lb-1", addr(51))]);
+    let (a, mut a_events) = start(&fleet, "lb-1", &pki.tls("lb-1")).await;
+    a.set_request_handler(|_, body| async move { Ok(body) });
+
+    // lb-0 is played by hand: it opens the heartbeat stream and writes what it likes.
+    let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 50));
+    let (_endpoint, conn) =
+        raw_connect(&pki.tls("lb-0"), ip, fleet_addr(&fleet, "lb-1"), "lb-1").await;
+    let conn = conn.unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write_all(&[STREAM_HEARTBEAT]).await.unwrap();
+    let heartbeat = |seq| {
+        Message::Heartbeat(Heartbeat {
+            seq,
+            health: Health::default(),
+            suspects: vec![],
+        })
+    };
+    let bad = [
+        vec![0xff; 7],                                                         // garbage
+        postcard::to_allocvec(&(PROTOCOL_VERSION + 1, heartbeat(1))).unwrap(), // version N+1
+        vec![PROTOCOL_VERSION as u8, 9, 0],                                    // unknown variant
+        wire::encode(&Message::Request(vec![1]), PROTOCOL_VERSION).unwrap(),   // misplaced
+    ];
+    for frame in &bad {
+        wire::write_frame(&mut send, frame).await.unwrap();
+    }
+    // A version N−1 heartbeat after all that: understood, lb-0 is up.
+    wire::write_frame(&mut send, &frame_v0_heartbeat(2))
+        .await
+        .unwrap();
+    wait_up(&mut a_events, &["lb-0"]).await;
+    let (health, _) = wait_for(&mut a_events, |e| matches!(e, Event::PeerHealth { .. })).await;
+    assert!(
+        matches!(&health, Event::PeerHealth { health, .. } if health.version == "0.0.9"),
+        "{health:?}"
+    );
+    assert_eq!(a.rejected_frames(), 4);
+
+    // lb-1 answers a version-0 peer in version 0.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let frame = wire::read_frame(&mut recv, wire::MAX_FRAME)
+            .await
+            .unwrap()
+            .unwrap();
+        let Envelope { version, body } = wire::decode(&frame).unwrap();
+        assert!(matches!(body, Message::Heartbeat(_)));
+        if version == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "lb-1 never spoke version 0");
+    }
+
+    // A stream of a kind nobody knows is refused; the connection lives on.
+    let (mut odd, _odd_recv) = conn.open_bi().await.unwrap();
+    odd.write_all(b"X").await.unwrap();
+    odd.finish().unwrap();
+    let (mut req, mut resp) = conn.open_bi().await.unwrap();
+    req.write_all(&[STREAM_REQUEST]).await.unwrap();
+    let request = v0::Message::Request(b"still here".to_vec());
+    wire::write_frame(&mut req, &postcard::to_allocvec(&(0u16, request)).unwrap())
+        .await
+        .unwrap();
+    req.finish().unwrap();
+    let reply = wire::read_frame(&mut resp, wire::MAX_FRAME)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        wire::decode(&reply).unwrap(),
+        Envelope {
+            version: 0,
+            body: Message::Response(Ok(b"still here".to_vec()))
+        }
+    );
+    assert_eq!(a.rejected_frames(), 5);
+    // Heartbeats keep lb-0 up through all of it.
+    wire::write_frame(
+        &mut send,
+        &wire::encode(&heartbeat(3), PROTOCOL_VERSION).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.connected(), vec!["lb-0"]);
+    conn.close(VarInt::from_u32(0), b"done");
+    a.close().await;
+}
+
+#[test]
+fn from_cluster_needs_this_director_in_the_list() {
+    let fleet = cluster(&[(
+        "lb-1",
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7180),
+    )]);
+    assert!(matches!(
+        MeshConfig::from_cluster(&fleet, "lb-2"),
+        Err(MeshError::NotADirector(_))
+    ));
+    let config = MeshConfig::from_cluster(&fleet, "lb-1").unwrap();
+    assert_eq!(config.listen.port(), 7180);
+    assert!(config.peers.is_empty());
+}
+
+#[test]
+fn tls_files_are_named_in_errors() {
+    let err = MeshTls::from_files(
+        Path::new("/nonexistent/ca.pem"),
+        Path::new("/nonexistent/a.pem"),
+        Path::new("/nonexistent/a-key.pem"),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+}
