@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod agent_cmd;
+mod cert_cmd;
 mod config_cmd;
 mod ipvs_cmd;
 mod status_cmd;
@@ -43,6 +44,35 @@ enum Command {
     ///
     /// Example: flotilla ipvs --config /etc/keepalived/keepalived.conf
     Ipvs(IpvsArgs),
+    /// Make the cluster CA and the directors' certificates (mutual TLS between directors).
+    ///
+    /// Example: flotilla cert init --dir /etc/flotilla/tls && flotilla cert issue --ca /etc/flotilla/tls --name d1
+    #[command(subcommand)]
+    Cert(CertCommand),
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// Create a cluster CA: DIR/ca.pem and DIR/ca-key.pem (refuses to overwrite).
+    ///
+    /// Example: flotilla cert init --dir /etc/flotilla/tls
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Issue a director's certificate signed by the CA in --ca: OUT/NAME.pem and
+    /// OUT/NAME-key.pem. NAME must be the `director` entry it will claim.
+    ///
+    /// Example: flotilla cert issue --ca /etc/flotilla/tls --name d1
+    Issue {
+        #[arg(long)]
+        ca: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// Where to write (default: the CA's directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -145,6 +175,7 @@ fn main() -> ExitCode {
         Command::Agent(args) => agent_cmd::run(&args),
         Command::Status(args) => status_cmd::run(&args),
         Command::Ipvs(args) => ipvs_cmd::run(&args),
+        Command::Cert(cmd) => cert_cmd::run(&cmd),
     };
     match result {
         Ok(code) => code,

@@ -160,3 +160,34 @@ fn ipvs_config_shows_the_table_a_configuration_asks_for() {
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
     assert!(v.as_array().is_some_and(|a| !a.is_empty()), "{v}");
 }
+
+#[test]
+fn cert_init_and_issue_write_keys_0600_and_refuse_to_overwrite() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("a UTF-8 path");
+    let out = flotilla(&["cert", "init", "--dir", d]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = flotilla(&["cert", "issue", "--ca", d, "--name", "d1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for key in ["ca-key.pem", "d1-key.pem"] {
+        let mode = std::fs::metadata(dir.path().join(key))
+            .expect("key written")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{key}");
+    }
+    let again = flotilla(&["cert", "init", "--dir", d]);
+    assert_eq!(again.status.code(), Some(1));
+    let bad = flotilla(&["cert", "issue", "--ca", d, "--name", "not a name"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(!String::from_utf8_lossy(&bad.stderr).is_empty());
+}
