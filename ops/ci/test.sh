@@ -24,4 +24,7 @@ cargo test --workspace --quiet
 phase "lab tests"
 bash tests/lab/run.sh
 
+phase "Debian package (cargo-deb) and its contents"
+bash ops/ci/package.sh
+
 phase "all tests passed in $((SECONDS - t0)) s"
