@@ -23,7 +23,7 @@ pub use local::{LocalRouter, LocalTransport};
 pub use network::{RAFT_WIRE_VERSION, RaftService, Transport, TransportError};
 pub use state::{Command, CommandReply, ConfigDecodeError, FleetState, Rejection};
 pub use store::{RAFT_FILE, StoreError};
-pub use types::{DirectorNode, NodeId, node_id};
+pub use types::{DirectorNode, IdCollision, NodeId, members, node_id};
 
 /// At most this many voters: five tolerate two failures, and more voters only slow commits.
 pub const MAX_VOTERS: usize = 5;

@@ -102,6 +102,9 @@ impl RaftService {
             },
             Err(e) => RaftRpcReply::Refused(format!("undecodable raft request: {e}")),
         };
+        if let RaftRpcReply::Refused(why) = &reply {
+            tracing::warn!(reason = %why, "raft request refused");
+        }
         // Every reply type is plain data; encoding into a Vec only fails on allocation.
         postcard::to_allocvec(&reply).unwrap_or_default()
     }
@@ -223,6 +226,81 @@ impl<T: Transport> RaftNetwork<TypeConfig> for Peer<T> {
             Ok(RaftRpcReply::Vote(r)) => r.map_err(|e| RemoteError::new(self.to, e).into()),
             Ok(_) => Err(rpc_error(CallError::Mismatch)),
             Err(e) => Err(rpc_error(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::error::SnapshotMismatch;
+    use openraft::{SnapshotSegmentId, Vote};
+
+    use super::super::{Fleet, FleetConfig, LocalRouter};
+    use super::*;
+
+    async fn service() -> (tempfile::TempDir, Fleet) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let router = LocalRouter::new();
+        let fleet = Fleet::open(dir.path(), 1, router.transport(1), FleetConfig::default())
+            .await
+            .expect("open");
+        (dir, fleet)
+    }
+
+    fn reply(bytes: &[u8]) -> RaftRpcReply {
+        postcard::from_bytes(bytes).expect("a reply always decodes")
+    }
+
+    #[tokio::test]
+    async fn serve_refuses_garbage_and_other_versions_and_answers_requests() {
+        let (_dir, fleet) = service().await;
+        let svc = fleet.service();
+        assert!(matches!(
+            reply(&svc.serve(&[0xff, 0xff, 0xff]).await),
+            RaftRpcReply::Refused(_)
+        ));
+
+        let vote = |version| {
+            postcard::to_allocvec(&WireRequest {
+                version,
+                rpc: RaftRpc::Vote(VoteRequest::new(Vote::new(1, 2), None)),
+            })
+            .expect("encode")
+        };
+        match reply(&svc.serve(&vote(RAFT_WIRE_VERSION + 1)).await) {
+            RaftRpcReply::Refused(why) => assert!(why.contains("version"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        match reply(&svc.serve(&vote(RAFT_WIRE_VERSION)).await) {
+            RaftRpcReply::Vote(Ok(r)) => assert!(r.vote_granted),
+            other => panic!("{other:?}"),
+        }
+        fleet.shutdown().await.expect("shutdown");
+    }
+
+    /// The leader restarts a snapshot stream when the follower reports a mismatch, so the
+    /// remote error must survive the wire intact.
+    #[test]
+    fn remote_errors_round_trip() {
+        let segment = |id: &str, offset| SnapshotSegmentId {
+            id: id.into(),
+            offset,
+        };
+        let sent = RaftRpcReply::InstallSnapshot(Err(RaftError::APIError(
+            InstallSnapshotError::SnapshotMismatch(SnapshotMismatch {
+                expect: segment("a", 0),
+                got: segment("b", 7),
+            }),
+        )));
+        let bytes = postcard::to_allocvec(&sent).expect("encode");
+        match reply(&bytes) {
+            RaftRpcReply::InstallSnapshot(Err(RaftError::APIError(
+                InstallSnapshotError::SnapshotMismatch(m),
+            ))) => {
+                assert_eq!(m.expect, segment("a", 0));
+                assert_eq!(m.got, segment("b", 7));
+            }
+            other => panic!("{other:?}"),
         }
     }
 }

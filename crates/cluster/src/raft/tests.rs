@@ -26,7 +26,7 @@ fn member(id: NodeId) -> DirectorNode {
     DirectorNode::new(format!("d{id}"), format!("10.0.0.{id}:7000"))
 }
 
-fn members(ids: impl IntoIterator<Item = NodeId>) -> BTreeMap<NodeId, DirectorNode> {
+fn fleet_of(ids: impl IntoIterator<Item = NodeId>) -> BTreeMap<NodeId, DirectorNode> {
     ids.into_iter().map(|id| (id, member(id))).collect()
 }
 
@@ -155,11 +155,11 @@ async fn three_directors_commit_and_apply_everywhere() {
     let all = [1, 2, 3];
     let f = TestFleet::start(all, test_config()).await;
     f.node(1)
-        .initialize(&members(all))
+        .initialize(&fleet_of(all))
         .await
         .expect("initialize");
     assert!(matches!(
-        f.node(1).initialize(&members(all)).await,
+        f.node(1).initialize(&fleet_of(all)).await,
         Err(FleetError::AlreadyInitialized)
     ));
     let leader = f.leader(&all).await;
@@ -226,7 +226,7 @@ async fn a_lost_leader_is_replaced_and_nothing_committed_is_lost() {
     let all = [1, 2, 3];
     let mut f = TestFleet::start(all, test_config()).await;
     f.node(1)
-        .initialize(&members(all))
+        .initialize(&fleet_of(all))
         .await
         .expect("initialize");
     f.propose(&all, drain("d1")).await;
@@ -257,7 +257,7 @@ async fn a_restarted_follower_catches_up_from_a_snapshot() {
     let all = [1, 2, 3];
     let mut f = TestFleet::start(all, test_config()).await;
     f.node(1)
-        .initialize(&members(all))
+        .initialize(&fleet_of(all))
         .await
         .expect("initialize");
     f.propose(&all, drain("before")).await;
@@ -313,7 +313,7 @@ async fn a_restarted_follower_catches_up_from_a_snapshot() {
 async fn one_director_keeps_vote_log_and_state_across_restarts() {
     let mut f = TestFleet::start([1], test_config()).await;
     f.node(1)
-        .initialize(&members([1]))
+        .initialize(&fleet_of([1]))
         .await
         .expect("initialize");
     f.propose(&[1], drain("x")).await;
@@ -345,7 +345,7 @@ async fn one_director_keeps_vote_log_and_state_across_restarts() {
     assert!(after.last_applied >= before.last_applied);
     // Already initialized: it elects itself again and keeps committing.
     assert!(matches!(
-        f.node(1).initialize(&members([1])).await,
+        f.node(1).initialize(&fleet_of([1])).await,
         Err(FleetError::AlreadyInitialized)
     ));
     f.propose(&[1], drain("y")).await;
@@ -362,7 +362,7 @@ async fn a_partitioned_minority_cannot_commit_and_converges_after_healing() {
     };
     let f = TestFleet::start(all, config).await;
     f.node(1)
-        .initialize(&members(all))
+        .initialize(&fleet_of(all))
         .await
         .expect("initialize");
     f.propose(&all, drain("both-sides")).await;
@@ -405,13 +405,13 @@ async fn seven_directors_make_five_voters_and_two_learners() {
     let all: Vec<NodeId> = (1..=7).collect();
     let mut f = TestFleet::start(all.iter().copied(), test_config()).await;
     f.node(1)
-        .initialize(&members(all.iter().copied()))
+        .initialize(&fleet_of(all.iter().copied()))
         .await
         .expect("initialize");
     let voting: Vec<NodeId> = (1..=5).collect();
     let leader = f.leader(&voting).await;
     f.node(leader)
-        .reconcile_membership(&members(all.iter().copied()))
+        .reconcile_membership(&fleet_of(all.iter().copied()))
         .await
         .expect("reconcile 7");
     f.propose(&all, drain("seen-by-all")).await;
@@ -429,7 +429,7 @@ async fn seven_directors_make_five_voters_and_two_learners() {
     assert_eq!(f.node(6).metrics().role, Role::Learner);
     // Reconciling an unchanged membership changes nothing.
     f.node(leader)
-        .reconcile_membership(&members(all.iter().copied()))
+        .reconcile_membership(&fleet_of(all.iter().copied()))
         .await
         .expect("reconcile again");
 
@@ -437,7 +437,7 @@ async fn seven_directors_make_five_voters_and_two_learners() {
     let remaining: Vec<NodeId> = all.iter().copied().filter(|id| *id != 3).collect();
     let leader = f.leader(&remaining).await;
     f.node(leader)
-        .reconcile_membership(&members(remaining.iter().copied()))
+        .reconcile_membership(&fleet_of(remaining.iter().copied()))
         .await
         .expect("reconcile without 3");
     f.stop(3).await;
@@ -462,7 +462,7 @@ async fn commit_latency_in_process() {
     let all = [1, 2, 3];
     let f = TestFleet::start(all, test_config()).await;
     f.node(1)
-        .initialize(&members(all))
+        .initialize(&fleet_of(all))
         .await
         .expect("initialize");
     let leader = f.leader(&all).await;

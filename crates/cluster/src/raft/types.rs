@@ -2,6 +2,7 @@
 //! openraft's generic parameters; the rest of flotilla sees `NodeId`, `DirectorNode`, `Command`
 //! and `CommandReply`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Cursor;
 
@@ -41,14 +42,45 @@ impl fmt::Display for DirectorNode {
 /// index moves when an operator reorders or removes a director, and a Raft id must never change
 /// for the life of the log. FNV-1a is written out here (not `std`'s `DefaultHasher`) because the
 /// id is persisted in every node's log and must be the same across builds and Rust versions. With
-/// 64 bits a collision among a few dozen directors is ~1e-17 likely; [`super::Fleet::reconcile_membership`]
-/// still refuses two names with one id.
+/// 64 bits a collision among a few dozen directors is ~1e-17 likely; [`members`] still refuses
+/// two names with one id.
 pub fn node_id(director_name: &str) -> NodeId {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     director_name
         .bytes()
         .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME))
+}
+
+/// Two director names that hash to one Raft id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("directors {first:?} and {second:?} have the same raft id {id:#018x}; rename one")]
+pub struct IdCollision {
+    pub id: NodeId,
+    pub first: String,
+    pub second: String,
+}
+
+/// The membership map for a set of directors, keyed by [`node_id`]. A name listed twice is
+/// one director (the last address wins); two names with one id are refused.
+pub fn members(
+    directors: impl IntoIterator<Item = DirectorNode>,
+) -> Result<BTreeMap<NodeId, DirectorNode>, IdCollision> {
+    let mut map: BTreeMap<NodeId, DirectorNode> = BTreeMap::new();
+    for d in directors {
+        let id = node_id(&d.name);
+        if let Some(seen) = map.get(&id)
+            && seen.name != d.name
+        {
+            return Err(IdCollision {
+                id,
+                first: seen.name.clone(),
+                second: d.name,
+            });
+        }
+        map.insert(id, d);
+    }
+    Ok(map)
 }
 
 openraft::declare_raft_types!(
@@ -82,5 +114,18 @@ mod tests {
         assert_eq!(node_id(""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(node_id("a"), 0xaf63_dc4c_8601_ec8c);
         assert_ne!(node_id("director-1"), node_id("director-2"));
+    }
+
+    #[test]
+    fn members_are_keyed_by_name_hash() {
+        let m = members([
+            DirectorNode::new("d1", "10.0.0.1:7000"),
+            DirectorNode::new("d2", "10.0.0.2:7000"),
+            DirectorNode::new("d1", "10.0.0.11:7000"),
+        ])
+        .expect("no collision");
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[&node_id("d1")].addr, "10.0.0.11:7000");
+        assert_eq!(m[&node_id("d2")].name, "d2");
     }
 }
