@@ -77,6 +77,8 @@ pub struct FleetMetrics {
     pub snapshots_installed: u64,
     pub voters: BTreeSet<NodeId>,
     pub learners: BTreeSet<NodeId>,
+    /// Every member, voter or learner, with its name and address.
+    pub members: BTreeMap<NodeId, DirectorNode>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -269,29 +271,36 @@ impl Fleet {
         voters: BTreeSet<NodeId>,
         retain: bool,
     ) -> Result<(), FleetError> {
-        self.deadline(async {
-            self.raft
-                .change_membership(ChangeMembers::ReplaceAllVoters(voters), retain)
-                .await
-                .map_err(write_error)
-        })
-        .await?;
-        Ok(())
+        self.membership_change(ChangeMembers::ReplaceAllVoters(voters), retain)
+            .await
     }
 
     /// Brings the membership to `desired` (on the leader): adds missing directors as learners,
-    /// makes [`voters`]`(desired)` the voters, keeps the rest as learners and removes directors
-    /// not in `desired`. Each step is a committed membership change; a no-op when it already
-    /// matches.
+    /// updates the address of directors that moved, makes [`voters`]`(desired)` the voters,
+    /// keeps the rest as learners and removes directors not in `desired`. Each step is a
+    /// committed membership change; nothing is proposed when the membership already matches.
+    /// Build `desired` with [`super::members`], which refuses id collisions.
     pub async fn reconcile_membership(
         &self,
         desired: &BTreeMap<NodeId, DirectorNode>,
     ) -> Result<(), FleetError> {
         let (members, current_voters) = self.membership();
+        let mut moved = BTreeMap::new();
         for (id, node) in desired {
-            if members.get(id) != Some(node) {
-                self.add_learner(*id, node.clone()).await?;
+            match members.get(id) {
+                None => self.add_learner(*id, node.clone()).await?,
+                Some(known) if known != node => {
+                    moved.insert(*id, node.clone());
+                }
+                Some(_) => {}
             }
+        }
+        if !moved.is_empty() {
+            // openraft warns that `SetNodes` can split the brain when an id is given to a
+            // different node. Ids here are hashes of names, so a new address under the same id
+            // is the same director having moved: the safe case.
+            self.membership_change(ChangeMembers::SetNodes(moved), true)
+                .await?;
         }
         let ids: Vec<NodeId> = desired.keys().copied().collect();
         let target = voters(&ids);
@@ -305,14 +314,24 @@ impl Fleet {
             .copied()
             .collect();
         if !gone.is_empty() {
-            self.deadline(async {
-                self.raft
-                    .change_membership(ChangeMembers::RemoveNodes(gone), false)
-                    .await
-                    .map_err(write_error)
-            })
-            .await?;
+            self.membership_change(ChangeMembers::RemoveNodes(gone), false)
+                .await?;
         }
+        Ok(())
+    }
+
+    async fn membership_change(
+        &self,
+        change: ChangeMembers<NodeId, DirectorNode>,
+        retain: bool,
+    ) -> Result<(), FleetError> {
+        self.deadline(async {
+            self.raft
+                .change_membership(change, retain)
+                .await
+                .map_err(write_error)
+        })
+        .await?;
         Ok(())
     }
 
@@ -374,6 +393,10 @@ impl Fleet {
             snapshots_installed: self.stats.snapshots_installed(),
             voters: membership.voter_ids().collect(),
             learners: membership.learner_ids().collect(),
+            members: membership
+                .nodes()
+                .map(|(id, node)| (*id, node.clone()))
+                .collect(),
         }
     }
 }
