@@ -106,6 +106,10 @@ pub enum FleetError {
 }
 
 /// One director's member of the fleet's Raft group.
+///
+/// Clones share one Raft node. Call [`Fleet::shutdown`] to stop it: that also closes the store
+/// file. A storage failure stops the node too (every call then returns
+/// [`FleetError::Stopped`]); the owner restarts it with [`Fleet::open`] on the same directory.
 #[derive(Clone)]
 pub struct Fleet {
     id: NodeId,
@@ -115,6 +119,11 @@ pub struct Fleet {
     closed: Closed,
     propose_timeout: Duration,
 }
+
+/// Entries in one AppendEntries request.
+pub const MAX_ENTRIES_PER_APPEND: u64 = 64;
+/// Bytes of snapshot in one InstallSnapshot request.
+pub const SNAPSHOT_CHUNK_BYTES: u64 = 1 << 20;
 
 /// How long [`Fleet::shutdown`] waits for openraft's tasks to close the store.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
@@ -135,6 +144,10 @@ impl Fleet {
             election_timeout_max: millis(config.election_timeout_max),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_after_logs),
             max_in_snapshot_log_to_keep: config.logs_kept_after_snapshot,
+            // Bound one request's size for the transport (see `Transport`): every
+            // `ApplyConfig` entry carries a whole configuration.
+            max_payload_entries: MAX_ENTRIES_PER_APPEND,
+            snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
             ..Default::default()
         }
         .validate()

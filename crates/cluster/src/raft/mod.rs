@@ -18,7 +18,10 @@ mod tests;
 
 use std::collections::BTreeSet;
 
-pub use fleet::{Fleet, FleetConfig, FleetError, FleetMetrics, Role};
+pub use fleet::{
+    Fleet, FleetConfig, FleetError, FleetMetrics, MAX_ENTRIES_PER_APPEND, Role,
+    SNAPSHOT_CHUNK_BYTES,
+};
 pub use local::{LocalRouter, LocalTransport};
 pub use network::{RAFT_WIRE_VERSION, RaftService, Transport, TransportError};
 pub use state::{Command, CommandReply, ConfigDecodeError, FleetState, Rejection};

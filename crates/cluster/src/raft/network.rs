@@ -27,6 +27,11 @@ pub const RAFT_WIRE_VERSION: u16 = 1;
 /// bytes; the receiving side hands them to [`RaftService::serve`].
 ///
 /// A transport that knows directors by name maps names to ids with [`super::node_id`].
+/// Requests can be large: an append carries up to [`super::MAX_ENTRIES_PER_APPEND`] entries
+/// (an `ApplyConfig` entry holds a whole configuration) and a snapshot request up to
+/// [`super::SNAPSHOT_CHUNK_BYTES`] of state, so a message limit should allow tens of MiB.
+/// Each call is bounded by Raft's own timeout, which drops the future: `call` must be
+/// cancel-safe.
 pub trait Transport: Clone + Send + Sync + 'static {
     fn call(
         &self,
