@@ -5,3 +5,4 @@
 
 pub mod cert;
 pub mod mesh;
+pub mod raft;
