@@ -50,6 +50,9 @@ pub enum Reason {
     /// Another member of the sync group changed state and this one followed.
     SyncGroup,
     Shutdown,
+    /// The cluster moved the unit here (a planned move, or its owner confirmed dead by the
+    /// directors' heartbeats): master at once, without waiting for Master_Down_Interval.
+    Takeover,
 }
 
 /// What the caller must do, in order.
@@ -175,6 +178,8 @@ pub struct Router {
     preempt_until: Option<Instant>,
     /// The master's last advert had priority 0: it is stopping.
     released: bool,
+    /// The cluster asked for this router to be master ([`Router::take_over`]).
+    takeover: bool,
     advert_at: Option<Instant>,
     master_down_at: Option<Instant>,
     garp_second_at: Option<Instant>,
@@ -199,6 +204,7 @@ impl Router {
             master: None,
             preempt_until: None,
             released: false,
+            takeover: false,
             advert_at: None,
             master_down_at: None,
             garp_second_at: None,
@@ -389,6 +395,18 @@ impl Router {
         }
     }
 
+    /// The cluster says this router should be master now (make-before-break on a planned
+    /// move, or fast failover when the owner is confirmed dead): a backup's master-down timer
+    /// expires at `now` (call [`Self::handle_timeout`]). Nothing else changes: the adverts
+    /// that follow, at this router's priority, settle the wire as usual (a higher-priority
+    /// master still wins), and a sync-group member still waits for its group.
+    pub fn take_over(&mut self, now: Instant) {
+        if self.state == State::Backup {
+            self.master_down_at = Some(now);
+            self.takeover = true;
+        }
+    }
+
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.master_down_at.is_some_and(|t| t <= now) && self.state == State::Backup {
@@ -399,7 +417,9 @@ impl Router {
                 self.master_down_at = Some(now + self.master_down_interval());
                 return;
             }
-            let reason = if self.released {
+            let reason = if self.takeover {
+                Reason::Takeover
+            } else if self.released {
                 Reason::MasterReleased
             } else {
                 Reason::MasterDown
@@ -452,6 +472,7 @@ impl Router {
             self.master = Some(from);
             self.master_down_at = Some(now + self.master_down_interval());
             self.released = false;
+            self.takeover = false;
             self.wants_master = false;
         }
         // Otherwise the advert is discarded and the timer keeps running: preemption happens by
@@ -527,6 +548,7 @@ impl Router {
         self.master = Some(self.params.source);
         self.preempt_until = None;
         self.released = false;
+        self.takeover = false;
         self.wants_master = false;
         self.transition(State::Master, reason);
     }
@@ -803,6 +825,36 @@ mod tests {
         let t = s.became_master_at(0).unwrap();
         assert_eq!(t, Router::new(params(1, 150)).master_down_interval());
         assert_eq!(s.routers[1].master(), Some(ip(1)));
+    }
+
+    #[test]
+    fn take_over_makes_a_backup_master_at_once_and_the_old_master_yields_to_its_priority() {
+        // Planned move: the old owner (150) drops to 100, the new one (now 200) takes over.
+        let mut s = Segment::new(vec![params(1, 150), params(2, 100)]);
+        s.start_all();
+        s.run_for(ms(1_000));
+        assert_eq!(s.masters(), [0]);
+        s.routers[0].set_effective_priority(100);
+        s.routers[1].set_effective_priority(200);
+        let at = s.now - s.t0;
+        s.routers[1].take_over(s.now);
+        s.routers[1].handle_timeout(s.now);
+        s.drain(1);
+        assert_eq!(s.became_master_at(1), Some(at), "master at once");
+        s.run_for(ms(1_000));
+        assert_eq!(s.masters(), [1], "the old master stepped down on the higher advert");
+        assert!(s.log.iter().any(|(_, r, a)| *r == 1
+            && matches!(a, Action::StateChanged { reason: Reason::Takeover, .. })));
+        // A take-over against a live higher-priority master is settled by the wire: it yields.
+        s.routers[0].take_over(s.now);
+        s.routers[0].handle_timeout(s.now);
+        s.drain(0);
+        s.run_for(ms(1_000));
+        assert_eq!(s.masters(), [1]);
+        // A master ignores it.
+        s.routers[1].take_over(s.now);
+        s.routers[1].handle_timeout(s.now);
+        assert_eq!(s.routers[1].state(), State::Master);
     }
 
     #[test]

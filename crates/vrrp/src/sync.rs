@@ -99,6 +99,15 @@ impl SyncGroup {
         self.settle(now);
     }
 
+    /// The cluster moved the group here: every member's master-down timer expires now (see
+    /// [`Router::take_over`]), and the group rules decide as for any takeover.
+    pub fn take_over(&mut self, now: Instant) {
+        for m in &mut self.members {
+            m.take_over(now);
+        }
+        self.handle_timeout(now);
+    }
+
     /// A tracker result for member `i`.
     pub fn set_fault(&mut self, now: Instant, i: usize, fault: bool) {
         if let Some(m) = self.members.get_mut(i) {
