@@ -38,6 +38,13 @@ pub enum InstanceMsg {
     },
     /// A script, file or process tracker has a new reading.
     Track(Source, Reading),
+    /// Fleet mode: placement ranked this director; `priority` is that rank's, and
+    /// `take_over` asks to become master now (this director owns the unit in a newer
+    /// assignment, or its owner was confirmed dead).
+    Place {
+        priority: u8,
+        take_over: bool,
+    },
 }
 
 /// A received VRRP datagram with what its IP header said, either family.
@@ -193,6 +200,16 @@ impl Machine {
         match self {
             Machine::Single(r) => r.handle_timeout(now),
             Machine::Group(g) => g.handle_timeout(now),
+        }
+    }
+
+    fn take_over(&mut self, now: Instant) {
+        match self {
+            Machine::Single(r) => {
+                r.take_over(now);
+                r.handle_timeout(now);
+            }
+            Machine::Group(g) => g.take_over(now),
         }
     }
 
@@ -358,6 +375,22 @@ impl Actor for VrrpInstance {
             }
             InstanceMsg::Track(source, reading) => {
                 st.track(&me, source, reading).await;
+            }
+            InstanceMsg::Place {
+                priority,
+                take_over,
+            } => {
+                let now = Instant::now();
+                for m in &mut st.members {
+                    m.setup.params.priority = priority;
+                    m.status.priority = priority;
+                }
+                st.apply_tracking(now);
+                if take_over {
+                    tracing::info!(unit = %st.name, priority, "placement: taking over now");
+                    st.machine.take_over(now);
+                }
+                st.run_actions(&me).await;
             }
             InstanceMsg::Stop(reply) => {
                 st.machine.shutdown(Instant::now());

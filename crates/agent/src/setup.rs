@@ -12,7 +12,7 @@ use flotilla_net::vip::{self, Vip};
 use flotilla_vrrp::machine::{GarpPolicy, Params};
 use flotilla_vrrp::wire::{Auth, Version};
 
-use crate::track::Tracked;
+use crate::track::{Source, Tracked};
 use crate::trackers::TrackerDef;
 
 /// Everything one instance actor runs with.
@@ -72,6 +72,10 @@ pub enum SetupError {
     Ah(String),
     #[error("vrrp_instance {0} has no interface")]
     NoInterface(String),
+    #[error("the configuration has no cluster block: run without --name (standalone)")]
+    NotFleet,
+    #[error("no director {0} in the cluster block")]
+    UnknownDirector(String),
 }
 
 /// A unit of VRRP: one instance, or a sync group whose members share one state. One actor
@@ -90,6 +94,57 @@ pub fn units(cfg: &Config) -> Result<Vec<UnitSetup>, SetupError> {
     if cfg.cluster.is_some() {
         return Err(SetupError::ClusterMode);
     }
+    all_units(cfg)
+}
+
+/// The priority of a unit on a director before placement has ranked it there.
+pub const UNPLACED_PRIORITY: u8 = 50;
+
+/// The VRRP priority for a director's rank in a unit's placement: the owner highest, then
+/// descending, so when the owner dies the next-ranked director wins the ordinary election.
+pub fn rank_priority(rank: usize) -> u8 {
+    let r = u8::try_from(rank).unwrap_or(u8::MAX);
+    250u8.saturating_sub(r.saturating_mul(10)).max(20)
+}
+
+/// The units of a fleet configuration as director `me` runs them: its interface names, its
+/// address as the adverts' source, the other directors as unicast peers, and the unplaced
+/// priority until placement ranks it.
+pub fn units_for_director(cfg: &Config, me: &str) -> Result<Vec<UnitSetup>, SetupError> {
+    let cluster = cfg.cluster.as_ref().ok_or(SetupError::NotFleet)?;
+    let director = cluster
+        .director(me)
+        .ok_or_else(|| SetupError::UnknownDirector(me.to_string()))?;
+    let mut units = all_units(cfg)?;
+    for m in units.iter_mut().flat_map(|u| u.members.iter_mut()) {
+        m.interface = director.interface(&m.interface).to_string();
+        for (dev, _) in &mut m.vips {
+            *dev = director.interface(dev).to_string();
+        }
+        for t in &mut m.tracked {
+            if let Source::Interface(name) = &mut t.source {
+                *name = director.interface(name).to_string();
+            }
+        }
+        if director.address.is_ipv6() == m.ipv6 {
+            m.source = Some(director.address);
+            m.params.source = director.address;
+            m.peers = cluster
+                .directors
+                .iter()
+                .filter(|d| d.name != me && d.address.is_ipv6() == m.ipv6)
+                .map(|d| d.address)
+                .collect();
+        }
+        m.params.priority = UNPLACED_PRIORITY;
+        // Placement decides who owns a unit; VRRP must follow it both ways.
+        m.params.preempt = true;
+        m.params.preempt_delay = Duration::ZERO;
+    }
+    Ok(units)
+}
+
+fn all_units(cfg: &Config) -> Result<Vec<UnitSetup>, SetupError> {
     let mut units = Vec::new();
     for g in &cfg.vrrp.sync_groups {
         let mut members = g
@@ -329,8 +384,6 @@ mod tests {
 
     use flotilla_config::{LoadOptions, load_str};
 
-    use crate::track::Source;
-
     use super::*;
 
     fn setups(text: &str) -> Result<Vec<InstanceSetup>, SetupError> {
@@ -483,6 +536,33 @@ mod tests {
             weight: 0,
             reverse: false
         }));
+    }
+
+    #[test]
+    fn a_fleet_config_is_run_with_the_directors_addresses_and_interfaces() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../cluster-configs/lab.conf");
+        let l = flotilla_config::load_file(&path, &LoadOptions::default());
+        assert!(l.is_ok(), "{}", l.report());
+        let fleet = units_for_director(&l.config, "d2").unwrap();
+        assert_eq!(fleet.len(), 10, "8 instances alone and 2 sync groups");
+        let m = &fleet[0].members[0];
+        assert_eq!(m.source, Some(IpAddr::from([10, 99, 0, 2])));
+        assert_eq!(
+            m.peers,
+            [IpAddr::from([10, 99, 0, 1]), IpAddr::from([10, 99, 0, 3])]
+        );
+        assert_eq!(m.params.priority, UNPLACED_PRIORITY);
+        assert!(m.params.preempt);
+        assert_eq!(
+            units_for_director(&l.config, "d9"),
+            Err(SetupError::UnknownDirector("d9".into()))
+        );
+        assert_eq!(units(&l.config), Err(SetupError::ClusterMode));
+        assert_eq!(
+            (rank_priority(0), rank_priority(1), rank_priority(2)),
+            (250, 240, 230)
+        );
+        assert_eq!(rank_priority(100), 20);
     }
 
     #[test]

@@ -842,9 +842,19 @@ mod tests {
         s.drain(1);
         assert_eq!(s.became_master_at(1), Some(at), "master at once");
         s.run_for(ms(1_000));
-        assert_eq!(s.masters(), [1], "the old master stepped down on the higher advert");
+        assert_eq!(
+            s.masters(),
+            [1],
+            "the old master stepped down on the higher advert"
+        );
         assert!(s.log.iter().any(|(_, r, a)| *r == 1
-            && matches!(a, Action::StateChanged { reason: Reason::Takeover, .. })));
+            && matches!(
+                a,
+                Action::StateChanged {
+                    reason: Reason::Takeover,
+                    ..
+                }
+            )));
         // A take-over against a live higher-priority master is settled by the wire: it yields.
         s.routers[0].take_over(s.now);
         s.routers[0].handle_timeout(s.now);
