@@ -6,3 +6,4 @@
 pub mod cert;
 pub mod mesh;
 pub mod raft;
+pub mod raft_mesh;
