@@ -2,3 +2,5 @@
 //! heartbeats and gossip, Raft (openraft) with its log in redb, and the pure placement
 //! function that ranks directors for each unit. It decides who *should* own a unit; it never
 //! touches an address or a packet itself.
+
+pub mod placement;
