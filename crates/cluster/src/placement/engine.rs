@@ -334,9 +334,9 @@ pub(super) fn place(input: &Input, previous: Option<&Assignment>, now: Time) -> 
         }
     }
     let mut orphans = Vec::new();
-    for u in 0..nu {
+    for (u, pin) in pinned_to.iter().enumerate() {
         let previous_owner = f.prev_owner[u].and_then(|n| f.dir_index(n));
-        if let Some(d) = pinned_to[u] {
+        if let Some(d) = *pin {
             o.set(u, d, f.weight[u]);
             if previous_owner != Some(d) {
                 moves.push(f.make_move(u, f.prev_owner[u], d, MoveReason::Pinned));

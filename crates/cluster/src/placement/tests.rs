@@ -286,7 +286,7 @@ fn a_failing_tracker_moves_one_unit_and_units_nobody_may_hold_are_reported() {
             .insert(unit.clone());
     }
     let plan = place(&input, Some(&plan.assignment), secs(102));
-    assert_eq!(plan.unplaced, [unit.clone()]);
+    assert_eq!(plan.unplaced, std::slice::from_ref(&unit));
     assert_eq!(plan.assignment.ranks[&unit], Vec::<String>::new());
     assert!(plan.moves.is_empty());
 }
