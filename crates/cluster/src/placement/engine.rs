@@ -323,6 +323,9 @@ pub(super) fn place(input: &Input, previous: Option<&Assignment>, now: Time) -> 
     let (nu, nd) = (f.units.len(), f.dirs.len());
     let mut o = Owners::new(nu, nd);
     let mut moves = Vec::new();
+    // Where each unit's move is in `moves`: a unit moved twice in one plan (failed over, then
+    // rebalanced) is one move from its old owner to its new one.
+    let mut move_of: Vec<Option<usize>> = vec![None; nu];
 
     // 1. Pins, then owners that may stay.
     let mut pinned_to = vec![None; nu];
@@ -354,6 +357,7 @@ pub(super) fn place(input: &Input, previous: Option<&Assignment>, now: Time) -> 
         let c = f.candidates(u, None);
         if let Some(d) = f.choose(u, &c, |e| o.load[e]) {
             o.set(u, d, f.weight[u]);
+            move_of[u] = Some(moves.len());
             moves.push(f.make_move(u, f.prev_owner[u], d, f.orphan_reason(u)));
         }
     }
@@ -388,12 +392,21 @@ pub(super) fn place(input: &Input, previous: Option<&Assignment>, now: Time) -> 
             break;
         };
         o.set(u, t, f.weight[u]);
-        moves.push(f.make_move(u, Some(f.dirs[s]), t, MoveReason::Rebalance));
+        match move_of[u] {
+            Some(i) => moves[i].to = f.dirs[t].to_string(),
+            None => {
+                move_of[u] = Some(moves.len());
+                moves.push(f.make_move(u, Some(f.dirs[s]), t, MoveReason::Rebalance));
+            }
+        }
         window.push(RecentMove {
             at: now,
             unit: f.units[u].to_string(),
         });
     }
+
+    // Back where it started: no move at all.
+    moves.retain(|m| m.from.as_ref() != Some(&m.to));
 
     // 4. What is owed but held back: first by the rate limit, each at the earliest time the
     // window has room if every earlier one is made as soon as it may; then by hold-down.
