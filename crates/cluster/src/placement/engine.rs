@@ -288,7 +288,7 @@ impl<'a> Fleet<'a> {
                 let mut rest: Vec<usize> = (0..self.dirs.len())
                     .filter(|&d| d != owner && Some(d) != second[u] && self.eligible(d, u))
                     .collect();
-                rest.sort_by_key(|&d| (!self.settled[d], Reverse(self.score(u, d)), d));
+                rest.sort_by_cached_key(|&d| (!self.settled[d], Reverse(self.score(u, d)), d));
                 rank.extend(rest);
                 rank
             })

@@ -65,19 +65,17 @@ fn shape(uniform: bool, max_units: usize) -> impl Strategy<Value = Shape> {
         (0u64..60_000, 1u32..=50),
     )
         .prop_map(
-            |(dirs, weights, seed, (down, drained), (sick, nopreempt, pins), (hold, rate))| {
-                Shape {
-                    dirs,
-                    weights,
-                    seed,
-                    down,
-                    drained,
-                    sick,
-                    nopreempt,
-                    pins,
-                    hold_down_ms: hold,
-                    rate,
-                }
+            |(dirs, weights, seed, (down, drained), (sick, nopreempt, pins), (hold, rate))| Shape {
+                dirs,
+                weights,
+                seed,
+                down,
+                drained,
+                sick,
+                nopreempt,
+                pins,
+                hold_down_ms: hold,
+                rate,
             },
         )
 }
@@ -159,7 +157,9 @@ fn random_previous(input: &Input, seed: u64) -> Option<Assignment> {
             continue;
         }
         let n = rng.below(dirs.len() + 1);
-        let r = (0..n).map(|_| dirs[rng.below(dirs.len())].clone()).collect();
+        let r = (0..n)
+            .map(|_| dirs[rng.below(dirs.len())].clone())
+            .collect();
         ranks.insert(u.clone(), r);
     }
     if rng.chance(20) {
@@ -246,10 +246,19 @@ fn check_valid(input: &Input, prev: Option<&Assignment>, plan: &Plan) -> Result<
             MoveReason::Rebalance => {
                 // Rule 5 and hold-down: only a movable unit, from an owner that could have
                 // kept it, to a settled director.
-                prop_assert!(!input.units[&m.unit].nopreempt, "nopreempt {} rebalanced", m.unit);
+                prop_assert!(
+                    !input.units[&m.unit].nopreempt,
+                    "nopreempt {} rebalanced",
+                    m.unit
+                );
                 prop_assert!(!pinned_here(input, &m.unit));
                 prop_assert!(input.eligible(m.from.as_deref().unwrap(), &m.unit));
-                prop_assert!(settled(input, &m.to, plan.at), "{} moved to {} in hold-down", m.unit, m.to);
+                prop_assert!(
+                    settled(input, &m.to, plan.at),
+                    "{} moved to {} in hold-down",
+                    m.unit,
+                    m.to
+                );
             }
         }
     }
@@ -351,7 +360,11 @@ fn check_rate(plans: &[Plan], rate: u32) -> Result<(), TestCaseError> {
                 .flat_map(|q| &q.moves)
                 .filter(|m| m.why.is_planned())
                 .count();
-            prop_assert!(in_window <= rate as usize, "{} planned moves in 1 s", in_window);
+            prop_assert!(
+                in_window <= rate as usize,
+                "{} planned moves in 1 s",
+                in_window
+            );
         }
     }
     Ok(())
@@ -395,6 +408,11 @@ proptest! {
         prop_assert_eq!(plan.assignment.epoch, epoch);
     }
 
+}
+
+proptest! {
+    #![proptest_config(config(48))]
+
     /// Rule 3: once nothing is deferred, the local balance guarantee holds; with uniform
     /// eligibility (and no nopreempt or pins) max − min ≤ the largest weight.
     #[test]
@@ -422,6 +440,11 @@ proptest! {
         let last = plans.last().unwrap();
         prop_assert!(spread(&input, &last.assignment) <= wmax(&input), "{}", last);
     }
+
+}
+
+proptest! {
+    #![proptest_config(config(64))]
 
     /// Rules 4 and 7: a director's death moves its units to their rank 2 (VRRP's choice);
     /// with uniform eligibility nothing else moves, the survivors stay within one unit weight,
@@ -465,6 +488,11 @@ proptest! {
         }
     }
 
+}
+
+proptest! {
+    #![proptest_config(config(48))]
+
     /// Rule 4: a recovered director takes nothing before its hold-down, then only moves toward
     /// it, at the rate limit, each unit once, until balance.
     #[test]
@@ -498,6 +526,11 @@ proptest! {
         check_rate(&plans, s.rate)?;
         prop_assert!(spread(&input, &plans.last().unwrap().assignment) <= wmax(&input));
     }
+
+}
+
+proptest! {
+    #![proptest_config(config(32))]
 
     /// Rule 6: a drain empties the director in one plan, whatever the rate limit.
     #[test]
@@ -562,7 +595,13 @@ fn event() -> impl Strategy<Value = Event> {
 fn apply(input: &mut Input, e: &Event, now: Time, next: &mut usize) {
     let n = input.directors.len();
     let dir = |i: usize| dname(i % n);
-    let unit = |input: &Input, i: usize| input.units.keys().nth(i % input.units.len().max(1)).cloned();
+    let unit = |input: &Input, i: usize| {
+        input
+            .units
+            .keys()
+            .nth(i % input.units.len().max(1))
+            .cloned()
+    };
     match *e {
         Event::Kill(i) => input.directors.get_mut(&dir(i)).unwrap().alive = false,
         Event::Revive(i) => {
@@ -596,7 +635,13 @@ fn apply(input: &mut Input, e: &Event, now: Time, next: &mut usize) {
         }
         Event::AddUnit(w, nopreempt) => {
             *next += 1;
-            input.units.insert(format!("new{next:04}"), Unit { weight: w, nopreempt });
+            input.units.insert(
+                format!("new{next:04}"),
+                Unit {
+                    weight: w,
+                    nopreempt,
+                },
+            );
         }
         Event::RemoveUnit(u) => {
             if let Some(u) = unit(input, u) {
@@ -613,7 +658,7 @@ fn apply(input: &mut Input, e: &Event, now: Time, next: &mut usize) {
 }
 
 proptest! {
-    #![proptest_config(config(64))]
+    #![proptest_config(config(48))]
 
     /// Random histories: every plan valid, truthful, idempotent; rebalancing within the rate
     /// limit and never into hold-down; `nopreempt` units never rebalanced (all in
