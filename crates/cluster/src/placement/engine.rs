@@ -450,7 +450,8 @@ pub(super) fn place(input: &Input, previous: Option<&Assignment>, now: Time) -> 
         _ => {
             window.sort();
             Assignment {
-                epoch: previous.map_or(1, |p| p.epoch + 1),
+                // Saturates rather than wrap: a wrapped epoch would look older than the last one.
+                epoch: previous.map_or(1, |p| p.epoch.saturating_add(1)),
                 ranks,
                 recent_moves: window,
             }
