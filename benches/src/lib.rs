@@ -73,26 +73,6 @@ pub fn large_config(virtual_servers: usize, real_servers: usize) -> String {
     s
 }
 
-#[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    use flotilla_config::{LoadOptions, load_str};
-
-    #[test]
-    fn the_generated_config_is_clean_and_of_the_asked_size() {
-        let l = load_str(
-            Path::new("gen.conf"),
-            &super::large_config(20, 370),
-            &LoadOptions::default(),
-        );
-        assert!(l.diagnostics.is_empty(), "{}", l.report());
-        let vs = &l.config.lvs.virtual_servers;
-        assert_eq!(vs.len(), 20);
-        assert_eq!(vs.iter().map(|v| v.real_servers.len()).sum::<usize>(), 370);
-    }
-}
-
 /// A fleet for placement: `units` units over `directors` directors, all up since time 0 and
 /// eligible everywhere, default settings (30 s hold-down, 20 moves per second). Weights are
 /// all 1, or when `weighted` spread over 1–20 by a fixed pseudo-random sequence.
@@ -143,4 +123,24 @@ pub fn settle(
         calls += 1;
     }
     (plan, moves, calls)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use flotilla_config::{LoadOptions, load_str};
+
+    #[test]
+    fn the_generated_config_is_clean_and_of_the_asked_size() {
+        let l = load_str(
+            Path::new("gen.conf"),
+            &super::large_config(20, 370),
+            &LoadOptions::default(),
+        );
+        assert!(l.diagnostics.is_empty(), "{}", l.report());
+        let vs = &l.config.lvs.virtual_servers;
+        assert_eq!(vs.len(), 20);
+        assert_eq!(vs.iter().map(|v| v.real_servers.len()).sum::<usize>(), 370);
+    }
 }
