@@ -370,7 +370,13 @@ fn check_rate(plans: &[Plan], rate: u32) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// `cases` per property (each case settles whole fleets, slow in a debug build), unless
+/// `PROPTEST_CASES` asks for a longer run.
 fn config(cases: u32) -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(cases);
     ProptestConfig {
         cases,
         ..ProptestConfig::default()
@@ -396,6 +402,10 @@ proptest! {
         prop_assert_eq!(plan.to_string(), place(&input2, prev.as_ref(), now).to_string());
         check_valid(&input, prev.as_ref(), &plan)?;
         check_idempotent(&input, &plan)?;
+        // Rule 3 holds for any plan that defers nothing, not only at the end of a settling.
+        if plan.deferred.is_empty() {
+            check_balanced(&input, &plan.assignment)?;
+        }
         // Rate limit, counting the previous assignment's window.
         if plan.moves.iter().any(|m| m.why == MoveReason::Rebalance) {
             let recent = prev.iter().flat_map(|p| &p.recent_moves)
@@ -687,6 +697,9 @@ proptest! {
             let plan = place(&input, prev.as_ref(), now);
             check_valid(&input, prev.as_ref(), &plan)?;
             check_idempotent(&input, &plan)?;
+            if plan.deferred.is_empty() {
+                check_balanced(&input, &plan.assignment)?;
+            }
             prev = Some(plan.assignment.clone());
             plans.push(plan);
         }
