@@ -82,7 +82,9 @@ pub struct Director {
     pub alive: bool,
     /// `flotilla drain`: it should own nothing and appears in no ranking.
     pub drained: bool,
-    /// When it last came up; the hold-down counts from here.
+    /// When it last came up (alive in gossip again); the hold-down counts from here. An
+    /// undrain does not reset it: the director has been up all along, and its units come
+    /// back at the rate limit only.
     pub since: Time,
     /// Units whose tracked interfaces or scripts are not healthy on this director.
     pub ineligible_for: BTreeSet<UnitName>,
