@@ -39,8 +39,9 @@ struct Fleet<'a> {
     ineligible: Vec<BTreeSet<usize>>,
     unit_hash: Vec<u64>,
     dir_hash: Vec<u64>,
-    /// The previous ranking of each unit, directors unknown now left out.
-    prev_ranks: Vec<Vec<usize>>,
+    /// The previous ranking of each unit, as committed. Names are looked up only as far as a
+    /// choice needs (usually one or two), not for all N × units entries.
+    prev_ranks: Vec<&'a [String]>,
     /// The previous owner's name, also when that director is gone from the input.
     prev_owner: Vec<Option<&'a str>>,
     /// The largest unit weight: the balance tolerance.
@@ -114,19 +115,10 @@ impl<'a> Fleet<'a> {
                     .collect()
             })
             .collect();
-        let dir_index = |n: &str| dirs.binary_search(&n).ok();
         let prev = |u: &str| previous.and_then(|p| p.ranks.get(u));
         let prev_ranks = units
             .iter()
-            .map(|&u| {
-                let mut seen = BTreeSet::new();
-                prev(u)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|n| dir_index(n))
-                    .filter(|&d| seen.insert(d))
-                    .collect()
-            })
+            .map(|&u| prev(u).map_or(&[][..], Vec::as_slice))
             .collect();
         let prev_owner = units
             .iter()
@@ -200,7 +192,7 @@ impl<'a> Fleet<'a> {
         let w = self.weight[u];
         let preferred = self.prev_ranks[u]
             .iter()
-            .copied()
+            .filter_map(|n| self.dir_index(n))
             .find(|&d| self.is_candidate(c, u, d));
         if let Some(p) = preferred
             && load(p).saturating_add(w) <= min.saturating_add(self.wmax)
@@ -446,7 +438,11 @@ pub(super) fn place(input: &Input, previous: Option<&Assignment>, now: Time) -> 
         .map(|u| f.units[u].to_string())
         .collect();
     let assignment = match previous {
-        Some(p) if p.ranks == ranks => p.clone(),
+        Some(p) if p.ranks == ranks => Assignment {
+            epoch: p.epoch,
+            ranks,
+            recent_moves: p.recent_moves.clone(),
+        },
         _ => {
             window.sort();
             Assignment {
