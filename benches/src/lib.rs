@@ -73,6 +73,58 @@ pub fn large_config(virtual_servers: usize, real_servers: usize) -> String {
     s
 }
 
+/// A fleet for placement: `units` units over `directors` directors, all up since time 0 and
+/// eligible everywhere, default settings (30 s hold-down, 20 moves per second). Weights are
+/// all 1, or when `weighted` spread over 1–20 by a fixed pseudo-random sequence.
+pub fn placement_fleet(
+    units: usize,
+    directors: usize,
+    weighted: bool,
+) -> flotilla_cluster::placement::Input {
+    use flotilla_cluster::placement::{Director, Input, Unit};
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut weight = move || {
+        // xorshift64: a fixed sequence, so every run weighs the same fleet.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if weighted { 1 + (x % 20) as u32 } else { 1 }
+    };
+    Input {
+        units: (0..units)
+            .map(|i| (format!("VG_{i:05}"), Unit::new(weight())))
+            .collect(),
+        directors: (0..directors)
+            .map(|i| (format!("lb{i:02}"), Director::up(std::time::Duration::ZERO)))
+            .collect(),
+        ..Input::default()
+    }
+}
+
+/// Calls `place` at each wake-up from `now` until nothing more is owed; returns the last
+/// plan, the moves made on the way, and the number of calls.
+pub fn settle(
+    input: &flotilla_cluster::placement::Input,
+    previous: Option<&flotilla_cluster::placement::Assignment>,
+    mut now: std::time::Duration,
+) -> (
+    flotilla_cluster::placement::Plan,
+    Vec<flotilla_cluster::placement::Move>,
+    usize,
+) {
+    use flotilla_cluster::placement::place;
+    let mut plan = place(input, previous, now);
+    let mut moves = plan.moves.clone();
+    let mut calls = 1;
+    while let Some(at) = plan.next_wakeup {
+        now = at;
+        plan = place(input, Some(&plan.assignment), now);
+        moves.extend(plan.moves.iter().cloned());
+        calls += 1;
+    }
+    (plan, moves, calls)
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;

@@ -5,5 +5,6 @@
 
 pub mod cert;
 pub mod mesh;
+pub mod placement;
 pub mod raft;
 pub mod raft_mesh;
