@@ -23,6 +23,29 @@ pub const DEFAULT_SOCKET: &str = "/run/flotilla/flotilla.sock";
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Request {
     Status,
+    /// Fleet mode: move every unit off `director` and keep it empty.
+    Drain {
+        director: String,
+    },
+    Undrain {
+        director: String,
+    },
+    /// Pin `unit` to director `to`.
+    Move {
+        unit: String,
+        to: String,
+    },
+    Unpin {
+        unit: String,
+    },
+    /// Commit a configuration (the resolved model as JSON) for the whole fleet.
+    ConfigApply {
+        json: String,
+    },
+    /// The moves placement would make now, or with `drain` drained; nothing is committed.
+    Plan {
+        drain: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -31,7 +54,29 @@ pub struct Answer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<DirectorStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl Answer {
+    pub fn error(e: impl Into<String>) -> Answer {
+        Answer {
+            ok: false,
+            status: None,
+            message: None,
+            error: Some(e.into()),
+        }
+    }
+
+    pub fn message(m: impl Into<String>) -> Answer {
+        Answer {
+            ok: true,
+            status: None,
+            message: Some(m.into()),
+            error: None,
+        }
+    }
 }
 
 /// What a director reports about itself.
@@ -45,6 +90,9 @@ pub struct DirectorStatus {
     /// LVS: each virtual server with its real servers' health.
     #[serde(default)]
     pub virtual_servers: Vec<crate::virtual_server::VsReport>,
+    /// Fleet mode: members, leader, epoch and where every unit is placed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::fleet::FleetReport>,
 }
 
 /// What the control socket and the HTTP listener read from: the running actors.
@@ -54,6 +102,8 @@ pub struct Handles {
     pub strays: crate::strays::Strays,
     pub virtual_servers:
         crate::supervisor::Children<crate::virtual_server::VsSpec, crate::virtual_server::VsMsg>,
+    /// Fleet mode's runtime (control requests, the fleet report).
+    pub fleet: Option<crate::fleet::FleetHandle>,
 }
 
 /// One instance, as `flotilla status` shows it.
@@ -167,13 +217,14 @@ async fn answer(stream: UnixStream, handles: &Handles) {
             Ok(Request::Status) => Answer {
                 ok: true,
                 status: Some(status(handles).await),
+                message: None,
                 error: None,
             },
-            Err(e) => Answer {
-                ok: false,
-                status: None,
-                error: Some(format!("bad request: {e}")),
+            Ok(other) => match &handles.fleet {
+                Some(f) => f.control(other).await,
+                None => Answer::error("this director runs standalone (no cluster block)"),
             },
+            Err(e) => Answer::error(format!("bad request: {e}")),
         };
         let mut out = serde_json::to_string(&answer).unwrap_or_else(|e| {
             format!("{{\"ok\":false,\"error\":\"cannot encode the answer: {e}\"}}")
@@ -210,11 +261,18 @@ pub async fn status(handles: &Handles) -> DirectorStatus {
             virtual_servers.push(r);
         }
     }
+    let fleet = handles.fleet.as_ref().map(|f| f.report());
     DirectorStatus {
-        mode: "standalone".into(),
+        mode: if fleet.is_some() {
+            "fleet"
+        } else {
+            "standalone"
+        }
+        .into(),
         instances: reports,
         unknown_vrids: handles.strays.report(),
         virtual_servers,
+        fleet,
     }
 }
 

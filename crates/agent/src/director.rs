@@ -33,6 +33,8 @@ pub enum AgentError {
     Signals(std::io::Error),
     #[error("HTTP listener on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
+    #[error("fleet mode: {0}")]
+    Fleet(String),
 }
 
 /// How the standalone director runs.
@@ -45,6 +47,15 @@ pub struct Options {
     /// Leave the IPVS rules in place on stop (keepalived's `-I`).
     pub keep_ipvs: bool,
     pub ipvs: IpvsBackend,
+    /// Fleet mode: this director's name (a `director` of the cluster block) and where its
+    /// Raft state lives.
+    pub fleet: Option<FleetArgs>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FleetArgs {
+    pub name: String,
+    pub state_dir: PathBuf,
 }
 
 /// The running units the control socket and the link watch talk to; the supervisor
@@ -54,6 +65,14 @@ pub type Running = Children<UnitSetup, InstanceMsg>;
 /// The current unit actors.
 pub fn actors(running: &Running) -> Vec<ActorRef<InstanceMsg>> {
     lock(running).iter().map(|c| c.actor.clone()).collect()
+}
+
+/// The current unit actors with their unit names.
+pub fn actors_by_name(running: &Running) -> Vec<(String, ActorRef<InstanceMsg>)> {
+    lock(running)
+        .iter()
+        .map(|c| (c.spec.name.clone(), c.actor.clone()))
+        .collect()
 }
 
 fn specs(running: &Running) -> Vec<UnitSetup> {
@@ -109,7 +128,11 @@ pub async fn run_standalone(
     options: &Options,
 ) -> Result<(), AgentError> {
     let api_socket = options.api_socket.as_path();
-    let units = setup::units(cfg)?;
+    let units = match &options.fleet {
+        None => setup::units(cfg)?,
+        Some(f) => setup::units_for_director(cfg, &f.name)?,
+    };
+    let unit_setups = units.clone();
     let mut term = signal(SignalKind::terminate()).map_err(AgentError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(AgentError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(AgentError::Signals)?;
@@ -148,10 +171,32 @@ pub async fn run_standalone(
             return Err(e);
         }
     }
-    let handles = Handles {
+    let mut handles = Handles {
         units: running.clone(),
         ..Handles::default()
     };
+    if let Some(f) = &options.fleet {
+        let started = crate::fleet::start(crate::fleet::FleetStart {
+            config: cfg,
+            name: &f.name,
+            state_dir: &f.state_dir,
+            units: running.clone(),
+            unit_setups: &unit_setups,
+        })
+        .await;
+        match started {
+            Ok(h) => handles.fleet = Some(h),
+            Err(e) => {
+                stop_all(&running, |_| true).await;
+                return Err(AgentError::Fleet(e.to_string()));
+            }
+        }
+    }
+    let mut fleet_watch = handles.fleet.as_ref().map(|f| f.watch());
+    let mut config_version = fleet_watch
+        .as_ref()
+        .map(|w| w.borrow().config_version)
+        .unwrap_or(0);
     let strays = handles.strays.clone();
     strays.watch(&specs(&running));
     let mut lvs = Lvs::start(
@@ -212,20 +257,41 @@ pub async fn run_standalone(
                 if let Some(sd) = &systemd {
                     sd.reloading();
                 }
-                match reload().and_then(|c| setup::units(&c).map(|u| (c, u)).map_err(|e| e.to_string())) {
-                    Err(why) => tracing::error!("SIGHUP: the new configuration is not used, nothing changed:\n{why}"),
-                    Ok((new, wanted)) => {
-                        apply_reload(&running, wanted, &supervisor).await;
-                        strays.watch(&specs(&running));
-                        let new = Arc::new(new);
-                        match &lvs {
-                            Some(l) => l.reload(&new).await,
-                            None => lvs = Lvs::start(&new, &notifier, options.ipvs, handles.virtual_servers.clone()).await,
+                match (&handles.fleet, reload()) {
+                    (_, Err(why)) => tracing::error!("SIGHUP: the new configuration is not used, nothing changed:\n{why}"),
+                    // Fleet mode: the file goes to the leader and reaches every director
+                    // through Raft (this one included, below).
+                    (Some(f), Ok(new)) => match serde_json::to_string(&new) {
+                        Ok(json) => {
+                            let a = f.control(crate::api::Request::ConfigApply { json }).await;
+                            tracing::info!(ok = a.ok, message = ?a.message, error = ?a.error, "SIGHUP: configuration sent to the fleet");
                         }
+                        Err(e) => tracing::error!(error = %e, "SIGHUP: cannot encode the configuration"),
+                    },
+                    (None, Ok(new)) => {
+                        apply_config(&new, &running, &supervisor, &strays, &mut lvs, &notifier, options, &handles).await;
                     }
                 }
                 if let Some(sd) = &systemd {
                     sd.ready();
+                }
+            }
+            changed = next_state(&mut fleet_watch) => {
+                if !changed {
+                    fleet_watch = None;
+                    continue;
+                }
+                let state = fleet_watch.as_mut().map(|w| w.borrow_and_update().clone());
+                if let Some(state) = state && state.config_version != config_version {
+                    config_version = state.config_version;
+                    match state.config() {
+                        Ok(Some(new)) if new != *cfg => {
+                            tracing::info!(version = config_version, "fleet configuration changed");
+                            apply_config(&new, &running, &supervisor, &strays, &mut lvs, &notifier, options, &handles).await;
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(error = %e, "the fleet's configuration does not decode; not applied"),
+                    }
                 }
             }
         }
@@ -243,6 +309,9 @@ pub async fn run_standalone(
     supervisor.stop(None);
     if let Some(l) = lvs {
         l.stop(options.keep_ipvs).await;
+    }
+    if let Some(f) = &handles.fleet {
+        f.stop().await;
     }
     // Let queued notify scripts (STOP among them) run before the process exits.
     if notifier.drain().is_err() {
@@ -267,6 +336,60 @@ async fn start_unit(supervisor: &SupervisorRef, unit: UnitSetup) -> Result<(), A
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(failed(e)),
         Err(e) => Err(failed(e.to_string())),
+    }
+}
+
+/// The next change of the fleet's committed state; `false` when there is none to wait for.
+async fn next_state(
+    w: &mut Option<tokio::sync::watch::Receiver<flotilla_cluster::raft::FleetState>>,
+) -> bool {
+    match w {
+        Some(w) => w.changed().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
+
+/// A new, validated configuration: units and virtual servers are diffed, only what changed
+/// is touched.
+#[allow(clippy::too_many_arguments)]
+async fn apply_config(
+    new: &Config,
+    running: &Running,
+    supervisor: &SupervisorRef,
+    strays: &crate::strays::Strays,
+    lvs: &mut Option<Lvs>,
+    notifier: &ActorRef<NotifyMsg>,
+    options: &Options,
+    handles: &Handles,
+) {
+    let wanted = match &options.fleet {
+        None => setup::units(new),
+        Some(f) => setup::units_for_director(new, &f.name),
+    };
+    let wanted = match wanted {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(error = %e, "the new configuration cannot be run; nothing changed");
+            return;
+        }
+    };
+    apply_reload(running, wanted, supervisor).await;
+    strays.watch(&specs(running));
+    let new = Arc::new(new.clone());
+    match lvs {
+        Some(l) => l.reload(&new).await,
+        None => {
+            *lvs = Lvs::start(
+                &new,
+                notifier,
+                options.ipvs,
+                handles.virtual_servers.clone(),
+            )
+            .await
+        }
+    }
+    if let Some(f) = &handles.fleet {
+        f.reapply();
     }
 }
 

@@ -10,6 +10,7 @@
 pub mod announce;
 pub mod api;
 pub mod director;
+pub mod fleet;
 pub mod instance;
 pub mod lvs;
 pub mod lvs_writer;

@@ -34,6 +34,9 @@ pub struct InstanceSetup {
     pub notify: Notify,
     /// `check_unicast_src`: unicast adverts only from the configured peers.
     pub check_unicast_src: bool,
+    /// `nopreempt` as configured (fleet mode runs VRRP with preemption and leaves it to
+    /// placement never to move the unit back by itself).
+    pub nopreempt: bool,
     /// `skip_check_adv_addr`: do not compare the advertised addresses with ours.
     pub skip_check_adv_addr: bool,
     /// What moves this instance: its own interface (unless `dont_track_primary`),
@@ -365,6 +368,7 @@ fn instance(vrrp: &VrrpSection, i: &VrrpInstance) -> Result<InstanceSetup, Setup
         ipv6,
         vips,
         check_unicast_src: i.check_unicast_src,
+        nopreempt: !i.preempt,
         skip_check_adv_addr: i.skip_check_adv_addr,
         notify: Notify {
             master: i.notify.master.clone(),

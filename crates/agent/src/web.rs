@@ -321,6 +321,7 @@ mod tests {
             }],
             unknown_vrids: Vec::new(),
             virtual_servers: Vec::new(),
+            fleet: None,
         }
     }
 

@@ -47,6 +47,13 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
             crate::IpvsChoice::Kernel => flotilla_agent::lvs::IpvsBackend::Kernel,
             crate::IpvsChoice::Memory => flotilla_agent::lvs::IpvsBackend::Memory,
         },
+        fleet: args
+            .name
+            .clone()
+            .map(|name| flotilla_agent::director::FleetArgs {
+                name,
+                state_dir: args.state_dir.clone(),
+            }),
     };
     match runtime.block_on(flotilla_agent::director::run_standalone(
         &loaded.config,

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod agent_cmd;
 mod cert_cmd;
 mod config_cmd;
+mod fleet_cmd;
 mod ipvs_cmd;
 mod status_cmd;
 
@@ -44,11 +45,67 @@ enum Command {
     ///
     /// Example: flotilla ipvs --config /etc/keepalived/keepalived.conf
     Ipvs(IpvsArgs),
+    /// Fleet: move every unit off a director (planned, make-before-break) and keep it empty
+    /// until `undrain`; with --wait, show progress until it owns nothing.
+    ///
+    /// Example: flotilla drain d2 --wait
+    Drain {
+        name: String,
+        #[arg(long)]
+        wait: bool,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        #[arg(long, default_value = flotilla_agent::api::DEFAULT_SOCKET)]
+        api_socket: PathBuf,
+    },
+    /// Fleet: let a drained director take units again (at the placement rate limit).
+    ///
+    /// Example: flotilla undrain d2
+    Undrain {
+        name: String,
+        #[arg(long, default_value = flotilla_agent::api::DEFAULT_SOCKET)]
+        api_socket: PathBuf,
+    },
+    /// Fleet: pin a unit (sync group or instance) to a director.
+    ///
+    /// Example: flotilla move VI_104 --to d3
+    Move {
+        unit: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long, default_value = flotilla_agent::api::DEFAULT_SOCKET)]
+        api_socket: PathBuf,
+    },
+    /// Fleet: remove a unit's pin; placement may move it again.
+    ///
+    /// Example: flotilla unpin VI_104
+    Unpin {
+        unit: String,
+        #[arg(long, default_value = flotilla_agent::api::DEFAULT_SOCKET)]
+        api_socket: PathBuf,
+    },
+    /// Fleet: placement, read-only.
+    #[command(subcommand)]
+    Placement(PlacementCommand),
     /// Make the cluster CA and the directors' certificates (mutual TLS between directors).
     ///
     /// Example: flotilla cert init --dir /etc/flotilla/tls && flotilla cert issue --ca /etc/flotilla/tls --name d1
     #[command(subcommand)]
     Cert(CertCommand),
+}
+
+#[derive(Subcommand)]
+enum PlacementCommand {
+    /// The moves placement would make now (or with --drain NAME), without making them.
+    ///
+    /// Example: flotilla placement plan --drain d1
+    Plan {
+        #[arg(long)]
+        drain: Option<String>,
+        #[arg(long, default_value = flotilla_agent::api::DEFAULT_SOCKET)]
+        api_socket: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -113,6 +170,12 @@ struct AgentArgs {
     /// in-memory table that never reaches the kernel.
     #[arg(long, value_enum, default_value_t = IpvsChoice::Kernel)]
     ipvs: IpvsChoice,
+    /// Fleet mode: this director's name in the configuration's cluster block.
+    #[arg(long)]
+    name: Option<String>,
+    /// Fleet mode: where this director keeps its Raft log and state.
+    #[arg(long, default_value = "/var/lib/flotilla")]
+    state_dir: PathBuf,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -152,6 +215,16 @@ enum ConfigCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Fleet: validate a configuration and commit it for every director (through the Raft
+    /// leader); a bad file is refused whole, with file:line:col, and nothing changes.
+    ///
+    /// Example: flotilla config apply cluster-configs/lab.conf
+    Apply {
+        #[command(flatten)]
+        args: ConfigArgs,
+        #[arg(long, default_value = flotilla_agent::api::DEFAULT_SOCKET)]
+        api_socket: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -172,10 +245,39 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Config(ConfigCommand::Check(args)) => config_cmd::check(&args),
         Command::Config(ConfigCommand::Show { args, json }) => config_cmd::show(&args, json),
+        Command::Config(ConfigCommand::Apply { args, api_socket }) => {
+            fleet_cmd::config_apply(&api_socket, &args.file, args.config_id.clone())
+        }
         Command::Agent(args) => agent_cmd::run(&args),
         Command::Status(args) => status_cmd::run(&args),
         Command::Ipvs(args) => ipvs_cmd::run(&args),
         Command::Cert(cmd) => cert_cmd::run(&cmd),
+        Command::Drain {
+            name,
+            wait,
+            timeout,
+            api_socket,
+        } => fleet_cmd::drain(
+            &api_socket,
+            &name,
+            wait,
+            std::time::Duration::from_secs(timeout),
+        ),
+        Command::Undrain { name, api_socket } => fleet_cmd::simple(
+            &api_socket,
+            flotilla_agent::api::Request::Undrain { director: name },
+        ),
+        Command::Move {
+            unit,
+            to,
+            api_socket,
+        } => fleet_cmd::simple(&api_socket, flotilla_agent::api::Request::Move { unit, to }),
+        Command::Unpin { unit, api_socket } => {
+            fleet_cmd::simple(&api_socket, flotilla_agent::api::Request::Unpin { unit })
+        }
+        Command::Placement(PlacementCommand::Plan { drain, api_socket }) => {
+            fleet_cmd::simple(&api_socket, flotilla_agent::api::Request::Plan { drain })
+        }
     };
     match result {
         Ok(code) => code,

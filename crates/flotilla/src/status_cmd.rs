@@ -125,6 +125,9 @@ fn table(s: &DirectorStatus) -> String {
         }
     }
     let mut out = format!("mode: {}\n", s.mode);
+    if let Some(f) = &s.fleet {
+        out.push_str(&fleet_tables(f));
+    }
     let line = |cells: Vec<String>| {
         let mut l = cells
             .iter()
@@ -175,5 +178,80 @@ fn table(s: &DirectorStatus) -> String {
             ));
         }
     }
+    out
+}
+
+/// A table with left-aligned columns.
+fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut l = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ");
+        l.truncate(l.trim_end().len());
+        l.push('\n');
+        l
+    };
+    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        out.push_str(&line(r.clone()));
+    }
+    out
+}
+
+fn fleet_tables(f: &flotilla_agent::fleet::FleetReport) -> String {
+    let mut out = format!(
+        "fleet: this is {}, leader {}, term {}, placement epoch {}, config version {}\n\n",
+        f.director,
+        f.leader.as_deref().unwrap_or("none (no quorum)"),
+        f.term,
+        f.epoch,
+        f.config_version
+    );
+    let members: Vec<Vec<String>> = f
+        .members
+        .iter()
+        .map(|m| {
+            vec![
+                m.name.clone(),
+                if m.alive { "up" } else { "DOWN" }.into(),
+                if m.drained { "drained" } else { "-" }.into(),
+                if m.leader { "leader" } else { "-" }.into(),
+                m.owns.to_string(),
+                m.weight.to_string(),
+            ]
+        })
+        .collect();
+    out.push_str(&columns(
+        &["DIRECTOR", "STATE", "DRAIN", "RAFT", "UNITS", "VIPS"],
+        &members,
+    ));
+    out.push('\n');
+    let units: Vec<Vec<String>> = f
+        .units
+        .iter()
+        .map(|u| {
+            vec![
+                u.name.clone(),
+                u.owner.clone().unwrap_or_else(|| "-".into()),
+                u.ranks.join(" > "),
+                u.weight.to_string(),
+                u.pinned_to.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    out.push_str(&columns(
+        &["UNIT", "OWNER", "TAKEOVER ORDER", "VIPS", "PINNED"],
+        &units,
+    ));
+    out.push_str("\nthis director's instances:\n");
     out
 }

@@ -1,0 +1,640 @@
+//! Fleet mode (a configuration with a `cluster` block, `flotilla agent --name NAME`): the
+//! director joins the QUIC mesh, the Raft group and placement, and runs its VRRP units at
+//! the priority its rank gives them (DESIGN.md "How VRRP and the cluster fit together").
+//!
+//! * The Raft leader computes placement whenever its inputs change (a director up or
+//!   confirmed dead, a drain, a pin, the hold-down or rate limit running out) and commits a
+//!   new assignment with its epoch.
+//! * Every director applies each committed assignment: rank → VRRP priority for every unit;
+//!   a unit it now owns and did not before is taken over at once (make-before-break: the old
+//!   owner yields on the first advert at the new owner's higher priority).
+//! * A director confirmed dead by the mesh's heartbeats: each survivor next in rank for its
+//!   units takes them at once, without waiting 3 × advert_int; the leader's next assignment
+//!   confirms it. Without quorum nothing new commits and VRRP keeps failing over on the last
+//!   ranks.
+//! * Control requests (drain, undrain, move, config apply, plan) are executed by the leader;
+//!   any director forwards them over the mesh.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use flotilla_cluster::mesh::{Event, Mesh, MeshConfig, MeshTls};
+use flotilla_cluster::placement::{self, Assignment, Input, Settings, Unit};
+use flotilla_cluster::raft::{
+    Command, CommandReply, DirectorNode, Fleet, FleetConfig, FleetError, FleetState, NodeId,
+    members, node_id,
+};
+use flotilla_cluster::raft_mesh::{MeshTransport, TAG_CONTROL, TAG_RAFT, tagged, untag};
+use flotilla_config::Config;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use crate::api::{Answer, Request};
+use crate::director::{Running, actors_by_name};
+use crate::instance::InstanceMsg;
+use crate::setup::{UnitSetup, rank_priority};
+
+/// Priority of a unit on a director that placement does not rank (drained, ineligible).
+pub const UNRANKED_PRIORITY: u8 = 10;
+/// How long the first placement waits for every director to connect before placing on the
+/// ones that did (so a cold start of the whole fleet comes up balanced).
+pub const STARTUP_GRACE: Duration = Duration::from_secs(3);
+
+/// What `flotilla status` shows of the fleet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetReport {
+    pub director: String,
+    pub leader: Option<String>,
+    pub term: u64,
+    pub commit_index: Option<u64>,
+    pub epoch: u64,
+    pub config_version: u64,
+    pub members: Vec<MemberReport>,
+    pub units: Vec<UnitReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberReport {
+    pub name: String,
+    /// Alive as this director sees it (heartbeats; itself always).
+    pub alive: bool,
+    pub drained: bool,
+    pub leader: bool,
+    /// Units it owns in the committed assignment.
+    pub owns: usize,
+    /// VIPs of the units it owns.
+    pub weight: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitReport {
+    pub name: String,
+    pub owner: Option<String>,
+    pub ranks: Vec<String>,
+    pub weight: u32,
+    pub pinned_to: Option<String>,
+}
+
+/// What the runtime keeps between events.
+struct View {
+    me: String,
+    names: BTreeMap<NodeId, String>,
+    directors: Vec<String>,
+    /// Alive (by heartbeats) and since when (wall clock, the time placement uses).
+    alive: BTreeMap<String, (bool, Duration)>,
+    assignment: Option<Assignment>,
+    units: BTreeMap<String, Unit>,
+    settings: Settings,
+    started: Instant,
+    /// The first assignment seen since start has been applied (before that every unit runs
+    /// at the unplaced priority, so a stale persisted assignment never preempts anybody).
+    caught_up: bool,
+}
+
+fn wall() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn decode_assignment(state: &FleetState) -> Option<Assignment> {
+    let (_, blob) = state.assignment.as_ref()?;
+    postcard::from_bytes(blob).ok()
+}
+
+/// Placement units from the unit setups: weight = VIP count, `nopreempt` if any member has.
+pub fn placement_units(units: &[UnitSetup]) -> BTreeMap<String, Unit> {
+    units
+        .iter()
+        .map(|u| {
+            let weight = u.members.iter().map(|m| m.vips.len()).sum::<usize>();
+            let mut unit = Unit::new(u32::try_from(weight).unwrap_or(u32::MAX));
+            unit.nopreempt = u.members.iter().any(|m| m.nopreempt);
+            (u.name.clone(), unit)
+        })
+        .collect()
+}
+
+/// The fleet runtime's handle, shared with the control API.
+#[derive(Clone)]
+pub struct FleetHandle {
+    fleet: Fleet,
+    mesh: Arc<Mesh>,
+    view: Arc<Mutex<View>>,
+    nudge: Arc<Notify>,
+    units: Running,
+}
+
+impl FleetHandle {
+    fn leader_name(&self) -> Option<String> {
+        let m = self.fleet.metrics();
+        let v = lock(&self.view);
+        m.leader.and_then(|id| v.names.get(&id).cloned())
+    }
+
+    fn is_leader(&self) -> bool {
+        self.fleet.metrics().leader == Some(self.fleet.id())
+    }
+
+    fn input(&self, state: &FleetState) -> Input {
+        let v = lock(&self.view);
+        let directors = v
+            .directors
+            .iter()
+            .map(|d| {
+                let (alive, since) = v.alive.get(d).copied().unwrap_or((false, Duration::ZERO));
+                (
+                    d.clone(),
+                    placement::Director {
+                        alive,
+                        drained: state.drained.contains(d),
+                        since,
+                        ineligible_for: BTreeSet::new(),
+                    },
+                )
+            })
+            .collect();
+        Input {
+            units: v.units.clone(),
+            directors,
+            pins: state.pins.clone(),
+            settings: v.settings.clone(),
+        }
+    }
+
+    /// The leader's duty: commit a new assignment when placement says so.
+    async fn place_if_leader(&self) {
+        if !self.is_leader() {
+            return;
+        }
+        let state = self.fleet.state();
+        if state.config_json.is_none() {
+            // The first leader writes the configuration it started with.
+            return;
+        }
+        {
+            let v = lock(&self.view);
+            let connected = v.alive.values().filter(|(a, _)| *a).count();
+            if state.assignment.is_none()
+                && connected < v.directors.len()
+                && v.started.elapsed() < STARTUP_GRACE
+            {
+                return;
+            }
+        }
+        let previous = decode_assignment(&state);
+        let plan = placement::place(&self.input(&state), previous.as_ref(), wall());
+        if !plan.changed() {
+            return;
+        }
+        for m in &plan.moves {
+            tracing::info!(unit = %m.unit, from = ?m.from, to = %m.to, why = ?m.why, epoch = plan.assignment.epoch, "placement: move");
+        }
+        let blob = match postcard::to_stdvec(&plan.assignment) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode the assignment");
+                return;
+            }
+        };
+        match self
+            .fleet
+            .propose(Command::SetAssignment {
+                epoch: plan.assignment.epoch,
+                blob,
+            })
+            .await
+        {
+            Ok(CommandReply::Rejected(r)) => tracing::warn!(?r, "assignment rejected"),
+            Ok(_) => tracing::info!(
+                epoch = plan.assignment.epoch,
+                moves = plan.moves.len(),
+                deferred = plan.deferred.len(),
+                "placement committed"
+            ),
+            Err(e) => tracing::warn!(error = %e, "assignment not committed"),
+        }
+    }
+
+    /// Applies a committed assignment to this director's units.
+    fn apply(&self, new: &Assignment) {
+        let (me, old) = {
+            let mut v = lock(&self.view);
+            let old = v.assignment.replace(new.clone());
+            let first = !v.caught_up;
+            v.caught_up = true;
+            (v.me.clone(), if first { None } else { old })
+        };
+        let actors = actors_by_name(&self.units);
+        for (unit, actor) in actors {
+            let rank = new.rank(&unit, &me);
+            let priority = rank.map(rank_priority).unwrap_or(UNRANKED_PRIORITY);
+            let was_owner = old.as_ref().and_then(|o| o.owner(&unit)) == Some(me.as_str());
+            let take_over = rank == Some(0) && !was_owner;
+            let _ = actor.cast(InstanceMsg::Place {
+                priority,
+                take_over,
+            });
+        }
+    }
+
+    /// A director confirmed dead: take at once the units for which this director is next.
+    fn failover(&self, dead: &str) {
+        let (me, assignment, alive) = {
+            let v = lock(&self.view);
+            let alive: BTreeSet<String> = v
+                .alive
+                .iter()
+                .filter(|(_, (a, _))| *a)
+                .map(|(n, _)| n.clone())
+                .collect();
+            (v.me.clone(), v.assignment.clone(), alive)
+        };
+        let Some(a) = assignment else {
+            return;
+        };
+        let actors: BTreeMap<String, _> = actors_by_name(&self.units).into_iter().collect();
+        for (unit, ranks) in &a.ranks {
+            if ranks.first().map(String::as_str) != Some(dead) {
+                continue;
+            }
+            let next = ranks.iter().find(|d| alive.contains(*d));
+            if next.map(String::as_str) == Some(me.as_str())
+                && let Some(actor) = actors.get(unit)
+            {
+                tracing::warn!(%unit, %dead, "owner confirmed dead: taking over now");
+                let priority = a
+                    .rank(unit, &me)
+                    .map(rank_priority)
+                    .unwrap_or(UNRANKED_PRIORITY);
+                let _ = actor.cast(InstanceMsg::Place {
+                    priority,
+                    take_over: true,
+                });
+            }
+        }
+    }
+
+    /// Every committed state, as applied here (configuration changes among them).
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<FleetState> {
+        self.fleet.watch()
+    }
+
+    /// Applies the current assignment again, to units (re)started since.
+    pub fn reapply(&self) {
+        let a = lock(&self.view).assignment.clone();
+        if let Some(a) = a {
+            self.apply(&a);
+        }
+    }
+
+    /// Leaves the mesh and closes the Raft store.
+    pub async fn stop(&self) {
+        if let Err(e) = self.fleet.shutdown().await {
+            tracing::warn!(error = %e, "raft store not closed cleanly");
+        }
+        self.mesh.close().await;
+    }
+
+    pub fn report(&self) -> FleetReport {
+        let m = self.fleet.metrics();
+        let state = self.fleet.state();
+        let v = lock(&self.view);
+        let leader = m.leader.and_then(|id| v.names.get(&id).cloned());
+        let a = v.assignment.clone().unwrap_or_default();
+        let members = v
+            .directors
+            .iter()
+            .map(|d| {
+                let owned: Vec<&str> = a.owned_by(d).collect();
+                MemberReport {
+                    name: d.clone(),
+                    alive: v.alive.get(d).is_some_and(|(x, _)| *x),
+                    drained: state.drained.contains(d),
+                    leader: leader.as_deref() == Some(d.as_str()),
+                    owns: owned.len(),
+                    weight: owned
+                        .iter()
+                        .filter_map(|u| v.units.get(*u))
+                        .map(|u| u64::from(u.weight))
+                        .sum(),
+                }
+            })
+            .collect();
+        let units = v
+            .units
+            .iter()
+            .map(|(name, u)| UnitReport {
+                name: name.clone(),
+                owner: a.owner(name).map(str::to_string),
+                ranks: a.ranks.get(name).cloned().unwrap_or_default(),
+                weight: u.weight,
+                pinned_to: state.pins.get(name).cloned(),
+            })
+            .collect();
+        FleetReport {
+            director: v.me.clone(),
+            leader,
+            term: m.term,
+            commit_index: m.commit_index,
+            epoch: a.epoch,
+            config_version: state.config_version,
+            members,
+            units,
+        }
+    }
+
+    /// A control request: executed here if this director leads, else forwarded to the
+    /// leader over the mesh.
+    pub async fn control(&self, req: Request) -> Answer {
+        if self.is_leader() {
+            return self.execute(req).await;
+        }
+        let Some(leader) = self.leader_name() else {
+            return Answer::error("no Raft leader (no quorum?): nothing can be committed now");
+        };
+        let body = match serde_json::to_vec(&req) {
+            Ok(b) => b,
+            Err(e) => return Answer::error(format!("cannot encode the request: {e}")),
+        };
+        match self.mesh.request(&leader, tagged(TAG_CONTROL, &body)).await {
+            Ok(reply) => serde_json::from_slice(&reply).unwrap_or_else(|e| {
+                Answer::error(format!("the leader's answer does not decode: {e}"))
+            }),
+            Err(e) => Answer::error(format!("cannot reach the leader {leader}: {e}")),
+        }
+    }
+
+    async fn execute(&self, req: Request) -> Answer {
+        let known = |d: &str| lock(&self.view).directors.iter().any(|x| x == d);
+        let commit = |c: Command| async move {
+            let r = self.fleet.propose(c).await;
+            self.nudge.notify_one();
+            r
+        };
+        let done = |r: Result<CommandReply, FleetError>, what: String| match r {
+            Ok(CommandReply::Rejected(why)) => Answer::error(format!("{what}: rejected: {why:?}")),
+            Ok(_) => Answer::message(what),
+            Err(e) => Answer::error(format!("{what}: {e}")),
+        };
+        match req {
+            Request::Drain { director } if known(&director) => {
+                let r = commit(Command::Drain {
+                    director: director.clone(),
+                })
+                .await;
+                done(r, format!("{director} drained: its units move off it"))
+            }
+            Request::Undrain { director } if known(&director) => {
+                let r = commit(Command::Undrain {
+                    director: director.clone(),
+                })
+                .await;
+                done(
+                    r,
+                    format!("{director} undrained: units return at the rate limit"),
+                )
+            }
+            Request::Drain { director } | Request::Undrain { director } => {
+                Answer::error(format!("no director named {director} in the cluster"))
+            }
+            Request::Move { unit, to } => {
+                let state = self.fleet.state();
+                let mut input = self.input(&state);
+                if let Err(e) = input.pin(&unit, &to) {
+                    return Answer::error(e.to_string());
+                }
+                let r = commit(Command::Pin {
+                    unit: unit.clone(),
+                    director: to.clone(),
+                })
+                .await;
+                done(r, format!("{unit} pinned to {to}"))
+            }
+            Request::Unpin { unit } => {
+                let r = commit(Command::Unpin { unit: unit.clone() }).await;
+                done(r, format!("{unit} unpinned"))
+            }
+            Request::ConfigApply { json } => {
+                let r = commit(Command::ApplyConfig { json }).await;
+                done(r, "configuration committed".to_string())
+            }
+            Request::Plan { drain } => {
+                let state = self.fleet.state();
+                let input = self.input(&state);
+                let previous = decode_assignment(&state);
+                let plan = match &drain {
+                    Some(d) => placement::plan_drain(&input, previous.as_ref(), d, wall()),
+                    None => Ok(placement::place(&input, previous.as_ref(), wall())),
+                };
+                match plan {
+                    Ok(p) => Answer::message(p.to_string()),
+                    Err(e) => Answer::error(e.to_string()),
+                }
+            }
+            Request::Status => Answer::error("status is answered by each director"),
+        }
+    }
+}
+
+/// Everything fleet mode needs at start.
+pub struct FleetStart<'a> {
+    pub config: &'a Config,
+    pub name: &'a str,
+    pub state_dir: &'a Path,
+    pub units: Running,
+    pub unit_setups: &'a [UnitSetup],
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FleetStartError {
+    #[error("the cluster block needs `tls {{ ca PATH dir PATH }}` for the mesh")]
+    NoTls,
+    #[error("{0}")]
+    Mesh(String),
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// Joins the mesh and the Raft group and starts the fleet duties.
+pub async fn start(s: FleetStart<'_>) -> Result<FleetHandle, FleetStartError> {
+    let cluster = s
+        .config
+        .cluster
+        .as_ref()
+        .ok_or_else(|| FleetStartError::Mesh("no cluster block".into()))?;
+    let tls_files = cluster.tls.as_ref().ok_or(FleetStartError::NoTls)?;
+    let tls = MeshTls::load(tls_files, s.name).map_err(|e| FleetStartError::Mesh(e.to_string()))?;
+    let mesh_cfg = MeshConfig::from_cluster(cluster, s.name)
+        .map_err(|e| FleetStartError::Mesh(e.to_string()))?;
+    let (mesh, mut events) =
+        Mesh::start(mesh_cfg, &tls).map_err(|e| FleetStartError::Mesh(e.to_string()))?;
+    let mesh = Arc::new(mesh);
+    let nodes: Vec<DirectorNode> = cluster
+        .directors
+        .iter()
+        .map(|d| DirectorNode::new(d.name.clone(), format!("{}:{}", d.address, d.port)))
+        .collect();
+    let all = members(nodes).map_err(|e| FleetStartError::Raft(e.to_string()))?;
+    let names: BTreeMap<NodeId, String> = all.iter().map(|(id, n)| (*id, n.name.clone())).collect();
+    std::fs::create_dir_all(s.state_dir)
+        .map_err(|e| FleetStartError::Raft(format!("{}: {e}", s.state_dir.display())))?;
+    let fleet = Fleet::open(
+        s.state_dir,
+        node_id(s.name),
+        MeshTransport::new(mesh.clone(), names.clone()),
+        FleetConfig::default(),
+    )
+    .await
+    .map_err(|e| FleetStartError::Raft(e.to_string()))?;
+    let view = Arc::new(Mutex::new(View {
+        me: s.name.to_string(),
+        names,
+        directors: cluster.directors.iter().map(|d| d.name.clone()).collect(),
+        alive: BTreeMap::from([(s.name.to_string(), (true, wall()))]),
+        assignment: None,
+        units: placement_units(s.unit_setups),
+        settings: Settings {
+            hold_down: Duration::from_micros(cluster.placement.hold_down.0),
+            max_moves_per_second: cluster.placement.max_moves_per_second,
+        },
+        started: Instant::now(),
+        caught_up: false,
+    }));
+    let handle = FleetHandle {
+        fleet: fleet.clone(),
+        mesh: mesh.clone(),
+        view,
+        nudge: Arc::new(Notify::new()),
+        units: s.units.clone(),
+    };
+
+    // Requests from other directors: Raft's, and control requests for the leader.
+    let service = fleet.service();
+    let h = handle.clone();
+    mesh.set_request_handler(move |_peer, body| {
+        let (service, h) = (service.clone(), h.clone());
+        async move {
+            match untag(&body) {
+                Some((TAG_RAFT, rest)) => Ok(service.serve(rest).await),
+                Some((TAG_CONTROL, rest)) => {
+                    let req: Request =
+                        serde_json::from_slice(rest).map_err(|e| format!("bad request: {e}"))?;
+                    let answer = if h.is_leader() {
+                        h.execute(req).await
+                    } else {
+                        Answer::error("not the leader any more; try again")
+                    };
+                    serde_json::to_vec(&answer).map_err(|e| e.to_string())
+                }
+                _ => Err("unknown request kind".into()),
+            }
+        }
+    });
+
+    // One director starts the Raft group: the lowest id among the first voters.
+    let ids: Vec<NodeId> = all.keys().copied().collect();
+    if flotilla_cluster::raft::voters(&ids).first() == Some(&fleet.id()) {
+        match fleet.initialize(&all).await {
+            Ok(()) => tracing::info!(members = all.len(), "fleet initialised"),
+            Err(FleetError::AlreadyInitialized) => {}
+            Err(e) => tracing::warn!(error = %e, "fleet not initialised"),
+        }
+    }
+
+    // Heartbeat events.
+    let h = handle.clone();
+    tokio::spawn(async move {
+        while let Some(e) = events.recv().await {
+            match e {
+                Event::PeerUp { name } => {
+                    tracing::info!(director = %name, "director up");
+                    lock(&h.view).alive.insert(name, (true, wall()));
+                    h.nudge.notify_one();
+                }
+                Event::PeerSuspected { name } => {
+                    tracing::warn!(director = %name, "director suspected (missed heartbeats)")
+                }
+                Event::PeerDead { name, confirmed_by } => {
+                    tracing::warn!(director = %name, ?confirmed_by, "director confirmed dead");
+                    lock(&h.view).alive.insert(name.clone(), (false, wall()));
+                    h.failover(&name);
+                    h.nudge.notify_one();
+                }
+                Event::Refused {
+                    remote,
+                    name,
+                    reason,
+                } => {
+                    tracing::warn!(%remote, ?name, %reason, "mesh connection refused")
+                }
+                Event::PeerHealth { .. } => {}
+            }
+        }
+    });
+
+    // Committed state: apply each new assignment.
+    let h = handle.clone();
+    let mut watch = fleet.watch();
+    tokio::spawn(async move {
+        let mut applied_epoch: Option<u64> = None;
+        loop {
+            let state = watch.borrow_and_update().clone();
+            // Before the log has caught up with the leader, a persisted assignment may be
+            // stale: wait for the leader's commit to be applied here.
+            let m = h.fleet.metrics();
+            let caught_up = m.leader.is_some() && m.last_applied >= m.commit_index;
+            if caught_up
+                && let Some(a) = decode_assignment(&state)
+                && applied_epoch != Some(a.epoch)
+            {
+                tracing::info!(epoch = a.epoch, "applying placement");
+                h.apply(&a);
+                applied_epoch = Some(a.epoch);
+            }
+            h.nudge.notify_one();
+            tokio::select! {
+                r = watch.changed() => if r.is_err() { return },
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    });
+
+    // The leader's duties, on every change and once a second.
+    let h = handle.clone();
+    let cfg_json = serde_json::to_string(s.config).unwrap_or_default();
+    tokio::spawn(async move {
+        let mut wrote_config = false;
+        loop {
+            if h.is_leader() {
+                if !wrote_config && h.fleet.state().config_json.is_none() {
+                    match h
+                        .fleet
+                        .propose(Command::ApplyConfig {
+                            json: cfg_json.clone(),
+                        })
+                        .await
+                    {
+                        Ok(_) => {
+                            tracing::info!("fleet configuration committed");
+                            wrote_config = true;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "configuration not committed yet"),
+                    }
+                }
+                h.place_if_leader().await;
+            }
+            tokio::select! {
+                _ = h.nudge.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    });
+    Ok(handle)
+}
