@@ -11,6 +11,7 @@ mod cert_cmd;
 mod config_cmd;
 mod fleet_cmd;
 mod ipvs_cmd;
+mod lab_cmd;
 mod status_cmd;
 
 #[derive(Parser)]
@@ -88,6 +89,19 @@ enum Command {
     /// Fleet: placement, read-only.
     #[command(subcommand)]
     Placement(PlacementCommand),
+    /// The local fleet lab (root): `up [--directors N]` builds namespaces, certificates and
+    /// agents and waits until every VIP is held; `demo` walks through a crash, a recovery, a
+    /// drain under traffic and a failing backend; `status`; `down`.
+    ///
+    /// Example: flotilla lab up && flotilla lab demo
+    Lab {
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "up|demo|status|down"
+        )]
+        args: Vec<String>,
+    },
     /// Make the cluster CA and the directors' certificates (mutual TLS between directors).
     ///
     /// Example: flotilla cert init --dir /etc/flotilla/tls && flotilla cert issue --ca /etc/flotilla/tls --name d1
@@ -252,6 +266,7 @@ fn main() -> ExitCode {
         Command::Status(args) => status_cmd::run(&args),
         Command::Ipvs(args) => ipvs_cmd::run(&args),
         Command::Cert(cmd) => cert_cmd::run(&cmd),
+        Command::Lab { args } => lab_cmd::run(&args),
         Command::Drain {
             name,
             wait,

@@ -1,0 +1,38 @@
+//! `flotilla lab up|demo|status|down`: the local fleet lab (network namespaces on this
+//! machine), driven by the repository's `ops/lab/fleet.sh` with this binary.
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, bail};
+
+/// `ops/lab/fleet.sh` of the repository this binary was built in (or the current directory's).
+fn script() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating this binary")?;
+    let starts = exe
+        .ancestors()
+        .map(PathBuf::from)
+        .chain(std::env::current_dir().ok());
+    for dir in starts {
+        let s = dir.join("ops/lab/fleet.sh");
+        if s.is_file() {
+            return Ok(s);
+        }
+    }
+    bail!(
+        "the lab needs a clone of the flotilla repository: ops/lab/fleet.sh not found beside this binary or here"
+    )
+}
+
+pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
+    let exe = std::env::current_exe().context("locating this binary")?;
+    let status = Command::new("bash")
+        .arg(script()?)
+        .args(args)
+        .env("FLOTILLA", exe)
+        .status()
+        .context("running the lab script")?;
+    Ok(ExitCode::from(
+        u8::try_from(status.code().unwrap_or(1)).unwrap_or(1),
+    ))
+}
