@@ -14,7 +14,7 @@
 set -euo pipefail
 
 PACKAGES=(keepalived ipvsadm nftables tcpdump iproute2 curl python3 kmod iputils-ping procps psmisc
-          coreutils util-linux mawk frr systemd)
+          coreutils util-linux mawk frr systemd chromium)
 CACHE=${FLOTILLA_LAB_CACHE:-/var/cache/flotilla-lab}
 UML_DIR=$CACHE/uml
 

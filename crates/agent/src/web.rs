@@ -256,6 +256,7 @@ const PAGE: &str = r#"<!doctype html>
  .unit { border-radius: 4px; padding: .3em .5em; margin: .3em 0; }
  .MASTER { background: #cdeccf; } .BACKUP { background: #eee; } .FAULT { background: #f6c9c9; }
  .INIT { background: #f3e6b3; } small { color: #666; } #err { color: #a00; }
+ h2 { font-size: 1.1em; } .dir.FAULT { border-color: #c33; }
 </style></head><body>
 <h1>flotilla <small id="mode"></small></h1><div id="err"></div><div id="map"></div>
 <script>
@@ -264,7 +265,22 @@ async function tick() {
   try {
     const r = await fetch('/api/status'); const s = await r.json();
     document.getElementById('mode').textContent = s.mode;
-    let h = '<div class="dir"><b>this director</b>';
+    let h = '';
+    if (s.fleet) {
+      const f = s.fleet;
+      h += `<p>fleet: this is <b>${esc(f.director)}</b>, leader ${esc(f.leader || 'none')}, term ${f.term}, placement epoch ${f.epoch}</p><div id="fleet">`;
+      for (const m of f.members) {
+        const st = !m.alive ? 'FAULT' : m.drained ? 'INIT' : 'BACKUP';
+        h += `<div class="dir ${st}" data-director="${esc(m.name)}" data-alive="${m.alive}"><b>${esc(m.name)}</b>` +
+          ` <small>${m.alive ? 'up' : 'DOWN'}${m.drained ? ', drained' : ''}${m.leader ? ', leader' : ''}, ${m.owns} units, ${m.weight} VIPs</small>`;
+        for (const u of f.units.filter(u => u.owner === m.name)) {
+          h += `<div class="unit MASTER" data-unit="${esc(u.name)}" data-owner="${esc(m.name)}">${esc(u.name)} <small>${u.weight} VIP${u.weight === 1 ? '' : 's'}; then ${u.ranks.slice(1).map(esc).join(', ') || 'nobody'}</small></div>`;
+        }
+        h += '</div>';
+      }
+      h += '</div><h2>this director\'s instances</h2>';
+    }
+    h += '<div class="dir"><b>instances here</b>';
     for (const i of s.instances) {
       h += `<div class="unit ${esc(i.state)}" data-instance="${esc(i.name)}" data-state="${esc(i.state)}">` +
         `<b>${esc(i.name)}</b> ${esc(i.state)} <small>${esc(i.interface)} VRID ${i.vrid}, prio ${i.effective_priority}` +
