@@ -11,19 +11,22 @@ cargo build --quiet --release -p flotilla
 # The "man-style" help: every subcommand's --help, with its example.
 {
   ./target/release/flotilla --help
-  for c in agent status ipvs cert "cert init" "cert issue" config "config check" "config show"; do
+  for c in agent status ipvs cert "cert init" "cert issue" config "config check" "config show" "config apply" \
+           drain undrain move unpin "placement plan" lab completions; do
     printf '\n======== flotilla %s\n' "$c"
     # shellcheck disable=SC2086
     ./target/release/flotilla $c --help
   done
 } > target/flotilla-help.txt
+./target/release/flotilla completions bash > target/flotilla.bash-completion
 cargo deb --quiet --no-build -p flotilla
 deb=$(ls -t target/debian/flotilla_*.deb | head -1)
 echo "package: $deb"
 contents=$(dpkg-deb -c "$deb")
 fail=0
 for want in ./usr/bin/flotilla ./lib/systemd/system/flotilla.service ./etc/flotilla/flotilla.conf \
-            ./usr/share/doc/flotilla/README.md ./usr/share/doc/flotilla/flotilla-help.txt; do
+            ./usr/share/doc/flotilla/README.md ./usr/share/doc/flotilla/flotilla-help.txt \
+            ./usr/share/bash-completion/completions/flotilla; do
   if grep -q " $want\$" <<<"$contents"; then echo "  has $want"; else echo "  MISSING $want"; fail=1; fi
 done
 info=$(dpkg-deb -I "$deb")

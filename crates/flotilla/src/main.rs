@@ -102,6 +102,10 @@ enum Command {
         )]
         args: Vec<String>,
     },
+    /// Print a shell completion script.
+    ///
+    /// Example: flotilla completions bash > /etc/bash_completion.d/flotilla
+    Completions { shell: clap_complete::Shell },
     /// Make the cluster CA and the directors' certificates (mutual TLS between directors).
     ///
     /// Example: flotilla cert init --dir /etc/flotilla/tls && flotilla cert issue --ca /etc/flotilla/tls --name d1
@@ -267,6 +271,11 @@ fn main() -> ExitCode {
         Command::Ipvs(args) => ipvs_cmd::run(&args),
         Command::Cert(cmd) => cert_cmd::run(&cmd),
         Command::Lab { args } => lab_cmd::run(&args),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "flotilla", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Drain {
             name,
             wait,
