@@ -60,6 +60,8 @@ sp=$(tr ' ' '\n' <<<"$l" | cut -d= -f2 | grep . | sort -n | awk 'NR==1{mn=$1} {m
 [[ $(holders 110) == "$(holders 111)" && $(holders 111) == "$(holders 112)" ]] && pass "SG_WEB's VIPs together on $(holders 110)" || fail "SG_WEB split"
 [[ $(holders 113) == "$(holders 114)" && $(holders 114) == "$(holders 115)" ]] && pass "SG_DATA's VIPs together on $(holders 113)" || fail "SG_DATA split"
 "$FLOTILLA" status --api-socket "$st/d1.sock" | sed -n '2,8p' | sed 's/^/   /'
+view=$("$FLOTILLA" status --vip 10.99.0.104 --api-socket "$st/d1.sock"); echo "$view" | sed 's/^/   /'
+[[ $view == *"owner $(holders 104),"* ]] && pass "status --vip 10.99.0.104 names its holder $(holders 104)" || fail "status --vip disagrees with who holds 10.99.0.104 ($(holders 104))"
 
 say "2. d2 crashes"
 mine=$(for v in $VIPS; do [[ $(holders "$v") == d2 ]] && echo "$v"; done | tr '\n' ' ')

@@ -121,6 +121,9 @@ pub struct InstanceReport {
     pub master: Option<String>,
     /// The virtual addresses this director holds now (empty unless master).
     pub vips_held: Vec<String>,
+    /// Every address the instance is configured with.
+    #[serde(default)]
+    pub vips: Vec<String>,
     pub since_seconds: f64,
     pub last_reason: Option<String>,
     /// The tracker holding it in FAULT (`script chk_haproxy`, `interface eth1` …).
@@ -146,6 +149,7 @@ impl InstanceReport {
             } else {
                 Vec::new()
             },
+            vips: s.vips.iter().map(|v| v.to_string()).collect(),
             name: s.name,
             group: s.group,
             interface: s.interface,

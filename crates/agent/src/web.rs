@@ -326,6 +326,7 @@ mod tests {
                 effective_priority: 90,
                 master: None,
                 vips_held: vec!["10.0.0.1".into()],
+                vips: vec!["10.0.0.1".into()],
                 since_seconds: 1.0,
                 last_reason: None,
                 fault_by: None,

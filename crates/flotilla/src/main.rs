@@ -210,6 +210,9 @@ struct StatusArgs {
     /// Refresh every SECONDS (default 1) until interrupted.
     #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "1")]
     watch: Option<f64>,
+    /// Only this virtual address: who owns it, since when, why.
+    #[arg(long, value_name = "ADDRESS")]
+    vip: Option<std::net::IpAddr>,
     /// The agent's control socket.
     #[arg(long, default_value = flotilla_agent::api::DEFAULT_SOCKET)]
     api_socket: PathBuf,

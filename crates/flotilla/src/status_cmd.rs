@@ -13,6 +13,19 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
+    if let Some(vip) = args.vip {
+        let status = runtime.block_on(ask(args))?;
+        return Ok(match vip_view(&status, vip) {
+            Some(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("flotilla: no instance here is configured with {vip}");
+                ExitCode::from(1)
+            }
+        });
+    }
     let Some(every) = args.watch else {
         let status = runtime.block_on(ask(args))?;
         print!("{}", render(&status, args.json)?);
@@ -254,4 +267,64 @@ fn fleet_tables(f: &flotilla_agent::fleet::FleetReport) -> String {
     ));
     out.push_str("\nthis director's instances:\n");
     out
+}
+
+/// "Who owns 10.99.0.104, since when, why": the instance that carries the address here, its
+/// unit's owner and takeover order in the fleet, and this director's state for it.
+fn vip_view(s: &DirectorStatus, vip: std::net::IpAddr) -> Option<String> {
+    let want = vip.to_string();
+    let i = s
+        .instances
+        .iter()
+        .find(|i| i.vips.contains(&want))?;
+    let unit = i.group.clone().unwrap_or_else(|| i.name.clone());
+    let mut out = format!(
+        "{vip}: instance {} (VRID {} on {})",
+        i.name, i.vrid, i.interface
+    );
+    if i.group.is_some() {
+        out.push_str(&format!(", sync group {unit}"));
+    }
+    out.push('\n');
+    if let Some(f) = &s.fleet
+        && let Some(u) = f.units.iter().find(|u| u.name == unit)
+    {
+        out.push_str(&format!(
+            "  placement (epoch {}): owner {}, then {}{}\n",
+            f.epoch,
+            u.owner.as_deref().unwrap_or("nobody"),
+            if u.ranks.len() > 1 {
+                u.ranks[1..].join(", ")
+            } else {
+                "nobody".into()
+            },
+            u.pinned_to
+                .as_ref()
+                .map(|p| format!(" (pinned to {p})"))
+                .unwrap_or_default()
+        ));
+    }
+    let here = s
+        .fleet
+        .as_ref()
+        .map(|f| f.director.clone())
+        .unwrap_or_else(|| "this director".into());
+    out.push_str(&format!(
+        "  {here}: {} since {:.1} s ({}), priority {}, master {}, {}\n",
+        i.state,
+        i.since_seconds,
+        i.fault_by
+            .as_ref()
+            .map(|f| format!("fault: {f}"))
+            .or_else(|| i.last_reason.clone())
+            .unwrap_or_else(|| "-".into()),
+        i.effective_priority,
+        i.master.as_deref().unwrap_or("unknown"),
+        if i.vips_held.contains(&want) {
+            "holds it"
+        } else {
+            "does not hold it"
+        }
+    ));
+    Some(out)
 }
