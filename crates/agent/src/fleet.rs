@@ -66,6 +66,10 @@ pub struct MemberReport {
     pub owns: usize,
     /// VIPs of the units it owns.
     pub weight: u64,
+    /// Its software version (from its heartbeats; this director's own).
+    pub version: Option<String>,
+    /// Units it cannot serve now (a tracker holds them in FAULT there).
+    pub faulty_units: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +95,18 @@ struct View {
     /// The first assignment seen since start has been applied (before that every unit runs
     /// at the unplaced priority, so a stale persisted assignment never preempts anybody).
     caught_up: bool,
+    /// Units a director cannot serve now (a tracker holds them in FAULT there), from its
+    /// heartbeats' health (this director's own from its units).
+    faulty: BTreeMap<String, BTreeSet<String>>,
+    /// Directors' software versions, from their heartbeats.
+    versions: BTreeMap<String, String>,
+}
+
+/// What a director tells the others in its heartbeats' health detail.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct HealthDetail {
+    /// Units held in FAULT by a tracker here: not eligible here.
+    faulty_units: BTreeSet<String>,
 }
 
 fn wall() -> Duration {
@@ -155,7 +171,7 @@ impl FleetHandle {
                         alive,
                         drained: state.drained.contains(d),
                         since,
-                        ineligible_for: BTreeSet::new(),
+                        ineligible_for: v.faulty.get(d).cloned().unwrap_or_default(),
                     },
                 )
             })
@@ -324,6 +340,16 @@ impl FleetHandle {
                         .filter_map(|u| v.units.get(*u))
                         .map(|u| u64::from(u.weight))
                         .sum(),
+                    version: if *d == v.me {
+                        Some(env!("CARGO_PKG_VERSION").to_string())
+                    } else {
+                        v.versions.get(d).cloned()
+                    },
+                    faulty_units: v
+                        .faulty
+                        .get(d)
+                        .map(|f| f.iter().cloned().collect())
+                        .unwrap_or_default(),
                 }
             })
             .collect();
@@ -506,6 +532,8 @@ pub async fn start(s: FleetStart<'_>) -> Result<FleetHandle, FleetStartError> {
         },
         started: Instant::now(),
         caught_up: false,
+        faulty: BTreeMap::new(),
+        versions: BTreeMap::new(),
     }));
     let handle = FleetHandle {
         fleet: fleet.clone(),
@@ -574,8 +602,61 @@ pub async fn start(s: FleetStart<'_>) -> Result<FleetHandle, FleetStartError> {
                 } => {
                     tracing::warn!(%remote, ?name, %reason, "mesh connection refused")
                 }
-                Event::PeerHealth { .. } => {}
+                Event::PeerHealth { name, health } => {
+                    let detail: HealthDetail =
+                        serde_json::from_slice(&health.detail).unwrap_or_default();
+                    let mut v = lock(&h.view);
+                    v.versions.insert(name.clone(), health.version);
+                    if v.faulty.get(&name) != Some(&detail.faulty_units) {
+                        tracing::info!(director = %name, faulty = ?detail.faulty_units, "director's unit health changed");
+                        v.faulty.insert(name, detail.faulty_units);
+                        drop(v);
+                        h.nudge.notify_one();
+                    }
+                }
             }
+        }
+    });
+
+    // This director's unit health, for placement here and in the heartbeats.
+    let h = handle.clone();
+    tokio::spawn(async move {
+        let mut last: Option<BTreeSet<String>> = None;
+        loop {
+            let mut faulty = BTreeSet::new();
+            let mut held = 0u32;
+            for (unit, actor) in actors_by_name(&h.units) {
+                if let Ok(ractor::rpc::CallResult::Success(list)) = actor
+                    .call(InstanceMsg::Status, Some(Duration::from_secs(1)))
+                    .await
+                {
+                    if list.iter().any(|s| s.fault_by.is_some()) {
+                        faulty.insert(unit.clone());
+                    }
+                    held += list
+                        .iter()
+                        .filter(|s| s.state == flotilla_vrrp::machine::State::Master)
+                        .map(|s| u32::try_from(s.vips.len()).unwrap_or(u32::MAX))
+                        .sum::<u32>();
+                }
+            }
+            if last.as_ref() != Some(&faulty) {
+                let me = lock(&h.view).me.clone();
+                tracing::info!(faulty = ?faulty, "unit health here");
+                lock(&h.view).faulty.insert(me, faulty.clone());
+                h.nudge.notify_one();
+            }
+            let detail = serde_json::to_vec(&HealthDetail {
+                faulty_units: faulty.clone(),
+            })
+            .unwrap_or_default();
+            h.mesh.set_health(flotilla_cluster::mesh::Health {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                load: held,
+                detail,
+            });
+            last = Some(faulty);
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
 

@@ -240,11 +240,19 @@ fn fleet_tables(f: &flotilla_agent::fleet::FleetReport) -> String {
                 if m.leader { "leader" } else { "-" }.into(),
                 m.owns.to_string(),
                 m.weight.to_string(),
+                m.version.clone().unwrap_or_else(|| "?".into()),
+                if m.faulty_units.is_empty() {
+                    "-".into()
+                } else {
+                    m.faulty_units.join(",")
+                },
             ]
         })
         .collect();
     out.push_str(&columns(
-        &["DIRECTOR", "STATE", "DRAIN", "RAFT", "UNITS", "VIPS"],
+        &[
+            "DIRECTOR", "STATE", "DRAIN", "RAFT", "UNITS", "VIPS", "VERSION", "FAULTY",
+        ],
         &members,
     ));
     out.push('\n');
@@ -273,10 +281,7 @@ fn fleet_tables(f: &flotilla_agent::fleet::FleetReport) -> String {
 /// unit's owner and takeover order in the fleet, and this director's state for it.
 fn vip_view(s: &DirectorStatus, vip: std::net::IpAddr) -> Option<String> {
     let want = vip.to_string();
-    let i = s
-        .instances
-        .iter()
-        .find(|i| i.vips.contains(&want))?;
+    let i = s.instances.iter().find(|i| i.vips.contains(&want))?;
     let unit = i.group.clone().unwrap_or_else(|| i.name.clone());
     let mut out = format!(
         "{vip}: instance {} (VRID {} on {})",
