@@ -41,6 +41,9 @@ pub const UNRANKED_PRIORITY: u8 = 10;
 /// How long the first placement waits for every director to connect before placing on the
 /// ones that did (so a cold start of the whole fleet comes up balanced).
 pub const STARTUP_GRACE: Duration = Duration::from_secs(3);
+/// How long a restarted director waits for news from the leader before it trusts the
+/// assignment it persisted.
+pub const CATCH_UP_WAIT: Duration = Duration::from_secs(10);
 
 /// What `flotilla status` shows of the fleet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -663,14 +666,20 @@ pub async fn start(s: FleetStart<'_>) -> Result<FleetHandle, FleetStartError> {
     // Committed state: apply each new assignment.
     let h = handle.clone();
     let mut watch = fleet.watch();
+    let applied_at_start = fleet.metrics().last_applied;
+    let started = Instant::now();
     tokio::spawn(async move {
         let mut applied_epoch: Option<u64> = None;
         loop {
             let state = watch.borrow_and_update().clone();
-            // Before the log has caught up with the leader, a persisted assignment may be
-            // stale: wait for the leader's commit to be applied here.
+            // What this director persisted may be stale (the fleet moved its units while it
+            // was down): act on assignments only once the leader has sent it something new
+            // (the leader re-places when it sees a director come back), or after a while with
+            // a leader and nothing new (nothing changed while it was away).
             let m = h.fleet.metrics();
-            let caught_up = m.leader.is_some() && m.last_applied >= m.commit_index;
+            let fresh = m.last_applied > applied_at_start
+                || (m.leader.is_some() && started.elapsed() > CATCH_UP_WAIT);
+            let caught_up = fresh && m.leader.is_some() && m.last_applied >= m.commit_index;
             if caught_up
                 && let Some(a) = decode_assignment(&state)
                 && applied_epoch != Some(a.epoch)
