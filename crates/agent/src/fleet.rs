@@ -241,6 +241,36 @@ impl FleetHandle {
         }
     }
 
+    /// The leader keeps Raft's membership equal to the configuration's directors: up to five
+    /// voters, the others learners; directors added or removed by `config apply` join or
+    /// leave the group.
+    async fn reconcile_membership(&self) {
+        let Ok(Some(cfg)) = self.fleet.state().config() else {
+            return;
+        };
+        let Some(cluster) = cfg.cluster else {
+            return;
+        };
+        let nodes = cluster
+            .directors
+            .iter()
+            .map(|d| DirectorNode::new(d.name.clone(), format!("{}:{}", d.address, d.port)));
+        let Ok(desired) = members(nodes) else {
+            return;
+        };
+        let current = self.fleet.metrics().members;
+        if current == desired {
+            return;
+        }
+        match self.fleet.reconcile_membership(&desired).await {
+            Ok(()) => tracing::info!(
+                members = desired.len(),
+                "raft membership follows the configuration"
+            ),
+            Err(e) => tracing::warn!(error = %e, "raft membership not reconciled yet"),
+        }
+    }
+
     /// Applies a committed assignment to this director's units.
     fn apply(&self, new: &Assignment) {
         let (me, old) = {
@@ -718,6 +748,7 @@ pub async fn start(s: FleetStart<'_>) -> Result<FleetHandle, FleetStartError> {
                         Err(e) => tracing::warn!(error = %e, "configuration not committed yet"),
                     }
                 }
+                h.reconcile_membership().await;
                 h.place_if_leader().await;
             }
             tokio::select! {
