@@ -437,13 +437,15 @@ mod tests {
 
     #[tokio::test]
     async fn processes_are_counted_against_the_quorum() {
-        // A uniquely named process: a copy of sleep under a name of our own.
+        // A uniquely named process: a copy of sleep under a name of this test run's own (two
+        // runs at once must not count each other's processes; comm is at most 15 bytes).
+        let name = format!("ftt{}", std::process::id());
         let dir = tempfile::tempdir().unwrap();
-        let exe = dir.path().join("flot-trk-test");
+        let exe = dir.path().join(&name);
         std::fs::copy("/bin/sleep", &exe).unwrap();
         let def = TrackProcess {
             name: "p".into(),
-            process: vec!["flot-trk-test".into()],
+            process: vec![name.clone()],
             param_match: model::ParamMatch::Exact,
             weight: 0,
             reverse: false,
