@@ -70,6 +70,12 @@ pub enum DataplaneError {
 pub trait Dataplane {
     /// All services with their counters.
     fn services(&mut self) -> Result<Vec<ServiceEntry>, DataplaneError>;
+    /// One service with its counters, `None` if the kernel has no such service. The default
+    /// filters [`Dataplane::services`]; the kernel asks for the one service, so an update of
+    /// one virtual server costs the same with 2 or 2,000 services in the table.
+    fn service(&mut self, key: &ServiceKey) -> Result<Option<ServiceEntry>, DataplaneError> {
+        Ok(self.services()?.into_iter().find(|s| s.service.key == *key))
+    }
     /// The destinations of one service, with their counters.
     fn destinations(&mut self, key: &ServiceKey) -> Result<Vec<DestinationEntry>, DataplaneError>;
     fn add_service(&mut self, service: &Service) -> Result<(), DataplaneError>;

@@ -196,6 +196,29 @@ impl Dataplane for KernelDataplane {
             .collect()
     }
 
+    fn service(&mut self, key: &ServiceKey) -> Result<Option<ServiceEntry>, DataplaneError> {
+        let op = "get service";
+        // Not a dump: the kernel looks the key up and answers ESRCH when it has no such service.
+        let replies = match self.request(
+            op,
+            cmd::GET_SERVICE,
+            false,
+            Self::key_body(key),
+            Subject::Key(key),
+        ) {
+            Ok(r) => r,
+            Err(DataplaneError::NoSuchService(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match replies.first() {
+            None => Ok(None),
+            Some(r) => attr::find(r, cmd_attr::SERVICE)
+                .and_then(attr::decode_service)
+                .map(Some)
+                .map_err(decode_err(op)),
+        }
+    }
+
     fn destinations(&mut self, key: &ServiceKey) -> Result<Vec<DestinationEntry>, DataplaneError> {
         let op = "list destinations";
         let replies = self.request(

@@ -265,6 +265,15 @@ mod tests {
     }
 
     #[test]
+    fn looks_one_service_up() {
+        let mut m = MemoryDataplane::new();
+        assert_eq!(m.service(&key()), Ok(None));
+        let s = Service::new(key(), "rr");
+        m.add_service(&s).unwrap();
+        assert_eq!(m.service(&key()).unwrap().map(|e| e.service), Some(s));
+    }
+
+    #[test]
     fn follows_the_kernel() {
         let mut m = MemoryDataplane::new();
         let s = Service::new(key(), "rr");
