@@ -203,6 +203,13 @@ impl Machine {
         }
     }
 
+    fn announce(&mut self, now: Instant) {
+        match self {
+            Machine::Single(r) => r.announce(now),
+            Machine::Group(g) => g.announce(now),
+        }
+    }
+
     fn take_over(&mut self, now: Instant) {
         match self {
             Machine::Single(r) => {
@@ -381,11 +388,20 @@ impl Actor for VrrpInstance {
                 take_over,
             } => {
                 let now = Instant::now();
+                let lowered = st
+                    .members
+                    .iter()
+                    .any(|m| priority < m.setup.params.priority);
                 for m in &mut st.members {
                     m.setup.params.priority = priority;
                     m.status.priority = priority;
                 }
                 st.apply_tracking(now);
+                if lowered {
+                    // No longer the owner: say so on the wire now, so the new owner takes
+                    // over at once (see Router::announce).
+                    st.machine.announce(now);
+                }
                 if take_over {
                     tracing::info!(unit = %st.name, priority, "placement: taking over now");
                     st.machine.take_over(now);

@@ -180,6 +180,10 @@ pub struct Router {
     released: bool,
     /// The cluster asked for this router to be master ([`Router::take_over`]).
     takeover: bool,
+    /// When this router became master on the cluster's word (a planned move). For one
+    /// Master_Down_Interval after that, an advert at our own priority does not make it yield
+    /// (see [`Router::master_rx`]).
+    took_over_at: Option<Instant>,
     advert_at: Option<Instant>,
     master_down_at: Option<Instant>,
     garp_second_at: Option<Instant>,
@@ -205,6 +209,7 @@ impl Router {
             preempt_until: None,
             released: false,
             takeover: false,
+            took_over_at: None,
             advert_at: None,
             master_down_at: None,
             garp_second_at: None,
@@ -407,6 +412,15 @@ impl Router {
         }
     }
 
+    /// A master announces itself at once (an advert at its current priority), e.g. after the
+    /// cluster lowered its priority: a new owner waiting as backup sees the lower priority and
+    /// preempts now instead of one advert interval later.
+    pub fn announce(&mut self, now: Instant) {
+        if self.state == State::Master {
+            self.send_advert(now, self.effective);
+        }
+    }
+
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.master_down_at.is_some_and(|t| t <= now) && self.state == State::Backup {
@@ -490,8 +504,18 @@ impl Router {
         } else {
             self.effective
         };
+        // Make-before-break: the old owner may still advertise at the owner's priority until
+        // it has applied the epoch that moved the unit here. Yielding to it on the address
+        // tie-break would leave the clients' ARP pointing here (our GARP) with the address
+        // gone, until the old owner lets go by itself. So just after a takeover the tie is
+        // ours: the old owner hears our advert, and yields as soon as its priority drops.
+        let fresh_takeover = self
+            .took_over_at
+            .is_some_and(|t| now < t + self.master_down_interval());
         let higher = advert.priority > ours
-            || (advert.priority == ours && addr_greater(from, self.params.source));
+            || (advert.priority == ours
+                && !fresh_takeover
+                && addr_greater(from, self.params.source));
         if higher {
             if self.params.higher_prio_send_advert {
                 self.send_advert(now, self.effective);
@@ -548,6 +572,7 @@ impl Router {
         self.master = Some(self.params.source);
         self.preempt_until = None;
         self.released = false;
+        self.took_over_at = self.takeover.then_some(now);
         self.takeover = false;
         self.wants_master = false;
         self.transition(State::Master, reason);
@@ -865,6 +890,53 @@ mod tests {
         s.routers[1].take_over(s.now);
         s.routers[1].handle_timeout(s.now);
         assert_eq!(s.routers[1].state(), State::Master);
+    }
+
+    #[test]
+    fn a_planned_move_holds_against_the_old_owner_still_at_the_owner_priority() {
+        // Placement moves the unit from router 1 (10.99.0.2, owner at 250) to router 0
+        // (10.99.0.1). The new owner applies the epoch first: both are at 250 for a moment
+        // and the old owner has the higher address. The new owner must not yield on that
+        // tie (its GARP already pointed the clients at it); the old owner yields as soon as
+        // it applies its lower priority and announces it.
+        let mut s = Segment::new(vec![params(1, 240), params(2, 250)]);
+        s.start_all();
+        s.run_for(ms(5_000));
+        assert_eq!(s.masters(), [1]);
+        s.routers[0].set_effective_priority(250);
+        s.routers[0].take_over(s.now);
+        s.routers[0].handle_timeout(s.now);
+        s.drain(0);
+        // The old owner's periodic advert at 250 arrives before it applies the epoch.
+        s.routers[1].announce(s.now);
+        s.drain(1);
+        s.run_for(ms(50));
+        assert_eq!(s.routers[0].state(), State::Master, "no yield on the tie");
+        // The old owner applies the epoch 100 ms later: it drops to 240 and says so.
+        s.run_for(ms(50));
+        s.routers[1].set_effective_priority(240);
+        s.routers[1].announce(s.now);
+        s.drain(1);
+        s.run_for(ms(10));
+        assert_eq!(s.masters(), [0], "old owner yielded within milliseconds");
+        s.run_for(ms(10_000));
+        assert_eq!(s.masters(), [0], "and it stays so");
+        // Outside the takeover window the RFC tie-break applies again.
+        let tie = Advert {
+            version: Version::V3,
+            vrid: 51,
+            priority: 250,
+            interval_cs: 10,
+            addresses: vec![ip(100)],
+            auth: s.routers[0].params().auth,
+        };
+        let now = s.now;
+        s.routers[0].handle_advert(now, ip(2), &tie).unwrap();
+        assert_eq!(
+            s.routers[0].state(),
+            State::Backup,
+            "equal priority, higher address wins"
+        );
     }
 
     #[test]
