@@ -460,7 +460,24 @@ async fn run_detector(inner: Arc<Inner>, mut inputs: mpsc::UnboundedReceiver<Inp
                     changed_health = Some((peer, heartbeat.health));
                 }
             }
-            () = sleep => detector.handle_timeout(Instant::now()),
+            () = sleep => {
+                let interval = inner.config.detector.interval;
+                if deadline.is_some_and(|at| Instant::now() > at + interval) {
+                    // This task woke up late (the host or the runtime stalled): the peers'
+                    // heartbeats may be waiting behind it, unread. Give the receive path one
+                    // more interval and hear what arrived before judging anybody silent.
+                    tokio::time::sleep(interval).await;
+                    while let Ok(Input::Heard { peer, heartbeat }) = inputs.try_recv() {
+                        if detector.heard(&peer, &heartbeat.suspects, Instant::now())
+                            && health.get(&peer) != Some(&heartbeat.health)
+                        {
+                            health.insert(peer.clone(), heartbeat.health.clone());
+                            inner.emit(Event::PeerHealth { name: peer, health: heartbeat.health });
+                        }
+                    }
+                }
+                detector.handle_timeout(Instant::now());
+            }
         }
         while let Some(verdict) = detector.poll_event() {
             let event = match verdict {
