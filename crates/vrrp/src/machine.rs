@@ -181,8 +181,8 @@ pub struct Router {
     /// The cluster asked for this router to be master ([`Router::take_over`]).
     takeover: bool,
     /// When this router became master on the cluster's word (a planned move). For one
-    /// Master_Down_Interval after that, an advert at our own priority does not make it yield
-    /// (see [`Router::master_rx`]).
+    /// advert interval after that it advertises one above its priority (see
+    /// [`Router::advert_priority`]).
     took_over_at: Option<Instant>,
     advert_at: Option<Instant>,
     master_down_at: Option<Instant>,
@@ -417,7 +417,7 @@ impl Router {
     /// preempts now instead of one advert interval later.
     pub fn announce(&mut self, now: Instant) {
         if self.state == State::Master {
-            self.send_advert(now, self.effective);
+            self.send_advert(now, self.advert_priority(now));
         }
     }
 
@@ -444,7 +444,7 @@ impl Router {
             return;
         }
         if self.advert_at.is_some_and(|t| t <= now) {
-            self.send_advert(now, self.effective);
+            self.send_advert(now, self.advert_priority(now));
         }
         if self.garp_second_at.is_some_and(|t| t <= now) {
             self.garp_second_at = None;
@@ -496,29 +496,19 @@ impl Router {
     fn master_rx(&mut self, now: Instant, from: IpAddr, advert: &Advert) {
         if advert.priority == 0 {
             // Another router released: make sure backups hear us at once.
-            self.send_advert(now, self.effective);
+            self.send_advert(now, self.advert_priority(now));
             return;
         }
         let ours = if self.is_owner() {
             OWNER_PRIORITY
         } else {
-            self.effective
+            self.advert_priority(now)
         };
-        // Make-before-break: the old owner may still advertise at the owner's priority until
-        // it has applied the epoch that moved the unit here. Yielding to it on the address
-        // tie-break would leave the clients' ARP pointing here (our GARP) with the address
-        // gone, until the old owner lets go by itself. So just after a takeover the tie is
-        // ours: the old owner hears our advert, and yields as soon as its priority drops.
-        let fresh_takeover = self
-            .took_over_at
-            .is_some_and(|t| now < t + self.master_down_interval());
         let higher = advert.priority > ours
-            || (advert.priority == ours
-                && !fresh_takeover
-                && addr_greater(from, self.params.source));
+            || (advert.priority == ours && addr_greater(from, self.params.source));
         if higher {
             if self.params.higher_prio_send_advert {
-                self.send_advert(now, self.effective);
+                self.send_advert(now, self.advert_priority(now));
             }
             self.actions.push_back(Action::RemoveAddresses);
             if self.params.version == Version::V3 {
@@ -541,7 +531,7 @@ impl Router {
             // A lower-priority router believes it is master (split brain healing,
             // keepalived.md §3.3): answer at once and re-announce the addresses.
             if !self.params.lower_prio_no_advert {
-                self.send_advert(now, self.effective);
+                self.send_advert(now, self.advert_priority(now));
             }
             self.garp(self.params.garp.lower_prio_repeat);
             if !self.params.garp.lower_prio_delay.is_zero() {
@@ -554,12 +544,31 @@ impl Router {
         }
     }
 
+    /// The priority our adverts carry. Just after a takeover on the cluster's word it is one
+    /// above the effective priority, for one advert interval: the old owner may still be at
+    /// the owner's priority until it applies the epoch that moved the unit (a few hundred
+    /// ms later on a Raft follower). At equal priority the address tie-break could make the
+    /// new owner yield (its GARP already sent the clients to it, the address gone) or leave
+    /// both masters, the clients' ARP flapping between them. One above, the old owner yields
+    /// on our first advert: make-before-break, one holder.
+    fn advert_priority(&self, now: Instant) -> u8 {
+        let fresh = self
+            .took_over_at
+            .is_some_and(|t| now < t + interval(self.params.advert_interval_cs));
+        if fresh && !self.is_owner() {
+            self.effective.saturating_add(1).min(OWNER_PRIORITY - 1)
+        } else {
+            self.effective
+        }
+    }
+
     fn become_master(&mut self, now: Instant, reason: Reason) {
         // keepalived.md §3.5: the advert goes first so the old master can let go, then the
         // addresses, then the GARP burst.
         self.master_interval_cs = self.params.advert_interval_cs;
         self.clear_timers();
-        self.send_advert(now, self.effective);
+        self.took_over_at = self.takeover.then_some(now);
+        self.send_advert(now, self.advert_priority(now));
         self.actions.push_back(Action::AddAddresses);
         self.garp(self.params.garp.master_repeat);
         let g = &self.params.garp;
@@ -572,7 +581,6 @@ impl Router {
         self.master = Some(self.params.source);
         self.preempt_until = None;
         self.released = false;
-        self.took_over_at = self.takeover.then_some(now);
         self.takeover = false;
         self.wants_master = false;
         self.transition(State::Master, reason);
@@ -893,35 +901,41 @@ mod tests {
     }
 
     #[test]
-    fn a_planned_move_holds_against_the_old_owner_still_at_the_owner_priority() {
+    fn a_planned_move_wins_against_the_old_owner_still_at_the_owner_priority() {
         // Placement moves the unit from router 1 (10.99.0.2, owner at 250) to router 0
         // (10.99.0.1). The new owner applies the epoch first: both are at 250 for a moment
-        // and the old owner has the higher address. The new owner must not yield on that
-        // tie (its GARP already pointed the clients at it); the old owner yields as soon as
-        // it applies its lower priority and announces it.
+        // and the old owner has the higher address. The takeover advert carries one more
+        // (251): the old owner yields on it at once, and the new owner does not yield to the
+        // old owner's adverts at 250 (no flapping, no address gone behind the clients' ARP).
         let mut s = Segment::new(vec![params(1, 240), params(2, 250)]);
         s.start_all();
         s.run_for(ms(5_000));
         assert_eq!(s.masters(), [1]);
         s.routers[0].set_effective_priority(250);
+        // The old owner's periodic advert at 250 is on its way as the new owner takes over.
+        s.routers[1].announce(s.now);
+        s.drain(1);
         s.routers[0].take_over(s.now);
         s.routers[0].handle_timeout(s.now);
         s.drain(0);
-        // The old owner's periodic advert at 250 arrives before it applies the epoch.
-        s.routers[1].announce(s.now);
-        s.drain(1);
-        s.run_for(ms(50));
-        assert_eq!(s.routers[0].state(), State::Master, "no yield on the tie");
-        // The old owner applies the epoch 100 ms later: it drops to 240 and says so.
-        s.run_for(ms(50));
+        let took = s.now - s.t0;
+        assert!(s.log.iter().any(|(t, r, a)| *t == took
+            && *r == 0
+            && matches!(a, Action::SendAdvert(adv) if adv.priority == 251)));
+        s.run_for(ms(5));
+        assert_eq!(s.masters(), [0], "old owner yielded on the first advert");
+        // It applies the epoch later: nothing changes on the wire.
         s.routers[1].set_effective_priority(240);
-        s.routers[1].announce(s.now);
-        s.drain(1);
-        s.run_for(ms(10));
-        assert_eq!(s.masters(), [0], "old owner yielded within milliseconds");
         s.run_for(ms(10_000));
         assert_eq!(s.masters(), [0], "and it stays so");
-        // Outside the takeover window the RFC tie-break applies again.
+        // After one advert interval the new owner advertises its own priority again.
+        let last = s.log.iter().rev().find_map(|(_, r, a)| match a {
+            Action::SendAdvert(adv) if *r == 0 => Some(adv.priority),
+            _ => None,
+        });
+        assert_eq!(last, Some(250));
+        // An ordinary master (no takeover) still yields to an equal priority from a higher
+        // address (RFC 5798 §6.4.3).
         let tie = Advert {
             version: Version::V3,
             vrid: 51,
@@ -932,11 +946,7 @@ mod tests {
         };
         let now = s.now;
         s.routers[0].handle_advert(now, ip(2), &tie).unwrap();
-        assert_eq!(
-            s.routers[0].state(),
-            State::Backup,
-            "equal priority, higher address wins"
-        );
+        assert_eq!(s.routers[0].state(), State::Backup);
     }
 
     #[test]
