@@ -240,6 +240,7 @@ impl FleetHandle {
             let _ = actor.cast(InstanceMsg::Place {
                 priority,
                 take_over,
+                owner: rank == Some(0),
             });
         }
     }
@@ -276,6 +277,7 @@ impl FleetHandle {
                 let _ = actor.cast(InstanceMsg::Place {
                     priority,
                     take_over: true,
+                    owner: true,
                 });
             }
         }

@@ -184,6 +184,9 @@ pub struct Router {
     /// advert interval after that it advertises one above its priority (see
     /// [`Router::advert_priority`]).
     took_over_at: Option<Instant>,
+    /// The cluster places this router's unit here (fleet mode, rank 0): a lower-priority
+    /// master is preempted at once, not by timeout (see [`Router::backup_rx`]).
+    cluster_owner: bool,
     advert_at: Option<Instant>,
     master_down_at: Option<Instant>,
     garp_second_at: Option<Instant>,
@@ -210,6 +213,7 @@ impl Router {
             released: false,
             takeover: false,
             took_over_at: None,
+            cluster_owner: false,
             advert_at: None,
             master_down_at: None,
             garp_second_at: None,
@@ -412,6 +416,11 @@ impl Router {
         }
     }
 
+    /// Fleet mode: whether placement makes this director the unit's owner.
+    pub fn set_cluster_owner(&mut self, owner: bool) {
+        self.cluster_owner = owner;
+    }
+
     /// A master announces itself at once (an advert at its current priority), e.g. after the
     /// cluster lowered its priority: a new owner waiting as backup sees the lower priority and
     /// preempts now instead of one advert interval later.
@@ -479,6 +488,13 @@ impl Router {
             self.preempt_until = Some(now + self.params.preempt_delay);
         }
         let delaying = self.preempt_until.is_some_and(|t| now < t);
+        if self.cluster_owner && self.params.preempt && !delaying && advert.priority < ours {
+            // The cluster placed the unit here and a lower-priority router is master (the old
+            // owner has lowered its priority, or it won a tie on the way): take it now rather
+            // than one Master_Down_Interval later, while the clients' ARP may point here.
+            self.take_over(now);
+            return;
+        }
         if !self.params.preempt || advert.priority >= ours || delaying {
             if self.params.version == Version::V3 {
                 self.master_interval_cs = advert.interval_cs;
@@ -947,6 +963,34 @@ mod tests {
         let now = s.now;
         s.routers[0].handle_advert(now, ip(2), &tie).unwrap();
         assert_eq!(s.routers[0].state(), State::Backup);
+    }
+
+    #[test]
+    fn the_cluster_owner_preempts_a_lower_master_at_once() {
+        // Router 0 lost a tie on its way to master and waits as backup at 250; the master
+        // (router 1) then lowers its priority to 240 and says so: router 0 takes over on
+        // that advert, not one Master_Down_Interval later. Without the cluster's word the
+        // RFC rule (preemption by timeout) stays.
+        for owner in [true, false] {
+            let mut s = Segment::new(vec![params(1, 100), params(2, 250)]);
+            s.start_all();
+            s.run_for(ms(5_000));
+            assert_eq!(s.masters(), [1]);
+            s.routers[0].set_effective_priority(250);
+            s.routers[0].set_cluster_owner(owner);
+            s.run_for(ms(500));
+            s.routers[1].set_effective_priority(240);
+            s.routers[1].announce(s.now);
+            s.drain(1);
+            s.run_for(ms(20));
+            if owner {
+                assert_eq!(s.masters(), [0], "taken over on the lower advert");
+            } else {
+                assert_eq!(s.masters(), [1], "RFC: preemption by timeout");
+                s.run_for(ms(4_000));
+                assert_eq!(s.masters(), [0]);
+            }
+        }
     }
 
     #[test]
