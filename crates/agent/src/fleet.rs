@@ -289,6 +289,7 @@ impl FleetHandle {
             let _ = actor.cast(InstanceMsg::Place {
                 priority,
                 take_over,
+                owner: rank == Some(0),
             });
         }
     }
@@ -325,6 +326,7 @@ impl FleetHandle {
                 let _ = actor.cast(InstanceMsg::Place {
                     priority,
                     take_over: true,
+                    owner: true,
                 });
             }
         }

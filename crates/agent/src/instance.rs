@@ -40,10 +40,12 @@ pub enum InstanceMsg {
     Track(Source, Reading),
     /// Fleet mode: placement ranked this director; `priority` is that rank's, and
     /// `take_over` asks to become master now (this director owns the unit in a newer
-    /// assignment, or its owner was confirmed dead).
+    /// assignment, or its owner was confirmed dead); `owner`: this director is the unit's
+    /// owner (rank 0, or next after a confirmed death) and preempts a lower master at once.
     Place {
         priority: u8,
         take_over: bool,
+        owner: bool,
     },
 }
 
@@ -200,6 +202,20 @@ impl Machine {
         match self {
             Machine::Single(r) => r.handle_timeout(now),
             Machine::Group(g) => g.handle_timeout(now),
+        }
+    }
+
+    fn set_cluster_owner(&mut self, owner: bool) {
+        match self {
+            Machine::Single(r) => r.set_cluster_owner(owner),
+            Machine::Group(g) => g.set_cluster_owner(owner),
+        }
+    }
+
+    fn announce(&mut self, now: Instant) {
+        match self {
+            Machine::Single(r) => r.announce(now),
+            Machine::Group(g) => g.announce(now),
         }
     }
 
@@ -379,13 +395,24 @@ impl Actor for VrrpInstance {
             InstanceMsg::Place {
                 priority,
                 take_over,
+                owner,
             } => {
                 let now = Instant::now();
+                let lowered = st
+                    .members
+                    .iter()
+                    .any(|m| priority < m.setup.params.priority);
                 for m in &mut st.members {
                     m.setup.params.priority = priority;
                     m.status.priority = priority;
                 }
                 st.apply_tracking(now);
+                st.machine.set_cluster_owner(owner);
+                if lowered {
+                    // No longer the owner: say so on the wire now, so the new owner takes
+                    // over at once (see Router::announce).
+                    st.machine.announce(now);
+                }
                 if take_over {
                     tracing::info!(unit = %st.name, priority, "placement: taking over now");
                     st.machine.take_over(now);

@@ -38,7 +38,8 @@ pub fn simple(socket: &Path, req: Request) -> anyhow::Result<ExitCode> {
     Ok(finish(&ask(socket, &req)?))
 }
 
-/// `flotilla drain NAME [--wait]`: with --wait, shows progress until NAME owns nothing.
+/// `flotilla drain NAME [--wait]`: with --wait, shows progress until NAME owns nothing (and,
+/// asked on NAME's own socket, until it is master of nothing).
 pub fn drain(
     socket: &Path,
     director: &str,
@@ -59,12 +60,19 @@ pub fn drain(
     let mut last = usize::MAX;
     loop {
         let st = ask(socket, &Request::Status)?;
-        let owns = st
-            .status
+        let status = st.status;
+        // Asked on the drained director itself: also wait until it is master of nothing on
+        // the wire (the committed assignment changes first; the VIPs leave a moment later).
+        let still_master = status.as_ref().is_some_and(|s| {
+            s.fleet.as_ref().is_some_and(|f| f.director == director)
+                && s.instances.iter().any(|i| i.state == "MASTER")
+        });
+        let owns = status
             .and_then(|s| s.fleet)
             .and_then(|f| f.members.into_iter().find(|m| m.name == director))
             .map(|m| m.owns);
         match owns {
+            Some(0) if still_master => {}
             Some(0) => {
                 println!(
                     "{director} owns nothing ({:.1} s)",

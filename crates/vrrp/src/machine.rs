@@ -180,6 +180,13 @@ pub struct Router {
     released: bool,
     /// The cluster asked for this router to be master ([`Router::take_over`]).
     takeover: bool,
+    /// When this router became master on the cluster's word (a planned move). For one
+    /// advert interval after that it advertises one above its priority (see
+    /// [`Router::advert_priority`]).
+    took_over_at: Option<Instant>,
+    /// The cluster places this router's unit here (fleet mode, rank 0): a lower-priority
+    /// master is preempted at once, not by timeout (see [`Router::backup_rx`]).
+    cluster_owner: bool,
     advert_at: Option<Instant>,
     master_down_at: Option<Instant>,
     garp_second_at: Option<Instant>,
@@ -205,6 +212,8 @@ impl Router {
             preempt_until: None,
             released: false,
             takeover: false,
+            took_over_at: None,
+            cluster_owner: false,
             advert_at: None,
             master_down_at: None,
             garp_second_at: None,
@@ -407,6 +416,20 @@ impl Router {
         }
     }
 
+    /// Fleet mode: whether placement makes this director the unit's owner.
+    pub fn set_cluster_owner(&mut self, owner: bool) {
+        self.cluster_owner = owner;
+    }
+
+    /// A master announces itself at once (an advert at its current priority), e.g. after the
+    /// cluster lowered its priority: a new owner waiting as backup sees the lower priority and
+    /// preempts now instead of one advert interval later.
+    pub fn announce(&mut self, now: Instant) {
+        if self.state == State::Master {
+            self.send_advert(now, self.advert_priority(now));
+        }
+    }
+
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.master_down_at.is_some_and(|t| t <= now) && self.state == State::Backup {
@@ -430,7 +453,7 @@ impl Router {
             return;
         }
         if self.advert_at.is_some_and(|t| t <= now) {
-            self.send_advert(now, self.effective);
+            self.send_advert(now, self.advert_priority(now));
         }
         if self.garp_second_at.is_some_and(|t| t <= now) {
             self.garp_second_at = None;
@@ -465,6 +488,13 @@ impl Router {
             self.preempt_until = Some(now + self.params.preempt_delay);
         }
         let delaying = self.preempt_until.is_some_and(|t| now < t);
+        if self.cluster_owner && self.params.preempt && !delaying && advert.priority < ours {
+            // The cluster placed the unit here and a lower-priority router is master (the old
+            // owner has lowered its priority, or it won a tie on the way): take it now rather
+            // than one Master_Down_Interval later, while the clients' ARP may point here.
+            self.take_over(now);
+            return;
+        }
         if !self.params.preempt || advert.priority >= ours || delaying {
             if self.params.version == Version::V3 {
                 self.master_interval_cs = advert.interval_cs;
@@ -482,19 +512,19 @@ impl Router {
     fn master_rx(&mut self, now: Instant, from: IpAddr, advert: &Advert) {
         if advert.priority == 0 {
             // Another router released: make sure backups hear us at once.
-            self.send_advert(now, self.effective);
+            self.send_advert(now, self.advert_priority(now));
             return;
         }
         let ours = if self.is_owner() {
             OWNER_PRIORITY
         } else {
-            self.effective
+            self.advert_priority(now)
         };
         let higher = advert.priority > ours
             || (advert.priority == ours && addr_greater(from, self.params.source));
         if higher {
             if self.params.higher_prio_send_advert {
-                self.send_advert(now, self.effective);
+                self.send_advert(now, self.advert_priority(now));
             }
             self.actions.push_back(Action::RemoveAddresses);
             if self.params.version == Version::V3 {
@@ -517,7 +547,7 @@ impl Router {
             // A lower-priority router believes it is master (split brain healing,
             // keepalived.md §3.3): answer at once and re-announce the addresses.
             if !self.params.lower_prio_no_advert {
-                self.send_advert(now, self.effective);
+                self.send_advert(now, self.advert_priority(now));
             }
             self.garp(self.params.garp.lower_prio_repeat);
             if !self.params.garp.lower_prio_delay.is_zero() {
@@ -530,12 +560,31 @@ impl Router {
         }
     }
 
+    /// The priority our adverts carry. Just after a takeover on the cluster's word it is one
+    /// above the effective priority, for one advert interval: the old owner may still be at
+    /// the owner's priority until it applies the epoch that moved the unit (a few hundred
+    /// ms later on a Raft follower). At equal priority the address tie-break could make the
+    /// new owner yield (its GARP already sent the clients to it, the address gone) or leave
+    /// both masters, the clients' ARP flapping between them. One above, the old owner yields
+    /// on our first advert: make-before-break, one holder.
+    fn advert_priority(&self, now: Instant) -> u8 {
+        let fresh = self
+            .took_over_at
+            .is_some_and(|t| now < t + interval(self.params.advert_interval_cs));
+        if fresh && !self.is_owner() {
+            self.effective.saturating_add(1).min(OWNER_PRIORITY - 1)
+        } else {
+            self.effective
+        }
+    }
+
     fn become_master(&mut self, now: Instant, reason: Reason) {
         // keepalived.md §3.5: the advert goes first so the old master can let go, then the
         // addresses, then the GARP burst.
         self.master_interval_cs = self.params.advert_interval_cs;
         self.clear_timers();
-        self.send_advert(now, self.effective);
+        self.took_over_at = self.takeover.then_some(now);
+        self.send_advert(now, self.advert_priority(now));
         self.actions.push_back(Action::AddAddresses);
         self.garp(self.params.garp.master_repeat);
         let g = &self.params.garp;
@@ -865,6 +914,83 @@ mod tests {
         s.routers[1].take_over(s.now);
         s.routers[1].handle_timeout(s.now);
         assert_eq!(s.routers[1].state(), State::Master);
+    }
+
+    #[test]
+    fn a_planned_move_wins_against_the_old_owner_still_at_the_owner_priority() {
+        // Placement moves the unit from router 1 (10.99.0.2, owner at 250) to router 0
+        // (10.99.0.1). The new owner applies the epoch first: both are at 250 for a moment
+        // and the old owner has the higher address. The takeover advert carries one more
+        // (251): the old owner yields on it at once, and the new owner does not yield to the
+        // old owner's adverts at 250 (no flapping, no address gone behind the clients' ARP).
+        let mut s = Segment::new(vec![params(1, 240), params(2, 250)]);
+        s.start_all();
+        s.run_for(ms(5_000));
+        assert_eq!(s.masters(), [1]);
+        s.routers[0].set_effective_priority(250);
+        // The old owner's periodic advert at 250 is on its way as the new owner takes over.
+        s.routers[1].announce(s.now);
+        s.drain(1);
+        s.routers[0].take_over(s.now);
+        s.routers[0].handle_timeout(s.now);
+        s.drain(0);
+        let took = s.now - s.t0;
+        assert!(s.log.iter().any(|(t, r, a)| *t == took
+            && *r == 0
+            && matches!(a, Action::SendAdvert(adv) if adv.priority == 251)));
+        s.run_for(ms(5));
+        assert_eq!(s.masters(), [0], "old owner yielded on the first advert");
+        // It applies the epoch later: nothing changes on the wire.
+        s.routers[1].set_effective_priority(240);
+        s.run_for(ms(10_000));
+        assert_eq!(s.masters(), [0], "and it stays so");
+        // After one advert interval the new owner advertises its own priority again.
+        let last = s.log.iter().rev().find_map(|(_, r, a)| match a {
+            Action::SendAdvert(adv) if *r == 0 => Some(adv.priority),
+            _ => None,
+        });
+        assert_eq!(last, Some(250));
+        // An ordinary master (no takeover) still yields to an equal priority from a higher
+        // address (RFC 5798 §6.4.3).
+        let tie = Advert {
+            version: Version::V3,
+            vrid: 51,
+            priority: 250,
+            interval_cs: 10,
+            addresses: vec![ip(100)],
+            auth: s.routers[0].params().auth,
+        };
+        let now = s.now;
+        s.routers[0].handle_advert(now, ip(2), &tie).unwrap();
+        assert_eq!(s.routers[0].state(), State::Backup);
+    }
+
+    #[test]
+    fn the_cluster_owner_preempts_a_lower_master_at_once() {
+        // Router 0 lost a tie on its way to master and waits as backup at 250; the master
+        // (router 1) then lowers its priority to 240 and says so: router 0 takes over on
+        // that advert, not one Master_Down_Interval later. Without the cluster's word the
+        // RFC rule (preemption by timeout) stays.
+        for owner in [true, false] {
+            let mut s = Segment::new(vec![params(1, 100), params(2, 250)]);
+            s.start_all();
+            s.run_for(ms(5_000));
+            assert_eq!(s.masters(), [1]);
+            s.routers[0].set_effective_priority(250);
+            s.routers[0].set_cluster_owner(owner);
+            s.run_for(ms(500));
+            s.routers[1].set_effective_priority(240);
+            s.routers[1].announce(s.now);
+            s.drain(1);
+            s.run_for(ms(20));
+            if owner {
+                assert_eq!(s.masters(), [0], "taken over on the lower advert");
+            } else {
+                assert_eq!(s.masters(), [1], "RFC: preemption by timeout");
+                s.run_for(ms(4_000));
+                assert_eq!(s.masters(), [0]);
+            }
+        }
     }
 
     #[test]

@@ -108,6 +108,20 @@ impl SyncGroup {
         self.handle_timeout(now);
     }
 
+    /// Fleet mode: whether placement makes this director the group's owner.
+    pub fn set_cluster_owner(&mut self, owner: bool) {
+        for m in &mut self.members {
+            m.set_cluster_owner(owner);
+        }
+    }
+
+    /// Every master member announces itself at once ([`Router::announce`]).
+    pub fn announce(&mut self, now: Instant) {
+        for m in &mut self.members {
+            m.announce(now);
+        }
+    }
+
     /// A tracker result for member `i`.
     pub fn set_fault(&mut self, now: Instant, i: usize, fault: bool) {
         if let Some(m) = self.members.get_mut(i) {

@@ -435,6 +435,12 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|s| *s).await.map(|_| ());
 }
 
+/// The detector's timer fired more than one heartbeat interval after it was due: this task
+/// was not running (host or runtime stall), so silence measured now may be its own.
+fn woke_late(deadline: Option<Instant>, now: Instant, interval: Duration) -> bool {
+    deadline.is_some_and(|at| now > at + interval)
+}
+
 async fn run_detector(inner: Arc<Inner>, mut inputs: mpsc::UnboundedReceiver<Input>) {
     let peers = inner.config.peers.iter().map(|p| p.name.clone());
     let mut detector = FailureDetector::new(inner.config.detector, peers);
@@ -460,7 +466,24 @@ async fn run_detector(inner: Arc<Inner>, mut inputs: mpsc::UnboundedReceiver<Inp
                     changed_health = Some((peer, heartbeat.health));
                 }
             }
-            () = sleep => detector.handle_timeout(Instant::now()),
+            () = sleep => {
+                let interval = inner.config.detector.interval;
+                if woke_late(deadline, Instant::now(), interval) {
+                    // This task woke up late (the host or the runtime stalled): the peers'
+                    // heartbeats may be waiting behind it, unread. Give the receive path one
+                    // more interval and hear what arrived before judging anybody silent.
+                    tokio::time::sleep(interval).await;
+                    while let Ok(Input::Heard { peer, heartbeat }) = inputs.try_recv() {
+                        if detector.heard(&peer, &heartbeat.suspects, Instant::now())
+                            && health.get(&peer) != Some(&heartbeat.health)
+                        {
+                            health.insert(peer.clone(), heartbeat.health.clone());
+                            inner.emit(Event::PeerHealth { name: peer, health: heartbeat.health });
+                        }
+                    }
+                }
+                detector.handle_timeout(Instant::now());
+            }
         }
         while let Some(verdict) = detector.poll_event() {
             let event = match verdict {
