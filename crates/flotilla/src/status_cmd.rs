@@ -131,31 +131,11 @@ fn table(s: &DirectorStatus) -> String {
             ]
         })
         .collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
     let mut out = format!("mode: {}\n", s.mode);
     if let Some(f) = &s.fleet {
         out.push_str(&fleet_tables(f));
     }
-    let line = |cells: Vec<String>| {
-        let mut l = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ");
-        l.truncate(l.trim_end().len());
-        l.push('\n');
-        l
-    };
-    out.push_str(&line(header.iter().map(|h| h.to_string()).collect()));
-    for r in rows {
-        out.push_str(&line(r));
-    }
+    out.push_str(&columns(&header, &rows));
     for vs in &s.virtual_servers {
         out.push_str(&format!(
             "virtual server {} ({}){}{}\n",
