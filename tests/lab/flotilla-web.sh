@@ -65,7 +65,8 @@ for line in text.splitlines():
         series.add(line.rsplit(" ", 1)[0])
 for want in ["flotilla_vrrp_state", "flotilla_vrrp_transitions_total", "flotilla_vrrp_adverts_sent_total",
              "flotilla_vrrp_dropped_total", "flotilla_lvs_real_server_up", "flotilla_lvs_quorum_up",
-             "flotilla_vrrp_unknown_vrid_adverts_total"]:
+             "flotilla_vrrp_unknown_vrid_adverts_total", "flotilla_fleet_placement_epoch",
+             "flotilla_fleet_raft_term", "flotilla_fleet_director_up"]:
     assert want in families, f"no {want}"
 assert families["flotilla_vrrp_transitions_total"] == "counter"
 for i in status["instances"]:

@@ -81,7 +81,11 @@ impl Family<'_> {
             .iter()
             .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
             .collect();
-        let _ = writeln!(self.out, "{name}{{{}}} {value}", l.join(","));
+        if l.is_empty() {
+            let _ = writeln!(self.out, "{name} {value}");
+        } else {
+            let _ = writeln!(self.out, "{name}{{{}}} {value}", l.join(","));
+        }
     }
 }
 
@@ -223,6 +227,54 @@ pub fn exposition(s: &DirectorStatus) -> String {
                 "flotilla_lvs_real_server_weight",
                 &[("virtual_server", &v.name), ("real_server", &r.address)],
                 r.weight,
+            );
+        }
+    }
+    if let Some(fl) = &s.fleet {
+        f.head(
+            "flotilla_fleet_raft_term",
+            "gauge",
+            "Raft term as this director sees it.",
+        );
+        f.sample("flotilla_fleet_raft_term", &[], fl.term);
+        f.head(
+            "flotilla_fleet_raft_commit_index",
+            "gauge",
+            "Raft commit index on this director.",
+        );
+        f.sample(
+            "flotilla_fleet_raft_commit_index",
+            &[],
+            fl.commit_index.unwrap_or(0),
+        );
+        f.head(
+            "flotilla_fleet_placement_epoch",
+            "gauge",
+            "Epoch of the placement assignment applied here.",
+        );
+        f.sample("flotilla_fleet_placement_epoch", &[], fl.epoch);
+        f.head(
+            "flotilla_fleet_director_up",
+            "gauge",
+            "1 while a director is alive as this one sees it (heartbeats).",
+        );
+        for m in &fl.members {
+            f.sample(
+                "flotilla_fleet_director_up",
+                &[("director", &m.name)],
+                u8::from(m.alive),
+            );
+        }
+        f.head(
+            "flotilla_fleet_vips_owned",
+            "gauge",
+            "VIPs of the units placement gives each director.",
+        );
+        for m in &fl.members {
+            f.sample(
+                "flotilla_fleet_vips_owned",
+                &[("director", &m.name)],
+                m.weight,
             );
         }
     }

@@ -10,6 +10,7 @@ mod agent_cmd;
 mod cert_cmd;
 mod config_cmd;
 mod fleet_cmd;
+mod genhash_cmd;
 mod ipvs_cmd;
 mod lab_cmd;
 mod status_cmd;
@@ -101,6 +102,16 @@ enum Command {
             value_name = "up|demo|status|down"
         )]
         args: Vec<String>,
+    },
+    /// The MD5 digest of a real server's page, for an HTTP_GET/SSL_GET `digest` (keepalived's
+    /// genhash).
+    ///
+    /// Example: flotilla genhash http://192.168.126.21/index.html
+    Genhash {
+        url: String,
+        /// Host header (and SNI with https) instead of the URL's address.
+        #[arg(long)]
+        virtualhost: Option<String>,
     },
     /// Print a shell completion script.
     ///
@@ -274,6 +285,7 @@ fn main() -> ExitCode {
         Command::Ipvs(args) => ipvs_cmd::run(&args),
         Command::Cert(cmd) => cert_cmd::run(&cmd),
         Command::Lab { args } => lab_cmd::run(&args),
+        Command::Genhash { url, virtualhost } => genhash_cmd::run(&url, virtualhost),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "flotilla", &mut std::io::stdout());

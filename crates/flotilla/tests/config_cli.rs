@@ -191,3 +191,32 @@ fn cert_init_and_issue_write_keys_0600_and_refuse_to_overwrite() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(!String::from_utf8_lossy(&bad.stderr).is_empty());
 }
+
+#[test]
+fn genhash_prints_the_md5_of_the_page() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf);
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nhello\n");
+    });
+    let out = flotilla(&["genhash", &format!("http://{addr}/index.html")]);
+    server.join().expect("server");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // md5("hello\n")
+    assert!(
+        text.contains("digest b1946ac92492d2347c6235b4d2611184"),
+        "{text}"
+    );
+    let bad = flotilla(&["genhash", "ftp://x/"]);
+    assert_eq!(bad.status.code(), Some(1));
+}
