@@ -698,7 +698,12 @@ pub async fn start(s: FleetStart<'_>) -> Result<FleetHandle, FleetStartError> {
     // Committed state: apply each new assignment.
     let h = handle.clone();
     let mut watch = fleet.watch();
-    let applied_at_start = fleet.metrics().last_applied;
+    // The epoch this director persisted: it may be stale (the fleet moved its units while it
+    // was down), and Raft entries that change no assignment (a new leader's blank entry)
+    // would make it look current. The leader places again when a director comes back, so a
+    // newer epoch is the sign of being caught up; a fleet where nothing changes is trusted
+    // after CATCH_UP_WAIT.
+    let epoch_at_start = decode_assignment(&fleet.state()).map(|a| a.epoch);
     let started = Instant::now();
     tokio::spawn(async move {
         let mut applied_epoch: Option<u64> = None;
@@ -709,8 +714,8 @@ pub async fn start(s: FleetStart<'_>) -> Result<FleetHandle, FleetStartError> {
             // (the leader re-places when it sees a director come back), or after a while with
             // a leader and nothing new (nothing changed while it was away).
             let m = h.fleet.metrics();
-            let fresh = m.last_applied > applied_at_start
-                || (m.leader.is_some() && started.elapsed() > CATCH_UP_WAIT);
+            let newer = decode_assignment(&state).map(|a| a.epoch) > epoch_at_start;
+            let fresh = newer || (m.leader.is_some() && started.elapsed() > CATCH_UP_WAIT);
             let caught_up = fresh && m.leader.is_some() && m.last_applied >= m.commit_index;
             if caught_up
                 && let Some(a) = decode_assignment(&state)
