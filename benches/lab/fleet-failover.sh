@@ -76,6 +76,9 @@ while time.time() < deadline:
 print("timeout timeout")
 EOF
 }
+# A crash: every process in the node's namespace gets SIGKILL at once (keepalived's VRRP child
+# must not outlive its parent and send priority 0 on its way out).
+crash_ns() { local pids; mapfile -t pids < <(ip netns pids "$(lab_ns "$1")"); ((${#pids[@]})) && kill -KILL "${pids[@]}"; }
 held_by() { ip -n "$(lab_ns "$1")" -br -4 addr show dev eth0 | tr ' ' '\n' | grep '/' | cut -d/ -f1 | grep -vx "$(lab_addr "$1")"; }
 holder_of() { local d; for d in $DIRS; do lab_has_addr "$d" "$1" && { echo "$d"; return 0; }; done; return 1; }
 
@@ -190,9 +193,6 @@ for m in re.finditer(r"vrrp_instance (\S+) \{(.*?)\n\}", src, re.S):
 EOF
 }
 ka_start() { lab_spawn "$1" keepalived keepalived --dont-fork --log-console --vrrp -f "$st/$1.ka.conf" -p "$st/$1.pid" -r "$st/$1-vrrp.pid"; }
-# A crash: every process in the node's namespace gets SIGKILL at once (keepalived's VRRP child
-# must not outlive its parent and send priority 0 on its way out).
-crash_ns() { local pids; mapfile -t pids < <(ip netns pids "$(lab_ns "$1")"); ((${#pids[@]})) && kill -KILL "${pids[@]}"; }
 ka_kill() { crash_ns "$1"; }
 if [[ " $PARTS " == *" keepalived "* ]]; then
   echo "== keepalived, 3 nodes (150 / 100 / 50), the same 12 instances"
