@@ -273,19 +273,24 @@ impl FleetHandle {
 
     /// Applies a committed assignment to this director's units.
     fn apply(&self, new: &Assignment) {
-        let (me, old) = {
+        let (me, old, first) = {
             let mut v = lock(&self.view);
             let old = v.assignment.replace(new.clone());
             let first = !v.caught_up;
             v.caught_up = true;
-            (v.me.clone(), if first { None } else { old })
+            (v.me.clone(), if first { None } else { old }, first)
         };
         let actors = actors_by_name(&self.units);
         for (unit, actor) in actors {
             let rank = new.rank(&unit, &me);
             let priority = rank.map(rank_priority).unwrap_or(UNRANKED_PRIORITY);
             let was_owner = old.as_ref().and_then(|o| o.owner(&unit)) == Some(me.as_str());
-            let take_over = rank == Some(0) && !was_owner;
+            // Not on the first assignment applied since start: it may be this director's
+            // persisted one, older than the leader's (the local commit index is only known
+            // to be stale once the leader's next append arrives), and a restarted director
+            // must not take units from their current owners. As rank 0 it still becomes
+            // master by VRRP's own rules (highest priority) if nobody holds the unit.
+            let take_over = rank == Some(0) && !was_owner && !first;
             let _ = actor.cast(InstanceMsg::Place {
                 priority,
                 take_over,
