@@ -14,6 +14,11 @@
 #   flotilla, many VIPs: 30 instances × 100 VIPs (10.99.1.0/16-style addresses on eth0, all in
 #              virtual_ipaddress; VRRPv3 carries up to 255 per advert), so each director owns
 #              ~10 units ≈ 1,000 VIPs; crash as above; recorded until the last of them is up.
+#              Known (2026-11, debug build): this configuration is ~1.4 MB of JSON and its
+#              ApplyConfig Raft entry never replicates (openraft 0.9 bounds every AppendEntries
+#              by heartbeat_interval, 100 ms in FleetConfig::default), so no placement is ever
+#              committed and these times are plain VRRP timers (the units at their unplaced
+#              priority); the round's VIP count shows what the victim really held.
 #   config apply: `flotilla config apply` (VI_108 added / removed in turn) → config_version
 #              raised on all three directors (each polled over its control socket).
 #
