@@ -47,6 +47,9 @@ pub enum InstanceMsg {
         take_over: bool,
         owner: bool,
     },
+    /// Fleet mode: `Some(director)`: that director, ranked above this one and alive, is master
+    /// of the unit: stand back (see `Router::hold_back`); `None`: no longer.
+    HoldBack(Option<String>),
 }
 
 /// A received VRRP datagram with what its IP header said, either family.
@@ -216,6 +219,13 @@ impl Machine {
         match self {
             Machine::Single(r) => r.announce(now),
             Machine::Group(g) => g.announce(now),
+        }
+    }
+
+    fn hold_back(&mut self, now: Instant, on: bool) {
+        match self {
+            Machine::Single(r) => r.hold_back(now, on),
+            Machine::Group(g) => g.hold_back(now, on),
         }
     }
 
@@ -417,6 +427,16 @@ impl Actor for VrrpInstance {
                     tracing::info!(unit = %st.name, priority, "placement: taking over now");
                     st.machine.take_over(now);
                 }
+                st.run_actions(&me).await;
+            }
+            InstanceMsg::HoldBack(behind) => {
+                match &behind {
+                    Some(d) => {
+                        tracing::warn!(unit = %st.name, director = %d, "held back: a higher-ranked director is master too (VRRP between us cut?)")
+                    }
+                    None => tracing::info!(unit = %st.name, "no longer held back"),
+                }
+                st.machine.hold_back(Instant::now(), behind.is_some());
                 st.run_actions(&me).await;
             }
             InstanceMsg::Stop(reply) => {
