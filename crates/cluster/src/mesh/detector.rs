@@ -192,6 +192,11 @@ impl FailureDetector {
             .collect()
     }
 
+    /// When the last heartbeat from `peer` arrived.
+    pub fn last_heard(&self, peer: &str) -> Option<Instant> {
+        self.peers.get(peer).and_then(|p| p.last_heard)
+    }
+
     pub fn status(&self, peer: &str) -> Option<PeerStatus> {
         self.peers.get(peer).map(|p| p.status)
     }

@@ -69,10 +69,12 @@ pub enum Event {
     /// No heartbeat for `suspect_after` intervals.
     PeerSuspected { name: String },
     /// Suspected here and by the directors in `confirmed_by`; empty only in a two-director
-    /// fleet, where no second opinion exists.
+    /// fleet, where no second opinion exists. `last_heard`: when its last heartbeat arrived
+    /// here (none if it never sent one), the last moment it was known alive.
     PeerDead {
         name: String,
         confirmed_by: Vec<String>,
+        last_heard: Option<Instant>,
     },
     /// The peer's health: with its first heartbeat, then whenever it changes.
     PeerHealth { name: String, health: Health },
@@ -497,7 +499,12 @@ async fn run_detector(inner: Arc<Inner>, mut inputs: mpsc::UnboundedReceiver<Inp
                 }
                 Verdict::Dead { name, confirmed_by } => {
                     warn!(peer = %name, ?confirmed_by, "peer dead");
-                    Event::PeerDead { name, confirmed_by }
+                    let last_heard = detector.last_heard(&name);
+                    Event::PeerDead {
+                        name,
+                        confirmed_by,
+                        last_heard,
+                    }
                 }
             };
             inner.emit(event);
