@@ -34,6 +34,7 @@ use tokio::sync::Notify;
 use crate::api::{Answer, Request};
 use crate::director::{Running, actors_by_name};
 use crate::instance::InstanceMsg;
+use crate::moves::Takeover;
 use crate::setup::{UnitSetup, rank_priority};
 
 /// Priority of a unit on a director that placement does not rank (drained, ineligible).
@@ -293,14 +294,14 @@ impl FleetHandle {
             let take_over = rank == Some(0) && !was_owner && !first;
             let _ = actor.cast(InstanceMsg::Place {
                 priority,
-                take_over,
+                take_over: take_over.then_some(Takeover::Planned),
                 owner: rank == Some(0),
             });
         }
     }
 
     /// A director confirmed dead: take at once the units for which this director is next.
-    fn failover(&self, dead: &str) {
+    fn failover(&self, dead: &str, owner_last_heard: Option<Instant>) {
         let (me, assignment, alive) = {
             let v = lock(&self.view);
             let alive: BTreeSet<String> = v
@@ -330,7 +331,7 @@ impl FleetHandle {
                     .unwrap_or(UNRANKED_PRIORITY);
                 let _ = actor.cast(InstanceMsg::Place {
                     priority,
-                    take_over: true,
+                    take_over: Some(Takeover::Failover { owner_last_heard }),
                     owner: true,
                 });
             }
@@ -629,10 +630,14 @@ pub async fn start(s: FleetStart<'_>) -> Result<FleetHandle, FleetStartError> {
                 Event::PeerSuspected { name } => {
                     tracing::warn!(director = %name, "director suspected (missed heartbeats)")
                 }
-                Event::PeerDead { name, confirmed_by } => {
+                Event::PeerDead {
+                    name,
+                    confirmed_by,
+                    last_heard,
+                } => {
                     tracing::warn!(director = %name, ?confirmed_by, "director confirmed dead");
                     lock(&h.view).alive.insert(name.clone(), (false, wall()));
-                    h.failover(&name);
+                    h.failover(&name, last_heard);
                     h.nudge.notify_one();
                 }
                 Event::Refused {
