@@ -69,8 +69,8 @@ pub enum Event {
     /// No heartbeat for `suspect_after` intervals.
     PeerSuspected { name: String },
     /// Suspected here and by the directors in `confirmed_by`; empty only in a two-director
-    /// fleet, where no second opinion exists. `last_heard`: when its last heartbeat arrived
-    /// here (none if it never sent one), the last moment it was known alive.
+    /// fleet, where no second opinion exists. `last_heard`: when its last heartbeat before
+    /// the verdict arrived here, the last moment it was known alive.
     PeerDead {
         name: String,
         confirmed_by: Vec<String>,
@@ -497,9 +497,12 @@ async fn run_detector(inner: Arc<Inner>, mut inputs: mpsc::UnboundedReceiver<Inp
                     warn!(peer = %name, "peer suspected");
                     Event::PeerSuspected { name }
                 }
-                Verdict::Dead { name, confirmed_by } => {
+                Verdict::Dead {
+                    name,
+                    confirmed_by,
+                    last_heard,
+                } => {
                     warn!(peer = %name, ?confirmed_by, "peer dead");
-                    let last_heard = detector.last_heard(&name);
                     Event::PeerDead {
                         name,
                         confirmed_by,
