@@ -690,7 +690,13 @@ impl InstanceState {
                 },
             );
         } else {
-            self.moves.advert(now, advert.priority);
+            let ours = self
+                .machine
+                .router(i)
+                .map(Router::effective_priority)
+                .unwrap_or(0);
+            self.moves
+                .advert(now, advert.priority, ours, m.setup.params.preempt);
         }
     }
 

@@ -228,7 +228,7 @@ impl Metrics {
         f.head(
             "flotilla_failover_duration_seconds",
             "histogram",
-            "Unplanned takeovers here: seconds from the previous master's last sign of life to this director being MASTER with the unit's VIPs added (before the gratuitous ARPs). kind=failover: from the last heartbeat received from the director the mesh confirmed dead; kind=vrrp: from the last VRRP advert received for the unit (not counted after a priority-0 release or when no advert was ever heard).",
+            "Unplanned takeovers here: seconds from the previous master's last sign of life to this director being MASTER with the unit's VIPs added (before the gratuitous ARPs). kind=failover: from the last heartbeat received from the director the mesh confirmed dead; kind=vrrp: from the last VRRP advert received from the master the unit waited on (no sample after a priority-0 release, when a live lower-priority master was preempted, or when no advert was heard).",
         );
         for (kind, h) in &inner.failovers {
             h.render(
@@ -324,7 +324,11 @@ pub fn render_ipvs(f: &mut Family, read: &IpvsRead) {
     ] {
         for (suffix, kind, help, field) in STATS {
             let name = format!("flotilla_ipvs_{scope}_{suffix}");
-            f.head(&name, kind, &format!("{help} ({what}, from the kernel)."));
+            f.head(
+                &name,
+                kind,
+                &format!("{help} ({what}, from the kernel; virtual_server is the IPVS service as ipvsadm names it)."),
+            );
             if scope == "service" {
                 for (vs, st) in &services {
                     for (dir, v) in field(st) {

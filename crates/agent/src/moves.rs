@@ -56,14 +56,25 @@ enum Cause {
     Cluster,
 }
 
+/// What an advert says about the master that sent it, as a backup here sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sender {
+    /// A master this backup waits on (priority at least ours, or we do not preempt).
+    Alive,
+    /// A lower-priority master this backup will preempt when its timer runs out: alive, and
+    /// replaced on purpose.
+    Preempted,
+    /// Priority 0: the master is releasing.
+    Released,
+}
+
 /// One unit's watch, owned by its instance actor.
 #[derive(Debug, Default)]
 pub struct MoveWatch {
     /// The last `Place` asked for a takeover that has not happened yet.
     pending: Option<Takeover>,
-    /// The last advert accepted while not master, and whether it was a release
-    /// (priority 0).
-    last_advert: Option<(Instant, bool)>,
+    /// The last advert accepted while not master, and what it said of its sender.
+    last_advert: Option<(Instant, Sender)>,
     /// The unit was master (every member) when last settled.
     master: bool,
     /// The strongest cause seen since the unit was last settled.
@@ -77,11 +88,20 @@ impl MoveWatch {
         self.pending = if self.master { None } else { takeover };
     }
 
-    /// An advert passed every check (`priority` 0: its sender is releasing).
-    pub fn advert(&mut self, now: Instant, priority: u8) {
-        if !self.master {
-            self.last_advert = Some((now, priority == 0));
+    /// An advert at `priority` passed every check; `ours` is this router's effective
+    /// priority and `preempt` whether it preempts a lower master.
+    pub fn advert(&mut self, now: Instant, priority: u8, ours: u8, preempt: bool) {
+        if self.master {
+            return;
         }
+        let sender = if priority == 0 {
+            Sender::Released
+        } else if preempt && priority < ours {
+            Sender::Preempted
+        } else {
+            Sender::Alive
+        };
+        self.last_advert = Some((now, sender));
     }
 
     /// A member's state machine went to MASTER for `reason`.
@@ -112,8 +132,8 @@ impl MoveWatch {
         let cause = self.cause.take()?;
         let pending = self.pending.take();
         let since_advert = match self.last_advert.take() {
-            Some((t, false)) => Some(now.saturating_duration_since(t)),
-            // A released master handed over on purpose: not an outage.
+            Some((t, Sender::Alive)) => Some(now.saturating_duration_since(t)),
+            // A released or preempted master was replaced on purpose: not an outage.
             _ => None,
         };
         Some(match (pending, cause) {
@@ -146,8 +166,8 @@ mod tests {
         let t0 = Instant::now();
         let mut w = MoveWatch::default();
         assert_eq!(w.settled(t0, false), None);
-        w.advert(t0 + 100 * MS, 150);
-        w.advert(t0 + 1100 * MS, 150);
+        w.advert(t0 + 100 * MS, 150, 100, true);
+        w.advert(t0 + 1100 * MS, 150, 100, true);
         w.member_master(&Reason::MasterDown);
         let took = w.settled(t0 + 4200 * MS, true);
         assert_eq!(
@@ -158,7 +178,7 @@ mod tests {
             })
         );
         // Staying master is not another takeover.
-        w.advert(t0 + 4300 * MS, 100);
+        w.advert(t0 + 4300 * MS, 100, 150, true);
         assert_eq!(w.settled(t0 + 4400 * MS, true), None);
     }
 
@@ -179,8 +199,8 @@ mod tests {
             priority: 200,
         });
         assert_eq!(w.settled(t0 + MS, false), None);
-        w.advert(t0 + 2 * MS, 200);
-        w.advert(t0 + 3 * MS, 0);
+        w.advert(t0 + 2 * MS, 200, 100, true);
+        w.advert(t0 + 3 * MS, 0, 100, true);
         w.member_master(&Reason::MasterReleased);
         assert_eq!(
             w.settled(t0 + 4 * MS, true),
@@ -192,10 +212,33 @@ mod tests {
     }
 
     #[test]
+    fn preempting_a_live_lower_master_is_no_outage_unless_we_do_not_preempt() {
+        let t0 = Instant::now();
+        let mut w = MoveWatch::default();
+        w.advert(t0, 100, 150, true);
+        w.member_master(&Reason::MasterDown);
+        assert_eq!(
+            w.settled(t0 + 3 * MS, true),
+            Some(Took {
+                kind: TakeoverKind::Vrrp,
+                outage: None
+            })
+        );
+        assert_eq!(w.settled(t0 + 4 * MS, false), None);
+        // Without preemption a lower master is the one waited on: its silence is an outage.
+        w.advert(t0 + 5 * MS, 100, 150, false);
+        w.member_master(&Reason::MasterDown);
+        assert_eq!(
+            w.settled(t0 + 3005 * MS, true).and_then(|t| t.outage),
+            Some(3000 * MS)
+        );
+    }
+
+    #[test]
     fn a_failover_is_timed_from_the_owners_last_heartbeat() {
         let t0 = Instant::now();
         let mut w = MoveWatch::default();
-        w.advert(t0, 200);
+        w.advert(t0, 200, 100, true);
         w.placed(Some(Takeover::Failover {
             owner_last_heard: Some(t0 + 500 * MS),
         }));
@@ -213,7 +256,7 @@ mod tests {
     fn a_planned_takeover_and_a_cluster_owner_preempting_are_planned() {
         let t0 = Instant::now();
         let mut w = MoveWatch::default();
-        w.advert(t0, 200);
+        w.advert(t0, 200, 100, true);
         w.placed(Some(Takeover::Planned));
         // A sync group: every member follows the group.
         w.member_master(&Reason::SyncGroup);
