@@ -15,6 +15,7 @@ use crate::announce::Announcers;
 use crate::api::Handles;
 use crate::instance::{InstanceArgs, InstanceMsg, STOP_TIMEOUT, VrrpInstance};
 use crate::lvs::{IpvsBackend, Lvs};
+use crate::metrics::{IpvsSource, Metrics, set_ipvs};
 use crate::notifier::{Notifier, NotifyMsg};
 use crate::sd_notify::SdNotify;
 use crate::setup::{self, SetupError, UnitSetup};
@@ -88,6 +89,7 @@ struct Units {
     notifier: ActorRef<NotifyMsg>,
     trackers: TrackerHub,
     announcers: Announcers,
+    metrics: Metrics,
 }
 
 impl Spawner for Units {
@@ -108,6 +110,7 @@ impl Spawner for Units {
             notifier: self.notifier.clone(),
             trackers: self.trackers.clone(),
             announcers: self.announcers.clone(),
+            metrics: self.metrics.clone(),
         };
         Actor::spawn_linked(None, VrrpInstance, args, supervisor)
             .await
@@ -147,7 +150,9 @@ pub async fn run_standalone(
         reason: e.to_string(),
     })?;
     let running: Running = Arc::default();
+    let metrics = Metrics::default();
     let spawner = Units {
+        metrics: metrics.clone(),
         notifier: notifier.clone(),
         trackers: TrackerHub::new(cfg.global.script_user.clone()),
         announcers: Announcers::new(
@@ -173,6 +178,7 @@ pub async fn run_standalone(
     }
     let mut handles = Handles {
         units: running.clone(),
+        metrics: metrics.clone(),
         ..Handles::default()
     };
     if let Some(f) = &options.fleet {
@@ -204,8 +210,10 @@ pub async fn run_standalone(
         &notifier,
         options.ipvs,
         handles.virtual_servers.clone(),
+        &handles.metrics,
     )
     .await;
+    ipvs_source(&handles, &lvs, cfg);
     let api = match crate::api::serve(api_socket, handles.clone()) {
         Ok(task) => task,
         Err(e) => {
@@ -307,6 +315,7 @@ pub async fn run_standalone(
     let _ = std::fs::remove_file(api_socket);
     stop_all(&running, |_| true).await;
     supervisor.stop(None);
+    set_ipvs(&handles.ipvs, IpvsSource::NotConfigured);
     if let Some(l) = lvs {
         l.stop(options.keep_ipvs).await;
     }
@@ -324,6 +333,16 @@ pub async fn run_standalone(
         tracing::warn!("notify scripts still running at exit");
     }
     Ok(())
+}
+
+/// Tells `/metrics` where IPVS is read from now that LVS started (or did not).
+fn ipvs_source(handles: &Handles, lvs: &Option<Lvs>, cfg: &Config) {
+    let source = match lvs {
+        Some(l) => IpvsSource::Writer(l.writer()),
+        None if cfg.lvs.virtual_servers.is_empty() => IpvsSource::NotConfigured,
+        None => IpvsSource::Unavailable,
+    };
+    set_ipvs(&handles.ipvs, source);
 }
 
 async fn start_unit(supervisor: &SupervisorRef, unit: UnitSetup) -> Result<(), AgentError> {
@@ -384,8 +403,10 @@ async fn apply_config(
                 notifier,
                 options.ipvs,
                 handles.virtual_servers.clone(),
+                &handles.metrics,
             )
-            .await
+            .await;
+            ipvs_source(handles, lvs, &new);
         }
     }
     if let Some(f) = &handles.fleet {

@@ -34,6 +34,7 @@ use tokio::sync::Notify;
 use crate::api::{Answer, Request};
 use crate::director::{Running, actors_by_name};
 use crate::instance::InstanceMsg;
+use crate::moves::Takeover;
 use crate::setup::{UnitSetup, rank_priority};
 
 /// Priority of a unit on a director that placement does not rank (drained, ineligible).
@@ -307,7 +308,7 @@ impl FleetHandle {
             }
             let _ = actor.cast(InstanceMsg::Place {
                 priority,
-                take_over,
+                take_over: take_over.then_some(Takeover::Planned),
                 owner: rank == Some(0),
             });
         }
@@ -315,7 +316,7 @@ impl FleetHandle {
     }
 
     /// A director confirmed dead: take at once the units for which this director is next.
-    fn failover(&self, dead: &str) {
+    fn failover(&self, dead: &str, owner_last_heard: Option<Instant>) {
         let (me, assignment, alive) = {
             let v = lock(&self.view);
             let alive: BTreeSet<String> = v
@@ -346,7 +347,7 @@ impl FleetHandle {
                     .unwrap_or(UNRANKED_PRIORITY);
                 let _ = actor.cast(InstanceMsg::Place {
                     priority,
-                    take_over: true,
+                    take_over: Some(Takeover::Failover { owner_last_heard }),
                     owner: true,
                 });
             }
@@ -694,10 +695,14 @@ pub async fn start(s: FleetStart<'_>) -> Result<FleetHandle, FleetStartError> {
                 Event::PeerSuspected { name } => {
                     tracing::warn!(director = %name, "director suspected (missed heartbeats)")
                 }
-                Event::PeerDead { name, confirmed_by } => {
+                Event::PeerDead {
+                    name,
+                    confirmed_by,
+                    last_heard,
+                } => {
                     tracing::warn!(director = %name, ?confirmed_by, "director confirmed dead");
                     lock(&h.view).alive.insert(name.clone(), (false, wall()));
-                    h.failover(&name);
+                    h.failover(&name, last_heard);
                     h.arbitrate();
                     h.nudge.notify_one();
                 }

@@ -18,6 +18,8 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::task::JoinHandle;
 
 use crate::announce::{Announce, Announcers};
+use crate::metrics::Metrics;
+use crate::moves::{MoveWatch, Takeover};
 use crate::notifier::NotifyMsg;
 use crate::setup::{InstanceSetup, Notify, UnitSetup};
 use crate::track::{Reading, Source};
@@ -39,12 +41,13 @@ pub enum InstanceMsg {
     /// A script, file or process tracker has a new reading.
     Track(Source, Reading),
     /// Fleet mode: placement ranked this director; `priority` is that rank's, and
-    /// `take_over` asks to become master now (this director owns the unit in a newer
-    /// assignment, or its owner was confirmed dead); `owner`: this director is the unit's
-    /// owner (rank 0, or next after a confirmed death) and preempts a lower master at once.
+    /// `take_over` asks to become master now, saying why (this director owns the unit in a
+    /// newer assignment, or its owner was confirmed dead); `owner`: this director is the
+    /// unit's owner (rank 0, or next after a confirmed death) and preempts a lower master at
+    /// once.
     Place {
         priority: u8,
-        take_over: bool,
+        take_over: Option<Takeover>,
         owner: bool,
     },
     /// Fleet mode: `Some(director)`: that director, ranked above this one and alive, is master
@@ -150,6 +153,7 @@ pub struct InstanceArgs {
     pub notifier: ActorRef<NotifyMsg>,
     pub trackers: TrackerHub,
     pub announcers: Announcers,
+    pub metrics: Metrics,
 }
 
 /// One instance's sockets and bookkeeping.
@@ -293,6 +297,9 @@ pub struct InstanceState {
     subscriptions: Vec<JoinHandle<()>>,
     /// The tracker that holds a member in FAULT, by member.
     faults: Vec<Option<Source>>,
+    /// Takeovers of this unit, for the metrics.
+    moves: MoveWatch,
+    metrics: Metrics,
 }
 
 impl Actor for VrrpInstance {
@@ -310,6 +317,7 @@ impl Actor for VrrpInstance {
             notifier,
             trackers,
             announcers,
+            metrics,
         } = args;
         let addrs = Addresses::connect()?;
         let group_name = unit.group.as_ref().map(|_| unit.name.clone());
@@ -370,6 +378,8 @@ impl Actor for VrrpInstance {
             readings,
             subscriptions,
             faults: Vec::new(),
+            moves: MoveWatch::default(),
+            metrics,
         };
         st.reconcile_leftovers().await;
         // Trackers first, so an instance whose interface is down starts in FAULT.
@@ -418,13 +428,14 @@ impl Actor for VrrpInstance {
                 }
                 st.apply_tracking(now);
                 st.machine.set_cluster_owner(owner);
+                st.moves.placed(take_over);
                 if lowered {
                     // No longer the owner: say so on the wire now, so the new owner takes
                     // over at once (see Router::announce).
                     st.machine.announce(now);
                 }
-                if take_over {
-                    tracing::info!(unit = %st.name, priority, "placement: taking over now");
+                if take_over.is_some() {
+                    tracing::info!(unit = %st.name, priority, ?take_over, "placement: taking over now");
                     st.machine.take_over(now);
                 }
                 st.run_actions(&me).await;
@@ -685,10 +696,8 @@ impl InstanceState {
                 tracing::warn!(instance = %m.setup.name, from = %r.src, advertised = ?advert.addresses, "the advert's address list differs from ours (check both configurations)");
             }
         }
-        if let Err(why) = self
-            .machine
-            .handle_advert(Instant::now(), i, r.src, &advert)
-        {
+        let now = Instant::now();
+        if let Err(why) = self.machine.handle_advert(now, i, r.src, &advert) {
             tracing::debug!(instance = %m.setup.name, from = %r.src, %why, "advert dropped");
             drop(
                 m,
@@ -700,6 +709,14 @@ impl InstanceState {
                     Drop::NotListening => "not_listening",
                 },
             );
+        } else {
+            let ours = self
+                .machine
+                .router(i)
+                .map(Router::effective_priority)
+                .unwrap_or(0);
+            self.moves
+                .advert(now, advert.priority, ours, m.setup.params.preempt);
         }
     }
 
@@ -719,6 +736,16 @@ impl InstanceState {
                     }
                 }
             }
+        }
+        // Every action ran: a master's VIPs are on its interfaces now.
+        let master = (0..self.members.len()).all(|i| {
+            self.machine
+                .router(i)
+                .is_some_and(|r| r.state() == State::Master)
+        });
+        if let Some(took) = self.moves.settled(Instant::now(), master) {
+            tracing::info!(unit = %self.name, kind = took.kind.as_str(), outage = ?took.outage, "unit taken over");
+            self.metrics.took(&self.name, &took);
         }
         if let Some(at) = self.machine.poll_timeout() {
             self.timer_gen += 1;
@@ -764,6 +791,9 @@ impl InstanceState {
                 }
             }
             Action::StateChanged { from, to, reason } => {
+                if to == State::Master {
+                    self.moves.member_master(&reason);
+                }
                 m.status.since = Instant::now();
                 m.status.reason = Some(reason);
                 m.status.transitions += 1;

@@ -77,10 +77,11 @@ pub enum Verdict {
     Up(String),
     Suspected(String),
     /// `confirmed_by` names the directors, up at the time, that suspected it too; empty in a
-    /// two-director fleet.
+    /// two-director fleet. `last_heard`: its last heartbeat before this verdict.
     Dead {
         name: String,
         confirmed_by: Vec<String>,
+        last_heard: Option<Instant>,
     },
 }
 
@@ -209,15 +210,18 @@ impl FailureDetector {
                 .cloned()
                 .collect();
             if alone_with_it || !confirmed_by.is_empty() {
-                dead.push((name.clone(), confirmed_by));
+                dead.push((name.clone(), confirmed_by, p.last_heard));
             }
         }
-        for (name, confirmed_by) in dead {
+        for (name, confirmed_by, last_heard) in dead {
             if let Some(p) = self.peers.get_mut(&name) {
                 p.status = PeerStatus::Dead;
             }
-            self.verdicts
-                .push_back(Verdict::Dead { name, confirmed_by });
+            self.verdicts.push_back(Verdict::Dead {
+                name,
+                confirmed_by,
+                last_heard,
+            });
         }
     }
 
@@ -365,7 +369,8 @@ mod tests {
             drain(&mut fd),
             vec![Verdict::Dead {
                 name: "d2".into(),
-                confirmed_by: vec!["d1".into()]
+                confirmed_by: vec!["d1".into()],
+                last_heard: Some(t0 + ms(40)),
             }]
         );
         fd.heard("d2", &[], t0 + ms(150));
@@ -388,7 +393,8 @@ mod tests {
                 Verdict::Suspected("d2".into()),
                 Verdict::Dead {
                     name: "d2".into(),
-                    confirmed_by: vec!["d1".into()]
+                    confirmed_by: vec!["d1".into()],
+                    last_heard: Some(t0),
                 }
             ]
         );
@@ -506,14 +512,14 @@ mod tests {
             let verdicts = drain(&mut fd);
             if others == 1 {
                 prop_assert_eq!(fd.status("d1"), Some(PeerStatus::Dead));
-                prop_assert_eq!(verdicts.last(), Some(&Verdict::Dead { name: "d1".into(), confirmed_by: vec![] }));
+                prop_assert_eq!(verdicts.last(), Some(&Verdict::Dead { name: "d1".into(), confirmed_by: vec![], last_heard: Some(t0) }));
             } else {
                 prop_assert_eq!(fd.status("d1"), Some(PeerStatus::Suspected));
                 let late = t0 + ms(100 + wait);
                 fd.heard("d2", &["d1".into()], late);
                 prop_assert_eq!(fd.status("d1"), Some(PeerStatus::Dead));
                 let verdicts = drain(&mut fd);
-                prop_assert_eq!(verdicts.last(), Some(&Verdict::Dead { name: "d1".into(), confirmed_by: vec!["d2".into()] }));
+                prop_assert_eq!(verdicts.last(), Some(&Verdict::Dead { name: "d1".into(), confirmed_by: vec!["d2".into()], last_heard: Some(t0) }));
             }
         }
 
@@ -552,8 +558,9 @@ mod tests {
                             prop_assert_eq!(status[&n], PeerStatus::Up);
                             status.insert(n, PeerStatus::Suspected);
                         }
-                        Verdict::Dead { name, confirmed_by } => {
+                        Verdict::Dead { name, confirmed_by, last_heard: heard } => {
                             prop_assert_eq!(status[&name], PeerStatus::Suspected);
+                            prop_assert_eq!(heard, last_heard.get(&name).copied());
                             if others == 1 {
                                 prop_assert!(confirmed_by.is_empty());
                             } else {

@@ -69,10 +69,12 @@ pub enum Event {
     /// No heartbeat for `suspect_after` intervals.
     PeerSuspected { name: String },
     /// Suspected here and by the directors in `confirmed_by`; empty only in a two-director
-    /// fleet, where no second opinion exists.
+    /// fleet, where no second opinion exists. `last_heard`: when its last heartbeat before
+    /// the verdict arrived here, the last moment it was known alive.
     PeerDead {
         name: String,
         confirmed_by: Vec<String>,
+        last_heard: Option<Instant>,
     },
     /// The peer's health: with its first heartbeat, then whenever it changes.
     PeerHealth { name: String, health: Health },
@@ -495,9 +497,17 @@ async fn run_detector(inner: Arc<Inner>, mut inputs: mpsc::UnboundedReceiver<Inp
                     warn!(peer = %name, "peer suspected");
                     Event::PeerSuspected { name }
                 }
-                Verdict::Dead { name, confirmed_by } => {
+                Verdict::Dead {
+                    name,
+                    confirmed_by,
+                    last_heard,
+                } => {
                     warn!(peer = %name, ?confirmed_by, "peer dead");
-                    Event::PeerDead { name, confirmed_by }
+                    Event::PeerDead {
+                        name,
+                        confirmed_by,
+                        last_heard,
+                    }
                 }
             };
             inner.emit(event);

@@ -107,6 +107,29 @@ async fn start(cluster: &Cluster, me: &str, tls: &MeshTls) -> (Mesh, UnboundedRe
 }
 
 /// Waits for an event matching `want`; returns it and when it arrived.
+/// A `PeerDead` with its `last_heard` checked (a heartbeat did arrive, in the past) and then
+/// cleared, for comparison.
+fn heard_before(e: Event) -> Event {
+    match e {
+        Event::PeerDead {
+            name,
+            confirmed_by,
+            last_heard,
+        } => {
+            assert!(
+                last_heard.is_some_and(|t| t <= Instant::now()),
+                "{name}: last heard {last_heard:?}"
+            );
+            Event::PeerDead {
+                name,
+                confirmed_by,
+                last_heard: None,
+            }
+        }
+        other => other,
+    }
+}
+
 async fn wait_for(
     events: &mut UnboundedReceiver<Event>,
     mut want: impl FnMut(&Event) -> bool,
@@ -194,10 +217,11 @@ async fn three_directors_heartbeat_and_agree_on_a_failure() {
             .await;
             let (dead, at) = wait_for(events, |e| matches!(e, Event::PeerDead { .. })).await;
             assert_eq!(
-                dead,
+                heard_before(dead),
                 Event::PeerDead {
                     name: "lb-3".into(),
-                    confirmed_by: vec![other.into()]
+                    confirmed_by: vec![other.into()],
+                    last_heard: None
                 }
             );
             took.push((suspected - closed, at - closed));
@@ -266,18 +290,20 @@ async fn one_lost_path_is_a_suspicion_not_a_death() {
     b.set_deaf_to("lb-3", true);
     let (dead, at) = wait_for(&mut b_events, |e| matches!(e, Event::PeerDead { .. })).await;
     assert_eq!(
-        dead,
+        heard_before(dead),
         Event::PeerDead {
             name: "lb-3".into(),
-            confirmed_by: vec!["lb-1".into()]
+            confirmed_by: vec!["lb-1".into()],
+            last_heard: None
         }
     );
     let (dead, _) = wait_for(&mut a_events, |e| matches!(e, Event::PeerDead { .. })).await;
     assert_eq!(
-        dead,
+        heard_before(dead),
         Event::PeerDead {
             name: "lb-3".into(),
-            confirmed_by: vec!["lb-2".into()]
+            confirmed_by: vec!["lb-2".into()],
+            last_heard: None
         }
     );
     println!(
@@ -348,10 +374,11 @@ async fn two_directors_requests_and_death_without_a_second_opinion() {
     b.close().await;
     let (dead, at) = wait_for(&mut a_events, |e| matches!(e, Event::PeerDead { .. })).await;
     assert_eq!(
-        dead,
+        heard_before(dead),
         Event::PeerDead {
             name: "lb-2".into(),
-            confirmed_by: vec![]
+            confirmed_by: vec![],
+            last_heard: None
         }
     );
     println!(
