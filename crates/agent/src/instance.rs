@@ -47,6 +47,10 @@ pub enum InstanceMsg {
         take_over: bool,
         owner: bool,
     },
+    /// Fleet mode: directors were added or removed; member `i` now sends its unicast adverts
+    /// to `peers[i]`. Only between non-empty lists: unicast stays unicast, so the socket and
+    /// the state machine are untouched (no transition, no VIP flap).
+    Peers(Vec<Vec<IpAddr>>),
 }
 
 /// A received VRRP datagram with what its IP header said, either family.
@@ -418,6 +422,14 @@ impl Actor for VrrpInstance {
                     st.machine.take_over(now);
                 }
                 st.run_actions(&me).await;
+            }
+            InstanceMsg::Peers(peers) => {
+                for (m, peers) in st.members.iter_mut().zip(peers) {
+                    if m.setup.peers != peers && !m.setup.peers.is_empty() && !peers.is_empty() {
+                        tracing::info!(instance = %m.setup.name, ?peers, "unicast peers changed");
+                        m.setup.peers = peers;
+                    }
+                }
             }
             InstanceMsg::Stop(reply) => {
                 st.machine.shutdown(Instant::now());
