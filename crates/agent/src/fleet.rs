@@ -36,6 +36,9 @@ use crate::director::{Running, actors_by_name};
 use crate::instance::InstanceMsg;
 use crate::setup::{UnitSetup, rank_priority};
 
+mod directors;
+pub use directors::RaftSeat;
+
 /// Priority of a unit on a director that placement does not rank (drained, ineligible).
 pub const UNRANKED_PRIORITY: u8 = 10;
 /// How long the first placement waits for every director to connect before placing on the
@@ -65,6 +68,9 @@ pub struct MemberReport {
     pub alive: bool,
     pub drained: bool,
     pub leader: bool,
+    /// Voter, learner or outside the Raft group.
+    #[serde(default)]
+    pub raft: RaftSeat,
     /// Units it owns in the committed assignment.
     pub owns: usize,
     /// VIPs of the units it owns.
@@ -374,6 +380,7 @@ impl FleetHandle {
                     alive: v.alive.get(d).is_some_and(|(x, _)| *x),
                     drained: state.drained.contains(d),
                     leader: leader.as_deref() == Some(d.as_str()),
+                    raft: directors::seat(&m, d),
                     owns: owned.len(),
                     weight: owned
                         .iter()
@@ -551,10 +558,11 @@ pub async fn start(s: FleetStart<'_>) -> Result<FleetHandle, FleetStartError> {
     let names: BTreeMap<NodeId, String> = all.iter().map(|(id, n)| (*id, n.name.clone())).collect();
     std::fs::create_dir_all(s.state_dir)
         .map_err(|e| FleetStartError::Raft(format!("{}: {e}", s.state_dir.display())))?;
+    let transport = MeshTransport::new(mesh.clone(), names.clone());
     let fleet = Fleet::open(
         s.state_dir,
         node_id(s.name),
-        MeshTransport::new(mesh.clone(), names.clone()),
+        transport.clone(),
         FleetConfig::default(),
     )
     .await
@@ -582,6 +590,9 @@ pub async fn start(s: FleetStart<'_>) -> Result<FleetHandle, FleetStartError> {
         nudge: Arc::new(Notify::new()),
         units: s.units.clone(),
     };
+
+    // Directors added or removed by a committed configuration.
+    directors::follow(handle.clone(), transport);
 
     // Requests from other directors: Raft's, and control requests for the leader.
     let service = fleet.service();

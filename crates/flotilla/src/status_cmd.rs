@@ -217,7 +217,11 @@ fn fleet_tables(f: &flotilla_agent::fleet::FleetReport) -> String {
                 m.name.clone(),
                 if m.alive { "up" } else { "DOWN" }.into(),
                 if m.drained { "drained" } else { "-" }.into(),
-                if m.leader { "leader" } else { "-" }.into(),
+                if m.leader {
+                    "leader".into()
+                } else {
+                    m.raft.as_str().into()
+                },
                 m.owns.to_string(),
                 m.weight.to_string(),
                 m.version.clone().unwrap_or_else(|| "?".into()),
