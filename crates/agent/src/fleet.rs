@@ -59,6 +59,12 @@ pub struct FleetReport {
     pub config_version: u64,
     pub members: Vec<MemberReport>,
     pub units: Vec<UnitReport>,
+    /// Raft's membership as this director last saw it (a director leaving the configuration
+    /// stays here until the leader has taken it out).
+    #[serde(default)]
+    pub raft_voters: Vec<String>,
+    #[serde(default)]
+    pub raft_learners: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -420,6 +426,8 @@ impl FleetHandle {
             config_version: state.config_version,
             members,
             units,
+            raft_voters: directors::names_of(&m, &m.voters),
+            raft_learners: directors::names_of(&m, &m.learners),
         }
     }
 

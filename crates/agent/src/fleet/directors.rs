@@ -64,6 +64,20 @@ pub fn seat(m: &FleetMetrics, name: &str) -> RaftSeat {
     }
 }
 
+/// The names of `ids` among the members `m` shows, sorted.
+pub fn names_of(m: &FleetMetrics, ids: &BTreeSet<NodeId>) -> Vec<String> {
+    let mut names: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            m.members
+                .get(id)
+                .map_or_else(|| format!("{id:#x}"), |n| n.name.clone())
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 /// Who this director works with, from the committed configuration and Raft's membership.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Roster {
