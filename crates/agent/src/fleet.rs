@@ -37,6 +37,9 @@ use crate::instance::InstanceMsg;
 use crate::moves::Takeover;
 use crate::setup::{UnitSetup, rank_priority};
 
+mod directors;
+pub use directors::RaftSeat;
+
 /// Priority of a unit on a director that placement does not rank (drained, ineligible).
 pub const UNRANKED_PRIORITY: u8 = 10;
 /// How long the first placement waits for every director to connect before placing on the
@@ -60,6 +63,12 @@ pub struct FleetReport {
     pub config_version: u64,
     pub members: Vec<MemberReport>,
     pub units: Vec<UnitReport>,
+    /// Raft's membership as this director last saw it (a director leaving the configuration
+    /// stays here until the leader has taken it out).
+    #[serde(default)]
+    pub raft_voters: Vec<String>,
+    #[serde(default)]
+    pub raft_learners: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +78,9 @@ pub struct MemberReport {
     pub alive: bool,
     pub drained: bool,
     pub leader: bool,
+    /// Voter, learner or outside the Raft group.
+    #[serde(default)]
+    pub raft: RaftSeat,
     /// Units it owns in the committed assignment.
     pub owns: usize,
     /// VIPs of the units it owns.
@@ -437,6 +449,7 @@ impl FleetHandle {
                     alive: v.alive.get(d).is_some_and(|(x, _)| *x),
                     drained: state.drained.contains(d),
                     leader: leader.as_deref() == Some(d.as_str()),
+                    raft: directors::seat(&m, d),
                     owns: owned.len(),
                     weight: owned
                         .iter()
@@ -476,6 +489,8 @@ impl FleetHandle {
             config_version: state.config_version,
             members,
             units,
+            raft_voters: directors::names_of(&m, &m.voters),
+            raft_learners: directors::names_of(&m, &m.learners),
         }
     }
 
@@ -614,10 +629,11 @@ pub async fn start(s: FleetStart<'_>) -> Result<FleetHandle, FleetStartError> {
     let names: BTreeMap<NodeId, String> = all.iter().map(|(id, n)| (*id, n.name.clone())).collect();
     std::fs::create_dir_all(s.state_dir)
         .map_err(|e| FleetStartError::Raft(format!("{}: {e}", s.state_dir.display())))?;
+    let transport = MeshTransport::new(mesh.clone(), names.clone());
     let fleet = Fleet::open(
         s.state_dir,
         node_id(s.name),
-        MeshTransport::new(mesh.clone(), names.clone()),
+        transport.clone(),
         FleetConfig::default(),
     )
     .await
@@ -647,6 +663,9 @@ pub async fn start(s: FleetStart<'_>) -> Result<FleetHandle, FleetStartError> {
         nudge: Arc::new(Notify::new()),
         units: s.units.clone(),
     };
+
+    // Directors added or removed by a committed configuration.
+    directors::follow(handle.clone(), transport);
 
     // Requests from other directors: Raft's, and control requests for the leader.
     let service = fleet.service();

@@ -53,6 +53,10 @@ pub enum InstanceMsg {
     /// Fleet mode: `Some(director)`: that director, ranked above this one and alive, is master
     /// of the unit: stand back (see `Router::hold_back`); `None`: no longer.
     HoldBack(Option<String>),
+    /// Fleet mode: directors were added or removed; member `i` now sends its unicast adverts
+    /// to `peers[i]`. Only between non-empty lists: unicast stays unicast, so the socket and
+    /// the state machine are untouched (no transition, no VIP flap).
+    Peers(Vec<Vec<IpAddr>>),
 }
 
 /// A received VRRP datagram with what its IP header said, either family.
@@ -449,6 +453,14 @@ impl Actor for VrrpInstance {
                 }
                 st.machine.hold_back(Instant::now(), behind.is_some());
                 st.run_actions(&me).await;
+            }
+            InstanceMsg::Peers(peers) => {
+                for (m, peers) in st.members.iter_mut().zip(peers) {
+                    if m.setup.peers != peers && !m.setup.peers.is_empty() && !peers.is_empty() {
+                        tracing::info!(instance = %m.setup.name, ?peers, "unicast peers changed");
+                        m.setup.peers = peers;
+                    }
+                }
             }
             InstanceMsg::Stop(reply) => {
                 st.machine.shutdown(Instant::now());
