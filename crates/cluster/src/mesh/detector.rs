@@ -9,6 +9,14 @@
 //! (every other peer silent), no death is ever confirmed: the survivors keep their last
 //! ranks and VRRP's own timers decide (DESIGN "How VRRP and the cluster fit together" 5, 6).
 //! Hearing from a suspected or dead peer brings it back up.
+//!
+//! The silence that raises suspicion adapts to the path: it is `suspect_after` intervals, or
+//! twice the longest gap between a peer's heartbeats seen in the last [`GAP_WINDOW`] if that
+//! is longer, never above `max_suspect_timeout`. A director starved of CPU (or a congested
+//! path) sends late heartbeats; without this, such gaps are taken for deaths, each false death
+//! moves units, the moves cost CPU, and the fleet flaps (seen with 3,000 VIPs in debug builds
+//! on a loaded 2-core machine: ~1,200 false deaths in 3 minutes). Gaps longer than the maximum
+//! are outages, not jitter, and are not learnt.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -17,12 +25,18 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(20);
 /// Default number of missed intervals before a peer is suspected.
 pub const DEFAULT_SUSPECT_AFTER: u32 = 5;
+/// Default ceiling of the adaptive suspicion timeout.
+pub const DEFAULT_MAX_SUSPECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a long gap between a peer's heartbeats keeps its suspicion timeout raised.
+pub const GAP_WINDOW: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DetectorConfig {
     pub interval: Duration,
     /// Missed intervals before suspicion (`k`).
     pub suspect_after: u32,
+    /// The adaptive suspicion timeout never exceeds this (nor falls below `k` intervals).
+    pub max_suspect_timeout: Duration,
 }
 
 impl Default for DetectorConfig {
@@ -30,14 +44,22 @@ impl Default for DetectorConfig {
         DetectorConfig {
             interval: DEFAULT_INTERVAL,
             suspect_after: DEFAULT_SUSPECT_AFTER,
+            max_suspect_timeout: DEFAULT_MAX_SUSPECT_TIMEOUT,
         }
     }
 }
 
 impl DetectorConfig {
-    /// How long a peer may stay silent before it is suspected.
+    /// How long a peer with punctual heartbeats may stay silent before it is suspected.
     pub fn suspect_timeout(&self) -> Duration {
         self.interval.saturating_mul(self.suspect_after)
+    }
+
+    /// The suspicion timeout for a peer whose longest recent gap is `worst_gap`.
+    pub fn adaptive_timeout(&self, worst_gap: Duration) -> Duration {
+        let base = self.suspect_timeout();
+        base.max(worst_gap.saturating_mul(2))
+            .min(self.max_suspect_timeout.max(base))
     }
 }
 
@@ -68,6 +90,35 @@ struct Peer {
     last_heard: Option<Instant>,
     /// Directors whose latest gossip says they suspect this peer.
     suspected_by: BTreeSet<String>,
+    /// The longest gap between its heartbeats within [`GAP_WINDOW`], and when it ended.
+    worst_gap: Option<(Duration, Instant)>,
+}
+
+impl Peer {
+    fn timeout(&self, config: &DetectorConfig, now: Instant) -> Duration {
+        let gap = match self.worst_gap {
+            Some((gap, at)) if now.saturating_duration_since(at) < GAP_WINDOW => gap,
+            _ => Duration::ZERO,
+        };
+        config.adaptive_timeout(gap)
+    }
+
+    fn learn_gap(&mut self, config: &DetectorConfig, now: Instant) {
+        let Some(last) = self.last_heard else {
+            return;
+        };
+        let gap = now.saturating_duration_since(last);
+        if gap > config.max_suspect_timeout.max(config.suspect_timeout()) {
+            return; // an outage, not jitter
+        }
+        let current = match self.worst_gap {
+            Some((g, at)) if now.saturating_duration_since(at) < GAP_WINDOW => g,
+            _ => Duration::ZERO,
+        };
+        if gap >= current {
+            self.worst_gap = Some((gap, now));
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -89,6 +140,7 @@ impl FailureDetector {
                         status: PeerStatus::Unknown,
                         last_heard: None,
                         suspected_by: BTreeSet::new(),
+                        worst_gap: None,
                     },
                 )
             })
@@ -106,6 +158,7 @@ impl FailureDetector {
         let Some(p) = self.peers.get_mut(peer) else {
             return false;
         };
+        p.learn_gap(&self.config, now);
         p.last_heard = Some(p.last_heard.map_or(now, |t| t.max(now)));
         if p.status != PeerStatus::Up {
             p.status = PeerStatus::Up;
@@ -127,8 +180,8 @@ impl FailureDetector {
 
     /// Advances time: suspects the silent, confirms deaths.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let timeout = self.config.suspect_timeout();
         for (name, p) in self.peers.iter_mut() {
+            let timeout = p.timeout(&self.config, now);
             if p.status == PeerStatus::Up
                 && p.last_heard
                     .is_some_and(|t| now.saturating_duration_since(t) >= timeout)
@@ -175,12 +228,20 @@ impl FailureDetector {
     /// When `handle_timeout` must next be called: the earliest moment an up peer becomes
     /// suspect. Deaths are confirmed by gossip, which arrives through `heard`.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let timeout = self.config.suspect_timeout();
         self.peers
             .values()
             .filter(|p| p.status == PeerStatus::Up)
-            .filter_map(|p| p.last_heard.map(|t| t + timeout))
+            .filter_map(|p| {
+                let t = p.last_heard?;
+                // The timeout as it will be then (a raised one may have expired by then).
+                Some(t + p.timeout(&self.config, t))
+            })
             .min()
+    }
+
+    /// The silence after which `peer` is suspected now (adaptive; see the module notes).
+    pub fn suspect_timeout(&self, peer: &str, now: Instant) -> Option<Duration> {
+        self.peers.get(peer).map(|p| p.timeout(&self.config, now))
     }
 
     /// The peers this director suspects or holds dead: its gossip.
@@ -225,6 +286,58 @@ mod tests {
         assert!(drain(&mut fd).is_empty());
         assert_eq!(fd.status("d1"), Some(PeerStatus::Unknown));
         assert_eq!(fd.poll_timeout(), None);
+    }
+
+    #[test]
+    fn late_heartbeats_raise_the_suspicion_timeout_for_a_while() {
+        let t0 = Instant::now();
+        let cfg = DetectorConfig::default();
+        let mut fd = FailureDetector::new(cfg, names(2));
+        let mut t = t0;
+        for _ in 0..10 {
+            fd.heard("d1", &[], t);
+            fd.heard("d2", &[], t);
+            t += ms(20);
+        }
+        assert_eq!(fd.suspect_timeout("d1", t), Some(ms(100)));
+        // d1 is starved once: a 90 ms gap (under the 100 ms timeout); d2 stays punctual.
+        for _ in 0..3 {
+            fd.heard("d2", &[], t);
+            t += ms(20);
+        }
+        t += ms(10);
+        fd.heard("d1", &[], t);
+        fd.heard("d2", &[], t);
+        assert_eq!(fd.suspect_timeout("d1", t), Some(ms(180)));
+        assert_eq!(fd.suspect_timeout("d2", t), Some(ms(100)));
+        drain(&mut fd);
+        // 150 ms of silence now is jitter for d1, not for d2.
+        fd.handle_timeout(t + ms(150));
+        assert_eq!(drain(&mut fd), vec![Verdict::Suspected("d2".into())]);
+        fd.handle_timeout(t + ms(180));
+        assert_eq!(drain(&mut fd), vec![Verdict::Suspected("d1".into())]);
+        // The learnt gap is forgotten after GAP_WINDOW.
+        let later = t + GAP_WINDOW + ms(1);
+        assert_eq!(fd.suspect_timeout("d1", later), Some(ms(100)));
+    }
+
+    #[test]
+    fn the_adaptive_timeout_has_a_ceiling_and_outages_are_not_learnt() {
+        let t0 = Instant::now();
+        let cfg = DetectorConfig::default();
+        let mut fd = FailureDetector::new(cfg, names(1));
+        fd.heard("d1", &[], t0);
+        fd.heard("d1", &[], t0 + ms(400)); // a 400 ms gap: timeout 800 ms → capped
+        assert_eq!(
+            fd.suspect_timeout("d1", t0 + ms(400)),
+            Some(DEFAULT_MAX_SUSPECT_TIMEOUT)
+        );
+        let mut fd = FailureDetector::new(cfg, names(1));
+        fd.heard("d1", &[], t0);
+        fd.heard("d1", &[], t0 + ms(5000)); // down for 5 s and back: not jitter
+        assert_eq!(fd.suspect_timeout("d1", t0 + ms(5000)), Some(ms(100)));
+        assert_eq!(cfg.adaptive_timeout(ms(10)), ms(100));
+        assert_eq!(cfg.adaptive_timeout(ms(120)), ms(240));
     }
 
     #[test]
@@ -338,7 +451,7 @@ mod tests {
             interval in 1u64..50, k in 1u32..10,
             gaps in proptest::collection::vec((0.0f64..1.0, any::<bool>()), 1..100),
         ) {
-            let config = DetectorConfig { interval: ms(interval), suspect_after: k };
+            let config = DetectorConfig { interval: ms(interval), suspect_after: k, ..DetectorConfig::default() };
             let timeout = config.suspect_timeout();
             let t0 = Instant::now();
             let mut fd = FailureDetector::new(config, names(3));
@@ -364,7 +477,7 @@ mod tests {
         fn a_silent_peer_is_suspected_after_exactly_k_intervals(
             interval in 1u64..100, k in 1u32..20, start in 0u64..1000,
         ) {
-            let config = DetectorConfig { interval: ms(interval), suspect_after: k };
+            let config = DetectorConfig { interval: ms(interval), suspect_after: k, ..DetectorConfig::default() };
             let t0 = Instant::now() + ms(start);
             let mut fd = FailureDetector::new(config, names(3));
             fd.heard("d1", &[], t0);

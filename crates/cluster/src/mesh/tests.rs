@@ -84,6 +84,7 @@ fn config(cluster: &Cluster, me: &str) -> MeshConfig {
     config.detector = DetectorConfig {
         interval: Duration::from_millis(20),
         suspect_after: 5,
+        ..DetectorConfig::default()
     };
     config.reconnect_min = Duration::from_millis(20);
     config.reconnect_max = Duration::from_millis(200);

@@ -96,6 +96,8 @@ pub enum FleetError {
     Timeout(Duration),
     #[error("the configuration does not decode as flotilla's model: {0}")]
     InvalidConfig(#[source] serde_json::Error),
+    #[error("{0}")]
+    InvalidConfigBlob(String),
     #[error("the fleet is already initialized")]
     AlreadyInitialized,
     #[error("membership: {0}")]
@@ -216,10 +218,16 @@ impl Fleet {
     /// another director this returns [`FleetError::NotLeader`] naming the leader, and the
     /// caller forwards (the agent's control API does, over the mesh).
     pub async fn propose(&self, command: Command) -> Result<CommandReply, FleetError> {
-        // Checked before proposing, not when applying: see `FleetState::apply`.
-        if let Command::ApplyConfig { json } = &command {
-            serde_json::from_str::<Config>(json).map_err(FleetError::InvalidConfig)?;
-        }
+        // Checked before proposing, not when applying: see `FleetState::apply`. A large
+        // configuration is deflated here, so every caller proposes `ApplyConfig`.
+        let command = match command.config_json() {
+            None => command,
+            Some(json) => {
+                let json = json.map_err(|e| FleetError::InvalidConfigBlob(e.to_string()))?;
+                serde_json::from_str::<Config>(&json).map_err(FleetError::InvalidConfig)?;
+                Command::config(json)
+            }
+        };
         let written = self
             .deadline(async { self.raft.client_write(command).await.map_err(write_error) })
             .await?;

@@ -24,7 +24,10 @@ pub use fleet::{
 };
 pub use local::{LocalRouter, LocalTransport};
 pub use network::{RAFT_WIRE_VERSION, RaftService, Transport, TransportError};
-pub use state::{Command, CommandReply, ConfigDecodeError, FleetState, Rejection};
+pub use state::{
+    Command, CommandReply, ConfigDecodeError, DEFLATE_ABOVE, FleetState, InflateError,
+    MAX_CONFIG_JSON, Rejection,
+};
 pub use store::{RAFT_FILE, StoreError};
 pub use types::{DirectorNode, IdCollision, NodeId, members, node_id};
 

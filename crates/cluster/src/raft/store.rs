@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::state::{CommandReply, FleetState};
+use super::state::{CommandReply, DEFLATE_ABOVE, FleetState, MAX_CONFIG_JSON};
 use super::types::{
     Entry, LogId, NodeId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
@@ -58,6 +58,8 @@ pub enum StoreError {
     Redb(#[from] redb::Error),
     #[error("a stored record does not decode: {0}")]
     Codec(#[from] postcard::Error),
+    #[error("snapshot does not inflate: {0}")]
+    Inflate(String),
     #[error("storage task failed: {0}")]
     Task(String),
 }
@@ -534,9 +536,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
-        let fleet: FleetState = postcard::from_bytes(&data).map_err(|e| {
-            StorageIOError::read_snapshot(Some(meta.signature()), &StoreError::from(e))
-        })?;
+        let fleet = decode_snapshot(&data)
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         let next = Applied {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
@@ -585,6 +586,37 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 }
 
+/// First byte of a deflated snapshot. A plain one is postcard's `FleetState`, whose first byte
+/// (the configuration's `Option` tag) is 0 or 1.
+const DEFLATED_SNAPSHOT: u8 = b'Z';
+
+/// A snapshot's bytes: postcard's `FleetState`, deflated behind [`DEFLATED_SNAPSHOT`] when it
+/// is larger than [`DEFLATE_ABOVE`] (only states no older version could replicate anyway: see
+/// [`crate::raft::Command::ApplyConfigDeflated`]).
+pub(crate) fn encode_snapshot(fleet: &FleetState) -> Result<Vec<u8>, StoreError> {
+    let plain = postcard::to_allocvec(fleet)?;
+    if plain.len() <= DEFLATE_ABOVE {
+        return Ok(plain);
+    }
+    let mut data = vec![DEFLATED_SNAPSHOT];
+    data.extend(miniz_oxide::deflate::compress_to_vec(&plain, 6));
+    Ok(data)
+}
+
+pub(crate) fn decode_snapshot(data: &[u8]) -> Result<FleetState, StoreError> {
+    match data.split_first() {
+        Some((&DEFLATED_SNAPSHOT, deflated)) => {
+            let plain = miniz_oxide::inflate::decompress_to_vec_with_limit(
+                deflated,
+                MAX_CONFIG_JSON + (16 << 20),
+            )
+            .map_err(|e| StoreError::Inflate(format!("{:?}", e.status)))?;
+            Ok(postcard::from_bytes(&plain)?)
+        }
+        _ => Ok(postcard::from_bytes(data)?),
+    }
+}
+
 /// Builds a snapshot from the state as it was when openraft asked for the builder.
 pub(crate) struct SnapshotBuilder {
     db: Arc<Db>,
@@ -594,8 +626,8 @@ pub(crate) struct SnapshotBuilder {
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
-        let data = postcard::to_allocvec(&self.applied.fleet)
-            .map_err(|e| StorageIOError::write_snapshot(None, &StoreError::from(e)))?;
+        let data = encode_snapshot(&self.applied.fleet)
+            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
         let snapshot_id = match self.applied.last_applied {
             Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, self.seq),
             None => format!("none-{}", self.seq),
@@ -742,10 +774,28 @@ mod tests {
             .expect("a snapshot");
         assert_eq!(snap.meta.last_log_id, Some(log_id(1, 2)));
         let in_snapshot: FleetState =
-            postcard::from_bytes(snap.snapshot.get_ref()).expect("decode snapshot");
+            decode_snapshot(snap.snapshot.get_ref()).expect("decode snapshot");
         assert!(in_snapshot.drained.contains("d9") && in_snapshot.assignment.is_none());
 
         drop((log, sm));
         assert!(closed.is_closed(), "dropping the handles closes the file");
+    }
+
+    #[test]
+    fn large_snapshots_are_deflated_small_ones_stay_plain() {
+        let small = FleetState::default();
+        let plain = encode_snapshot(&small).expect("encode");
+        assert_eq!(plain, postcard::to_allocvec(&small).expect("postcard"));
+        assert_eq!(decode_snapshot(&plain).expect("decode"), small);
+        let large = FleetState {
+            config_json: Some("{\"x\": 1}".repeat(100_000)),
+            config_version: 3,
+            ..FleetState::default()
+        };
+        let data = encode_snapshot(&large).expect("encode");
+        assert_eq!(data.first(), Some(&DEFLATED_SNAPSHOT));
+        assert!(data.len() * 20 < 800_000, "{} bytes", data.len());
+        assert_eq!(decode_snapshot(&data).expect("decode"), large);
+        assert!(decode_snapshot(&[DEFLATED_SNAPSHOT, 1, 2, 3]).is_err());
     }
 }
