@@ -46,6 +46,7 @@ PARTS=${PARTS:-fleet keepalived many apply}
 ADV=${ADV:-1}
 KILL=${KILL:-crash}
 [[ $KILL == crash || $KILL == term ]] || { echo "KILL must be crash or term"; exit 1; }
+KILLED=$([[ $KILL == crash ]] && echo crashed || echo "stopped (SIGTERM)")
 [[ $ADV =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "ADV must be a number of seconds"; exit 1; }
 trap 'lab_down' EXIT
 trap 'exit 130' INT
@@ -150,7 +151,7 @@ fleet_rounds() { # LABEL ROUNDS NVIPS FIRST_VIP
   for ((r = 0; r < n; r++)); do
     v=$(holder_of "$first") || { echo "   $label: nobody holds $first"; break; }
     out=$(crash_round "$v" "$first" "fleet_kill $v")
-    echo "   $label round $((r + 1)): $v ${KILL}ed, $(wc -l < "$st/victim-vips") VIPs: first/last $out s"
+    echo "   $label round $((r + 1)): $v $KILLED, $(wc -l < "$st/victim-vips") VIPs: first/last $out s"
     read -r a b <<<"$out"; [[ $a =~ ^[0-9.]+$ && $b =~ ^[0-9.]+$ ]] || break
     firsts+=("$a"); lasts+=("$b")
     clear_vips "$v"; lab_exec "$v" ip link set eth0 up; fleet_start "$v"
@@ -224,7 +225,7 @@ if [[ " $PARTS " == *" keepalived "* ]]; then
     until [[ $(held_by d1 | wc -l) == "$NV" && -z $(held_by d2) && -z $(held_by d3) ]]; do (($(lab_now_ms) - t0 > 30000)) && break; sleep 0.1; done
     sleep 1
     out=$(crash_round d1 10.99.0.100 "ka_kill d1")
-    echo "   keepalived round $((r + 1)): d1 ${KILL}ed, $(wc -l < "$st/victim-vips") VIPs: first/last $out s"
+    echo "   keepalived round $((r + 1)): d1 $KILLED, $(wc -l < "$st/victim-vips") VIPs: first/last $out s"
     read -r a b <<<"$out"; [[ $a =~ ^[0-9.]+$ && $b =~ ^[0-9.]+$ ]] || break
     firsts+=("$a"); lasts+=("$b")
     clear_vips d1; lab_exec d1 ip link set eth0 up; rm -f "$st/d1.pid" "$st/d1-vrrp.pid"; ka_start d1
