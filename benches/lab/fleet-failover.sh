@@ -16,8 +16,9 @@
 #   keepalived the same 12 instances (no cluster block, no sync groups), priorities 150 / 100 /
 #              50 on d1 / d2 / d3, multicast adverts. Each round the master (d1) is crashed
 #              the same way; it comes back and preempts before the next round.
-#   flotilla, many VIPs: 30 instances × 100 VIPs (10.99.1.0/16-style addresses on eth0, all in
-#              virtual_ipaddress; VRRPv3 carries up to 255 per advert), so each director owns
+#   flotilla, many VIPs: 30 instances × 100 VIPs (10.99.<i>.<k>/32 on eth0, all in
+#              virtual_ipaddress; VRRPv3 carries up to 255 per advert; /32 because in one /16
+#              deleting the primary address deletes every other of that /16), so each director owns
 #              ~10 units ≈ 1,000 VIPs; crash as above; recorded until the last of them is up.
 #              Known (2026-11, debug build): this configuration is ~1.4 MB of JSON and its
 #              ApplyConfig Raft entry never replicates (openraft 0.9 bounds every AppendEntries
@@ -114,7 +115,7 @@ crash_round() {
   wait "$poller"
   cat "$st/round"
 }
-clear_vips() { local a; for a in $(held_by "$1"); do lab_exec "$1" ip addr del "$a/${2:-24}" dev eth0 2>/dev/null || lab_exec "$1" ip addr del "$a/16" dev eth0 2>/dev/null; done; }
+clear_vips() { local a; for a in $(held_by "$1"); do lab_exec "$1" ip addr del "$a/${2:-24}" dev eth0 2>/dev/null || lab_exec "$1" ip addr del "$a/32" dev eth0 2>/dev/null; done; }
 
 # ---------- flotilla fleet ----------
 fleet_setup() { # CONF_SOURCE
@@ -242,7 +243,7 @@ if [[ " $PARTS " == *" many "* ]]; then
   { sed -n '/^global_defs/,/^}/p;/^cluster/,/^}/p' cluster-configs/lab.conf
     for ((i = 1; i <= 30; i++)); do
       printf 'vrrp_instance VI_M%d {\n    interface eth0\n    virtual_router_id %d\n    advert_int %s\n    virtual_ipaddress {\n' "$i" $((150 + i)) "$ADV"
-      for ((k = 1; k <= 100; k++)); do printf '        10.99.%d.%d/16 dev eth0\n' "$i" "$k"; done
+      for ((k = 1; k <= 100; k++)); do printf '        10.99.%d.%d/32 dev eth0\n' "$i" "$k"; done
       printf '    }\n}\n'
     done; } > "$many"
   fleet_setup "$many"

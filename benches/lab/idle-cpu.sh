@@ -3,7 +3,9 @@
 # keepalived, all measured in the same time windows. Prints one table.
 #
 #   The same VRRP instances for everyone: INSTANCES (default 10) × VIPS/INSTANCES addresses
-#   (default 100; 10.99.<i>.<k>/16 on eth0), VRRPv3, advert_int 1, multicast.
+#   (default 100; 10.99.<i>.<k>/32 on eth0), VRRPv3, advert_int 1, multicast. /32, not /16:
+#   in one /16 the first address is the primary, and deleting it (a director handing an
+#   instance over) makes the kernel delete every other VIP of that /16 on the interface too.
 #   keepalived   3 nodes, priorities 150 / 100 / 50 (d1 master of everything).
 #   standalone   3 `flotilla agent`s without a cluster block, the same per-node priorities.
 #   fleet        3 `flotilla agent --name dN` with the cluster block of cluster-configs/lab.conf
@@ -50,7 +52,7 @@ instances() { # [PRIO]
     printf 'vrrp_instance VI_%d {\n  interface eth0\n  virtual_router_id %d\n  advert_int 1\n' "$i" $((150 + i))
     [[ -n ${1:-} ]] && printf '  state BACKUP\n  priority %d\n' "$1"
     printf '  virtual_ipaddress {\n'
-    for ((k = 1; k <= PER; k++)); do printf '    10.99.%d.%d/16 dev eth0\n' "$i" "$k"; done
+    for ((k = 1; k <= PER; k++)); do printf '    10.99.%d.%d/32 dev eth0\n' "$i" "$k"; done
     printf '  }\n}\n'
   done
 }
