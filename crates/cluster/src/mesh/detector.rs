@@ -460,15 +460,13 @@ mod tests {
             fd.heard("d2", &[], t0 + ms(20 * i));
         }
         fd.handle_timeout(t0 + ms(310));
-        assert_eq!(
-            drain(&mut fd),
-            vec![
-                Verdict::Suspected("d3".into()),
-                Verdict::Dead {
-                    name: "d3".into(),
-                    confirmed_by: vec!["d1".into()]
-                }
-            ]
+        let v = drain(&mut fd);
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert_eq!(v[0], Verdict::Suspected("d3".into()));
+        assert!(
+            matches!(&v[1], Verdict::Dead { name, confirmed_by, .. }
+                if name == "d3" && confirmed_by == &vec!["d1".to_string()]),
+            "{v:?}"
         );
     }
 
@@ -533,12 +531,11 @@ mod tests {
         assert_eq!(drain(&mut fd), vec![Verdict::Suspected("d1".into())]);
         // d2 leaves: nobody is left to confirm, so d1 is dead at once.
         fd.remove_peers(&["d2".into()], t0 + ms(110));
-        assert_eq!(
-            drain(&mut fd),
-            vec![Verdict::Dead {
-                name: "d1".into(),
-                confirmed_by: vec![]
-            }]
+        let v = drain(&mut fd);
+        assert!(
+            matches!(v.as_slice(), [Verdict::Dead { name, confirmed_by, .. }]
+                if name == "d1" && confirmed_by.is_empty()),
+            "{v:?}"
         );
     }
 
