@@ -107,7 +107,7 @@ struct CheckSeries {
 struct Inner {
     checks: BTreeMap<CheckKey, CheckSeries>,
     takeovers: BTreeMap<(String, TakeoverKind), u64>,
-    failovers: BTreeMap<TakeoverKind, Histogram>,
+    failovers: BTreeMap<(String, TakeoverKind), Histogram>,
 }
 
 /// The agent's measurements, shared by the actors that record and the listener that renders.
@@ -161,7 +161,7 @@ impl Metrics {
         if let Some(d) = t.outage {
             inner
                 .failovers
-                .entry(t.kind)
+                .entry((unit.to_string(), t.kind))
                 .or_insert_with(|| Histogram::new(FAILOVER_BUCKETS))
                 .observe(d);
         }
@@ -228,13 +228,13 @@ impl Metrics {
         f.head(
             "flotilla_failover_duration_seconds",
             "histogram",
-            "Unplanned takeovers here: seconds from the previous master's last sign of life to this director being MASTER with the unit's VIPs added (before the gratuitous ARPs). kind=failover: from the last heartbeat received from the director the mesh confirmed dead; kind=vrrp: from the last VRRP advert received from the master the unit waited on (no sample after a priority-0 release, when a live lower-priority master was preempted, or when no advert was heard).",
+            "Unplanned takeovers of a unit here: seconds from the previous master's last sign of life to this director being MASTER with the unit's VIPs added (before the gratuitous ARPs). kind=failover: from the last heartbeat received from the director the mesh confirmed dead; kind=vrrp: from the last VRRP advert received from the master the unit waited on (no sample after a priority-0 release, when a live lower-priority master was preempted, or when no advert was heard).",
         );
-        for (kind, h) in &inner.failovers {
+        for ((unit, kind), h) in &inner.failovers {
             h.render(
                 f,
                 "flotilla_failover_duration_seconds",
-                &[("kind", kind.as_str())],
+                &[("unit", unit), ("kind", kind.as_str())],
             );
         }
     }
