@@ -147,11 +147,14 @@ impl MeshConfig {
                 addr: SocketAddr::new(d.address, d.port),
             })
             .collect();
-        Ok(MeshConfig::new(
-            me,
-            SocketAddr::new(own.address, own.port),
-            peers,
-        ))
+        let mut config = MeshConfig::new(me, SocketAddr::new(own.address, own.port), peers);
+        let hb = &cluster.heartbeat;
+        config.detector = DetectorConfig {
+            interval: Duration::from_micros(hb.interval.0),
+            suspect_after: hb.suspect_after,
+            max_suspect_timeout: Duration::from_micros(hb.max_timeout.0),
+        };
+        Ok(config)
     }
 }
 

@@ -13,7 +13,9 @@ use std::path::PathBuf;
 use super::Ctx;
 use crate::ast::{Node, Token};
 use crate::model::Config;
-use crate::model::cluster::{Cluster, DEFAULT_MESH_PORT, Director, PlacementSettings, Tls};
+use crate::model::cluster::{
+    Cluster, DEFAULT_MESH_PORT, Director, HeartbeatSettings, PlacementSettings, Tls,
+};
 use crate::model::common::{Micros, Origin};
 use crate::print::{Printer, word};
 
@@ -39,6 +41,7 @@ pub(crate) fn lower_top(node: &Node, ctx: &mut Ctx<'_>, cfg: &mut Config) -> boo
         directors: Vec::new(),
         tls: None,
         placement: PlacementSettings::default(),
+        heartbeat: HeartbeatSettings::default(),
         origin: Origin::at(node.span()),
     };
     let mut named = false;
@@ -57,6 +60,7 @@ pub(crate) fn lower_top(node: &Node, ctx: &mut Ctx<'_>, cfg: &mut Config) -> boo
             }
             "tls" => cluster.tls = tls(child, ctx),
             "placement" => placement(child, ctx, &mut cluster.placement),
+            "heartbeat" => heartbeat(child, ctx, &mut cluster.heartbeat),
             _ => ctx.unknown_keyword(child, "cluster"),
         }
     }
@@ -156,6 +160,58 @@ fn director_arity(key: &str) -> Option<usize> {
 
 fn tls_arity(key: &str) -> Option<usize> {
     matches!(key, "ca" | "dir").then_some(1)
+}
+
+fn heartbeat_arity(key: &str) -> Option<usize> {
+    matches!(key, "interval" | "suspect_after" | "max_timeout").then_some(1)
+}
+
+fn heartbeat(node: &Node, ctx: &mut Ctx<'_>, out: &mut HeartbeatSettings) {
+    ctx.extra_tokens(node, 0);
+    for child in settings(ctx.block(node), heartbeat_arity) {
+        let child = &child;
+        match child.word() {
+            "interval" => {
+                if let Some(t) = ctx.single(child, "a duration (e.g. 20ms)")
+                    && let Some(d) = duration(t, ctx)
+                {
+                    if (1_000..=10_000_000).contains(&d.0) {
+                        out.interval = d;
+                    } else {
+                        ctx.error(
+                            t.span,
+                            "heartbeat interval must be between 1ms and 10s: it is the failure detector's clock",
+                        );
+                    }
+                }
+            }
+            "suspect_after" => {
+                if let Some(t) = ctx.single(child, "a number of missed heartbeats")
+                    && let Some(n) = ctx.uint_in(t, 1, 1_000, "suspect_after")
+                {
+                    out.suspect_after = n as u32;
+                }
+            }
+            "max_timeout" => {
+                if let Some(t) = ctx.single(child, "a duration (e.g. 500ms)")
+                    && let Some(d) = duration(t, ctx)
+                {
+                    out.max_timeout = d;
+                }
+            }
+            _ => ctx.unknown_keyword(child, "heartbeat"),
+        }
+    }
+    let base = out.interval.0.saturating_mul(u64::from(out.suspect_after));
+    if out.max_timeout.0 < base {
+        ctx.warning(
+            node.span(),
+            format!(
+                "heartbeat max_timeout is below interval × suspect_after ({} ms): the timeout never adapts to late heartbeats",
+                base / 1_000
+            ),
+        );
+    }
 }
 
 fn placement_arity(key: &str) -> Option<usize> {
@@ -317,6 +373,28 @@ pub(crate) fn print(cfg: &Config, p: &mut Printer) {
         p.splice(b);
         p.close();
     }
+    let (hb, d) = (&c.heartbeat, HeartbeatSettings::default());
+    let mut b = p.child();
+    if hb.interval != d.interval {
+        b.line(&[
+            "interval".to_string(),
+            format!("{}s", hb.interval.keepalived_text()),
+        ]);
+    }
+    if hb.suspect_after != d.suspect_after {
+        b.line(&["suspect_after".to_string(), hb.suspect_after.to_string()]);
+    }
+    if hb.max_timeout != d.max_timeout {
+        b.line(&[
+            "max_timeout".to_string(),
+            format!("{}s", hb.max_timeout.keepalived_text()),
+        ]);
+    }
+    if !b.is_empty() {
+        p.open(&["heartbeat"]);
+        p.splice(b);
+        p.close();
+    }
     p.close();
     p.blank();
 }
@@ -392,6 +470,39 @@ mod tests {
         }
         assert!(report("cluster {\n name x\n director a { address 10.0.0.1 }\n placement { hold_down soon }\n}\n")
             .contains("t.conf:4:24: error: 'soon' is not a duration"));
+    }
+
+    #[test]
+    fn heartbeat_settings_read_and_are_checked() {
+        let base = "cluster {\n name x\n director a { address 10.0.0.1 }\n";
+        let l = load(&format!(
+            "{base} heartbeat {{ interval 50ms  suspect_after 4 }}\n max_timeout_is_not_here 1\n}}\n"
+        ));
+        let c = l.config.cluster.clone().unwrap();
+        assert_eq!(c.heartbeat.interval.0, 50_000);
+        assert_eq!(c.heartbeat.suspect_after, 4);
+        assert_eq!(
+            c.heartbeat.max_timeout,
+            super::HeartbeatSettings::default().max_timeout
+        );
+        let l = load(&format!("{base}}}\n"));
+        assert_eq!(
+            l.config.cluster.unwrap().heartbeat,
+            super::HeartbeatSettings::default()
+        );
+        let r = report(&format!(
+            "{base} heartbeat {{ interval 0  suspect_after 0 }}\n heartbeat {{\n  interval 100ms\n  max_timeout 200ms\n  jitter 3\n }}\n}}\n"
+        ));
+        assert!(
+            r.contains("t.conf:4:23: error: heartbeat interval must be between 1ms and 10s"),
+            "{r}"
+        );
+        assert!(r.contains("t.conf:4:40: error:"), "{r}");
+        assert!(r.contains("t.conf:5:2: warning: heartbeat max_timeout is below interval × suspect_after (500 ms)"), "{r}");
+        assert!(
+            r.contains("t.conf:8:3: warning: unknown keyword 'jitter' in heartbeat"),
+            "{r}"
+        );
     }
 
     #[test]

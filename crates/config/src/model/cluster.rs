@@ -22,6 +22,9 @@ pub struct Cluster {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<Tls>,
     pub placement: PlacementSettings,
+    /// Absent from configurations committed by versions before it: the defaults.
+    #[serde(default)]
+    pub heartbeat: HeartbeatSettings,
     #[serde(skip)]
     pub origin: Origin,
 }
@@ -92,6 +95,27 @@ impl Default for PlacementSettings {
     }
 }
 
+/// The mesh's heartbeats and failure detection (`heartbeat { interval 20ms suspect_after 5
+/// max_timeout 500ms }`): a peer is suspected after `suspect_after` silent intervals — or,
+/// for a peer whose heartbeats were recently late, after twice its longest recent gap, never
+/// after more than `max_timeout` — and dead once a second director suspects it too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatSettings {
+    pub interval: Micros,
+    pub suspect_after: u32,
+    pub max_timeout: Micros,
+}
+
+impl Default for HeartbeatSettings {
+    fn default() -> Self {
+        HeartbeatSettings {
+            interval: Micros(20_000),
+            suspect_after: 5,
+            max_timeout: Micros(500_000),
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod arb {
     //! Valid `cluster` blocks for property tests.
@@ -135,30 +159,40 @@ pub(crate) mod arb {
             proptest::collection::vec(director(), 6),
             proptest::option::of(("/[a-z/]{1,20}", "/[a-z/]{1,20}")),
             (0u64..1_000_000_000, 1u32..100_000),
+            (1u64..=1_000, 1u32..=20, 0u64..=2_000),
         )
-            .prop_map(|(cname, names, dirs, tls, (hold, moves))| {
-                let mut seen = BTreeSet::new();
-                let directors = names
-                    .into_iter()
-                    .zip(dirs)
-                    .filter_map(|(n, mut d)| {
-                        d.name = n;
-                        seen.insert((d.address, d.port)).then_some(d)
-                    })
-                    .collect();
-                Cluster {
-                    name: cname,
-                    directors,
-                    tls: tls.map(|(ca, dir)| Tls {
-                        ca: ca.into(),
-                        dir: dir.into(),
-                    }),
-                    placement: PlacementSettings {
-                        hold_down: Micros(hold),
-                        max_moves_per_second: moves,
-                    },
-                    origin: Origin::default(),
-                }
-            })
+            .prop_map(
+                |(cname, names, dirs, tls, (hold, moves), (hb_ms, hb_k, hb_extra_ms))| {
+                    let mut seen = BTreeSet::new();
+                    let directors = names
+                        .into_iter()
+                        .zip(dirs)
+                        .filter_map(|(n, mut d)| {
+                            d.name = n;
+                            seen.insert((d.address, d.port)).then_some(d)
+                        })
+                        .collect();
+                    Cluster {
+                        name: cname,
+                        directors,
+                        tls: tls.map(|(ca, dir)| Tls {
+                            ca: ca.into(),
+                            dir: dir.into(),
+                        }),
+                        placement: PlacementSettings {
+                            hold_down: Micros(hold),
+                            max_moves_per_second: moves,
+                        },
+                        heartbeat: HeartbeatSettings {
+                            interval: Micros(hb_ms * 1_000),
+                            suspect_after: hb_k,
+                            max_timeout: Micros(
+                                hb_ms * 1_000 * u64::from(hb_k) + hb_extra_ms * 1_000,
+                            ),
+                        },
+                        origin: Origin::default(),
+                    }
+                },
+            )
     }
 }
