@@ -219,6 +219,7 @@ mod tests {
                 .collect(),
             tls: None,
             placement: PlacementSettings::default(),
+            heartbeat: Default::default(),
             origin: Default::default(),
         }
     }

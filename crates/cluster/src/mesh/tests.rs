@@ -75,6 +75,7 @@ fn cluster(directors: &[(&str, SocketAddr)]) -> Cluster {
             .collect(),
         tls: None,
         placement: PlacementSettings::default(),
+        heartbeat: Default::default(),
         origin: Default::default(),
     }
 }
