@@ -78,9 +78,10 @@ start_agent() {
   lab_spawn "$1" flotilla "$FLOTILLA" agent --config "$st/lab.conf" --name "$1" --state-dir "$st/state-$1" \
     --api-socket "$(sock "$1")" --ipvs "$dataplane" --listen 0.0.0.0:9180
 }
-# Services in NODE's IPVS table / connections it scheduled (the Conns column of --stats).
+# Services in NODE's IPVS table; its counters summed over them: "CONNS INPKTS" (ipvsadm --stats).
+# The kernel's rate estimator folds the per-CPU counters into what --stats shows every 2 s.
 ipvs_services() { lab_exec "$1" ipvsadm -Ln 2>/dev/null | grep -c '^TCP'; }
-ipvs_conns() { lab_exec "$1" ipvsadm -Ln --stats 2>/dev/null | awk '/^TCP/ {n += $3} END {print n + 0}'; }
+ipvs_counters() { lab_exec "$1" ipvsadm -Ln --stats 2>/dev/null | awk '/^TCP/ {c += $3; p += $4} END {print c + 0, p + 0}'; }
 
 up() {
   local n=3 ipvs=0
@@ -193,14 +194,18 @@ requests() { lab_exec c "$LAB_PYTHON" "$st/traffic.py" "$1" "$2" "$REQUEST_TIMEO
 # ROUNDS through every VIP → "d1=… d2=… FAILED=…" (who answered: the backends in the IPVS lab)
 traffic() { requests rounds "$1" | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}'; }
 
-# IPVS lab: traffic ROUNDS, and the connections each director's IPVS scheduled meanwhile.
+# IPVS lab: traffic ROUNDS, and how each director's IPVS counters moved meanwhile.
 traffic_ipvs() {
-  local d before=() line="" out
-  for ((d = 1; d <= N; d++)); do before[d]=$(ipvs_conns "d$d"); done
+  local d c p conns=() pkts=() line="" out
+  for ((d = 1; d <= N; d++)); do read -r "conns[$d]" "pkts[$d]" < <(ipvs_counters "d$d"); done
   out=$(traffic "$1")
-  for ((d = 1; d <= N; d++)); do line+="d$d +$(($(ipvs_conns "d$d") - before[d])) "; done
+  sleep 2.5
+  for ((d = 1; d <= N; d++)); do
+    read -r c p < <(ipvs_counters "d$d")
+    line+="d$d +$((c - conns[d]))/+$((p - pkts[d]))  "
+  done
   echo "  answered: $out"
-  echo "  IPVS connections scheduled (ipvsadm -Ln --stats): ${line% }"
+  echo "  IPVS connections/inbound packets (ipvsadm -Ln --stats): ${line%  }"
 }
 
 demo() {
@@ -288,7 +293,7 @@ status() {
   b "IPVS on d1 (flotilla ipvs, as ipvsadm -Ln shows it)"
   lab_exec d1 "$FLOTILLA" ipvs
   local d line=""
-  for ((d = 1; d <= N; d++)); do line+="d$d: $(ipvs_services "d$d") services, $(ipvs_conns "d$d") conns · "; done
+  for ((d = 1; d <= N; d++)); do line+="d$d: $(ipvs_services "d$d") services, $(ipvs_counters "d$d" | sed 's| | conns/|') in-packets · "; done
   echo "every director (ipvsadm -Ln --stats): ${line% · }"
 }
 
