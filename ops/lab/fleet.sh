@@ -237,7 +237,7 @@ demo() {
   else
     b "  all of d2's VIPs taken over by survivors in $took s (plain VRRP with advert_int 1 s: ≥ 3.6 s)"
   fi
-  ((IPVS)) && echo "  (UML is slower than this machine: the host lab's figure is the one to quote)"
+  ((IPVS)) && echo "  (UML is slower than this machine, and one look at the directors takes a while in it: the host lab's figure is the one to quote)"
   if ((IPVS)); then traffic_ipvs 1; else echo "  $(traffic 1)"; fi
   step "3. d2 comes back (10 s hold-down, then placement rebalances)"
   for v in "${mine[@]}"; do lab_exec d2 ip addr del "$v/24" dev eth0 2>/dev/null; done
