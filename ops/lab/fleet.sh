@@ -373,8 +373,11 @@ up_guest() {
 down_all() {
   local i pids
   if guest_alive; then
-    printf 'halt\0' > "$guest/share/spool/halt.new" && mv "$guest/share/spool/halt.new" "$guest/share/spool/halt.cmd"
-    for ((i = 0; i < 150; i++)); do guest_alive || break; sleep 0.1; done
+    # The guest reads the spool once its lab is up (up.rc written); until then only TERM works.
+    if [[ -e $guest/share/up.rc ]]; then
+      printf 'halt\0' > "$guest/share/spool/halt.new" && mv "$guest/share/spool/halt.new" "$guest/share/spool/halt.cmd"
+      for ((i = 0; i < 150; i++)); do guest_alive || break; sleep 0.1; done
+    fi
     if guest_alive; then
       # uml.sh forwards TERM to timeout, timeout to UML, which halts; without them, UML itself
       # (never KILL: that leaves its helper processes behind).
