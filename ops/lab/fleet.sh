@@ -408,9 +408,9 @@ serve() {
       rm -f "$f"
       # The lab goes with the kernel: nothing to take down first.
       [[ ${args[0]:-} == halt ]] && exit 0
-      # A subshell of this shell (no new bash to start), in the background: `status` answers
-      # while a demo runs. Not on our stdout: init waits for that to close.
-      ( main "${args[@]}" > "$id.out" 2>&1; echo $? > "$id.rc.new"; mv "$id.rc.new" "$id.rc" ) >/dev/null 2>&1 &
+      # A subshell of this shell (no new bash to start; `die` exits only the inner one), in the
+      # background: `status` answers while a demo runs. Not on our stdout: init waits for that.
+      ( (main "${args[@]}") > "$id.out" 2>&1; echo $? > "$id.rc.new"; mv "$id.rc.new" "$id.rc" ) >/dev/null 2>&1 &
     done
     read -rt 0.2 -u "$nap"
   done
