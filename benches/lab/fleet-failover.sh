@@ -1,7 +1,12 @@
 #!/bin/bash
-# Harness (not a test): crash-failover time of a 3-director flotilla fleet vs 3 keepalived
-# nodes on the same host-netns lab with the same settings (VRRPv3, advert_int 1 s), and the
-# fleet's `config apply` latency. Prints one table.
+# Harness (not a test): crash-failover (or graceful-handover) time of a 3-director flotilla
+# fleet vs 3 keepalived nodes on the same host-netns lab with the same settings (VRRPv3,
+# advert_int ADV, default 1 s), and the fleet's `config apply` latency. Prints one table.
+#
+#   KILL=crash (default): the victim's processes SIGKILLed and its cable pulled.
+#   KILL=term: graceful handover, SIGTERM to the agent (keepalived: to its parent), cable left
+#              in; the agent releases its VIPs (keepalived and flotilla standalone send
+#              priority 0); the time is until they are on the next director.
 #
 #   flotilla   cluster-configs/lab.conf (14 VIPs in 12 instances, 10 units; hold-down 5 s).
 #              Each round the director holding 10.99.0.100 is crashed (SIGKILL + cable
@@ -11,8 +16,9 @@
 #   keepalived the same 12 instances (no cluster block, no sync groups), priorities 150 / 100 /
 #              50 on d1 / d2 / d3, multicast adverts. Each round the master (d1) is crashed
 #              the same way; it comes back and preempts before the next round.
-#   flotilla, many VIPs: 30 instances × 100 VIPs (10.99.1.0/16-style addresses on eth0, all in
-#              virtual_ipaddress; VRRPv3 carries up to 255 per advert), so each director owns
+#   flotilla, many VIPs: 30 instances × 100 VIPs (10.99.<i>.<k>/32 on eth0, all in
+#              virtual_ipaddress; VRRPv3 carries up to 255 per advert; /32 because in one /16
+#              deleting the primary address deletes every other of that /16), so each director owns
 #              ~10 units ≈ 1,000 VIPs; crash as above; recorded until the last of them is up.
 #              Known (2026-11, debug build): this configuration is ~1.4 MB of JSON and its
 #              ApplyConfig Raft entry never replicates (openraft 0.9 bounds every AppendEntries
@@ -28,7 +34,8 @@
 #
 # Usage (root): bash benches/lab/fleet-failover.sh
 # Env: ROUNDS (default 20), ROUNDS_MANY (default 5), ROUNDS_APPLY (default 5),
-#      PARTS="fleet keepalived many apply" (default all), FLOTILLA_BIN
+#      PARTS="fleet keepalived many apply" (default all), ADV (advert_int in seconds, default 1),
+#      KILL (crash or term, default crash), FLOTILLA_BIN
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 source ops/lab/lab.sh
@@ -37,13 +44,18 @@ ROUNDS=${ROUNDS:-20}
 ROUNDS_MANY=${ROUNDS_MANY:-5}
 ROUNDS_APPLY=${ROUNDS_APPLY:-5}
 PARTS=${PARTS:-fleet keepalived many apply}
+ADV=${ADV:-1}
+KILL=${KILL:-crash}
+[[ $KILL == crash || $KILL == term ]] || { echo "KILL must be crash or term"; exit 1; }
+KILLED=$([[ $KILL == crash ]] && echo crashed || echo "stopped (SIGTERM)")
+[[ $ADV =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "ADV must be a number of seconds"; exit 1; }
 trap 'lab_down' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 [[ $EUID -eq 0 ]] || { echo "must run as root"; exit 1; }
 lab_require ip python3 keepalived || exit 1
 if [[ -n ${FLOTILLA_BIN:-} ]]; then FLOTILLA=$FLOTILLA_BIN
-else cargo build --quiet -p flotilla || exit 1; FLOTILLA=$PWD/target/debug/flotilla; fi
+else cargo build --quiet -p flotilla || exit 1; FLOTILLA=${CARGO_TARGET_DIR:-$PWD/target}/debug/flotilla; fi
 lab_down
 DIRS="d1 d2 d3"
 declare -A ROWS
@@ -87,7 +99,8 @@ crash_ns() { local pids; mapfile -t pids < <(ip netns pids "$(lab_ns "$1")"); ((
 held_by() { ip -n "$(lab_ns "$1")" -br -4 addr show dev eth0 | tr ' ' '\n' | grep '/' | cut -d/ -f1 | grep -vx "$(lab_addr "$1")"; }
 holder_of() { local d; for d in $DIRS; do lab_has_addr "$d" "$1" && { echo "$d"; return 0; }; done; return 1; }
 
-# crash_round VICTIM FIRST_VIP KILLCMD: prints "first last".
+# crash_round VICTIM FIRST_VIP KILLCMD: prints "first last". With KILL=crash the cable is
+# pulled right after KILLCMD.
 crash_round() {
   local v=$1 first=$2 killcmd=$3 survivors=() d
   for d in $DIRS; do [[ $d == "$v" ]] || survivors+=("$d"); done
@@ -98,11 +111,11 @@ crash_round() {
   sleep 0.3
   lab_now_ms > "$st/t0.tmp" && mv "$st/t0.tmp" "$st/t0"
   eval "$killcmd"
-  lab_exec "$v" ip link set eth0 down
+  [[ $KILL == crash ]] && lab_exec "$v" ip link set eth0 down
   wait "$poller"
   cat "$st/round"
 }
-clear_vips() { local a; for a in $(held_by "$1"); do lab_exec "$1" ip addr del "$a/${2:-24}" dev eth0 2>/dev/null || lab_exec "$1" ip addr del "$a/16" dev eth0 2>/dev/null; done; }
+clear_vips() { local a; for a in $(held_by "$1"); do lab_exec "$1" ip addr del "$a/${2:-24}" dev eth0 2>/dev/null || lab_exec "$1" ip addr del "$a/32" dev eth0 2>/dev/null; done; }
 
 # ---------- flotilla fleet ----------
 fleet_setup() { # CONF_SOURCE
@@ -111,13 +124,14 @@ fleet_setup() { # CONF_SOURCE
   "$FLOTILLA" cert init --dir "$st/pki" >/dev/null || exit 1
   for d in $DIRS; do "$FLOTILLA" cert issue --ca "$st/pki" --name "$d" >/dev/null || exit 1; done
   sed -e "s#/var/lib/flotilla/lab/pki/ca.pem#$st/pki/ca.pem#" -e "s#dir /var/lib/flotilla/lab/pki#dir $st/pki#" \
-      -e 's#hold_down 30s#hold_down 5s#' "$1" > "$st/lab.conf"
+      -e 's#hold_down 30s#hold_down 5s#' -e "s#advert_int 1\$#advert_int $ADV#" "$1" > "$st/lab.conf"
   for d in $DIRS; do fleet_start "$d"; done
 }
 fleet_start() {
   lab_spawn "$1" flotilla "$FLOTILLA" agent --config "$st/lab.conf" --name "$1" \
     --state-dir "$st/state-$1" --api-socket "$st/$1.sock"
 }
+fleet_kill() { if [[ $KILL == crash ]]; then crash_ns "$1"; else lab_kill "$1" flotilla TERM; fi; }
 fjson() { timeout 5 "$FLOTILLA" status --json --api-socket "$st/$1.sock" 2>/dev/null | python3 -c "import json,sys
 try: f=json.load(sys.stdin)['fleet']
 except Exception: sys.exit(1)
@@ -137,8 +151,8 @@ fleet_rounds() { # LABEL ROUNDS NVIPS FIRST_VIP
   wait_settled "$nv" 90 || { echo "   $label: the fleet never settled"; return 1; }
   for ((r = 0; r < n; r++)); do
     v=$(holder_of "$first") || { echo "   $label: nobody holds $first"; break; }
-    out=$(crash_round "$v" "$first" "crash_ns $v")
-    echo "   $label round $((r + 1)): $v crashed, $(wc -l < "$st/victim-vips") VIPs: first/last $out s"
+    out=$(crash_round "$v" "$first" "fleet_kill $v")
+    echo "   $label round $((r + 1)): $v $KILLED, $(wc -l < "$st/victim-vips") VIPs: first/last $out s"
     read -r a b <<<"$out"; [[ $a =~ ^[0-9.]+$ && $b =~ ^[0-9.]+$ ]] || break
     firsts+=("$a"); lasts+=("$b")
     clear_vips "$v"; lab_exec "$v" ip link set eth0 up; fleet_start "$v"
@@ -183,22 +197,22 @@ fi
 
 # ---------- keepalived ----------
 ka_conf() { # NODE PRIO
-  python3 - "$1" "$2" cluster-configs/lab.conf > "$st/$1.ka.conf" <<'EOF'
+  python3 - "$1" "$2" cluster-configs/lab.conf "$ADV" > "$st/$1.ka.conf" <<'EOF'
 import re, sys
-node, prio, src = sys.argv[1], sys.argv[2], open(sys.argv[3]).read()
+node, prio, src, adv = sys.argv[1], sys.argv[2], open(sys.argv[3]).read(), sys.argv[4]
 print(f"global_defs {{\n  router_id {node}\n  vrrp_version 3\n}}")
 for m in re.finditer(r"vrrp_instance (\S+) \{(.*?)\n\}", src, re.S):
     name, body = m.group(1), m.group(2)
     vrid = re.search(r"virtual_router_id (\d+)", body).group(1)
     vips = re.findall(r"(10\.99\.0\.\d+/24)", body)
     print(f"vrrp_instance {name} {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {vrid}\n"
-          f"  priority {prio}\n  advert_int 1\n  virtual_ipaddress {{")
+          f"  priority {prio}\n  advert_int {adv}\n  virtual_ipaddress {{")
     for v in vips: print(f"    {v} dev eth0")
     print("  }\n}")
 EOF
 }
 ka_start() { lab_spawn "$1" keepalived keepalived --dont-fork --log-console --vrrp -f "$st/$1.ka.conf" -p "$st/$1.pid" -r "$st/$1-vrrp.pid"; }
-ka_kill() { crash_ns "$1"; }
+ka_kill() { if [[ $KILL == crash ]]; then crash_ns "$1"; else lab_kill "$1" keepalived TERM; fi; }
 if [[ " $PARTS " == *" keepalived "* ]]; then
   echo "== keepalived, 3 nodes (150 / 100 / 50), the same 12 instances"
   lab_up 3 >/dev/null || exit 1
@@ -212,7 +226,7 @@ if [[ " $PARTS " == *" keepalived "* ]]; then
     until [[ $(held_by d1 | wc -l) == "$NV" && -z $(held_by d2) && -z $(held_by d3) ]]; do (($(lab_now_ms) - t0 > 30000)) && break; sleep 0.1; done
     sleep 1
     out=$(crash_round d1 10.99.0.100 "ka_kill d1")
-    echo "   keepalived round $((r + 1)): d1 crashed, $(wc -l < "$st/victim-vips") VIPs: first/last $out s"
+    echo "   keepalived round $((r + 1)): d1 $KILLED, $(wc -l < "$st/victim-vips") VIPs: first/last $out s"
     read -r a b <<<"$out"; [[ $a =~ ^[0-9.]+$ && $b =~ ^[0-9.]+$ ]] || break
     firsts+=("$a"); lasts+=("$b")
     clear_vips d1; lab_exec d1 ip link set eth0 up; rm -f "$st/d1.pid" "$st/d1-vrrp.pid"; ka_start d1
@@ -228,8 +242,8 @@ if [[ " $PARTS " == *" many "* ]]; then
   many=$(mktemp /tmp/fleet-many.XXXXXX.conf)
   { sed -n '/^global_defs/,/^}/p;/^cluster/,/^}/p' cluster-configs/lab.conf
     for ((i = 1; i <= 30; i++)); do
-      printf 'vrrp_instance VI_M%d {\n    interface eth0\n    virtual_router_id %d\n    advert_int 1\n    virtual_ipaddress {\n' "$i" $((150 + i))
-      for ((k = 1; k <= 100; k++)); do printf '        10.99.%d.%d/16 dev eth0\n' "$i" "$k"; done
+      printf 'vrrp_instance VI_M%d {\n    interface eth0\n    virtual_router_id %d\n    advert_int %s\n    virtual_ipaddress {\n' "$i" $((150 + i)) "$ADV"
+      for ((k = 1; k <= 100; k++)); do printf '        10.99.%d.%d/32 dev eth0\n' "$i" "$k"; done
       printf '    }\n}\n'
     done; } > "$many"
   fleet_setup "$many"
@@ -239,7 +253,9 @@ if [[ " $PARTS " == *" many "* ]]; then
 fi
 
 echo
-echo "== crash failover (kill → address on a survivor), seconds: min / median / p99; advert_int 1 s, VRRPv3"
+what=$([[ $KILL == crash ]] && echo "crash failover (SIGKILL + cable pulled" || echo "graceful handover (SIGTERM")
+echo "== $what → address on a survivor), seconds: min / median / p99; advert_int $ADV s, VRRPv3"
+echo "   flotilla: $FLOTILLA; $(nproc) cores, shared, noisy; command: ADV=$ADV KILL=$KILL ROUNDS=$ROUNDS PARTS=\"$PARTS\" bash benches/lab/fleet-failover.sh"
 printf '%-34s %s\n' "what" "min / median / p99"
 for k in "flotilla fleet (14 VIPs) first" "flotilla fleet (14 VIPs) last" "keepalived (14 VIPs) first" "keepalived (14 VIPs) last" \
          "flotilla fleet (~1,000 VIPs) first" "flotilla fleet (~1,000 VIPs) last" "config apply → all 3"; do

@@ -21,7 +21,7 @@ trap 'lab_down' EXIT
 trap 'exit 130' INT
 [[ $EUID -eq 0 ]] || { echo "must run as root"; exit 1; }
 cargo build --release --quiet -p flotilla || exit 1
-FLOTILLA=$PWD/target/release/flotilla
+FLOTILLA=${CARGO_TARGET_DIR:-$PWD/target}/release/flotilla
 lab_down
 
 conf() { # NODE PRIO VER ADV [INSTANCES]

@@ -5,14 +5,15 @@
 #
 #   A. QUIC (UDP 7180) cut between d1 and d2, VRRP still flowing; healed.
 #      Nobody is confirmed dead (d3 still hears both), nothing moves.
-#   B. VRRP (IP protocol 112) cut between d1 and d2, QUIC still flowing; healed. Known: a
-#      unit ranked d1, d2 (either order) is held by both while the cut lasts (VRRP split
-#      brain, as with keepalived): printed as KNOWN, not failed; once healed it must settle.
+#   B. VRRP (IP protocol 112) cut between d1 and d2, QUIC still flowing; healed. A unit
+#      ranked d1, d2 (either order) would be held by both with VRRP alone (split brain, as
+#      with keepalived: each one's master-down timer runs out); the mesh arbitrates: the
+#      lower-ranked one is held back while the higher-ranked one is alive and master.
 #   C. d3 cut off the mesh (QUIC to d1 and d2 dropped), VRRP still flowing: d1+d2 are the
 #      majority. `flotilla drain d2` is committed on the majority side during the cut; healed.
 #      The drain is still there afterwards, on all three (d3 caught up), and d2 owns nothing.
 #
-#   After each change (but B's cut): every VIP held by exactly one director within 3 advert intervals
+#   After each change: every VIP held by exactly one director within 3 advert intervals
 #   (advert_int is 1 s). Throughout (watcher, ~20 ms samples): no VIP ever without a holder.
 #   Throughout (every ~0.3 s, from each director that answers): `config_version` and the
 #   placement `epoch` in `flotilla status --json` never go backwards.
@@ -103,17 +104,17 @@ phase_report "$t_a" "A"
 say "B. VRRP cut between d1 and d2, QUIC flowing"
 t_b=$(lab_now_ms)
 cut d1 d2 vrrp || fail "cannot install the VRRP cut"
+# 5 s: past the master-down interval (3 × 1 s + skew) of every unit ranked d1, d2.
 sleep 5
-# A unit whose owner and next rank are d1 and d2 is held by both while they cannot hear each
-# other: d2's master-down timer expires (d1 is silent to it) and VRRP gives it no way to learn
-# d1 is master. keepalived does the same. Known limitation, reported, not failed (see the
-# reply / notes: the mesh knows d1 is alive, but gating VRRP's master-down on the mesh would
-# leave a VIP without a holder when the owner is alive yet cannot hold it).
 split=""; none=""
 for v in $VIPS; do h=$(holders "$v"); [[ -z $h ]] && none+="$v "; [[ $h == *" "* ]] && split+="$v:'$h' "; done
 [[ -z $none ]] && pass "VRRP cut d1–d2: every VIP has a holder" || fail "VRRP cut d1–d2: VIPs without a holder: $none"
-[[ -z $split ]] && pass "VRRP cut d1–d2: every VIP held exactly once" \
-  || echo "KNOWN: VRRP cut d1–d2: held twice while the cut lasts (VRRP split brain, as keepalived): $split"
+[[ -z $split ]] && pass "VRRP cut d1–d2: every VIP held exactly once (the mesh held the lower rank back)" \
+  || fail "VRRP cut d1–d2: held twice while the cut lasts (split brain): $split"
+for d in d1 d2; do
+  n=$(grep -c "held back: a higher-ranked director is master too" "$(lab_logfile "$d" flotilla)" 2>/dev/null)
+  echo "   $d logged ${n:-0} hold-backs"
+done
 heal
 settle "VRRP healed"
 phase_report "$t_b" "B"

@@ -91,14 +91,8 @@ tail -n +2 <<<"$rep"
 maxd=$(sed -n 's/.*max_double_s=\([0-9.]*\).*/\1/p' <<<"$rep")
 echo "FIGURE upgrade_requests=$((ok + bad)) upgrade_failed=$bad upgrade_unanswered=$unanswered upgrade_reset_in_flight=$resets max_double_owner_s=$maxd upgrade_s=$upgrade_s"
 ((bad)) && echo "   failed: $(grep FAILED "$st/replies" | head -20 | tr '\n' ';')"
-# Known, not yet fixed (most likely cause, not proven): a client whose neighbour entry for a VIP was refreshed less than its
-# ARP locktime (1 s) before a move ignores the new owner's gratuitous ARP and keeps sending to
-# the old owner's MAC until the entry is revalidated; one request in ~2,000 has timed out so.
-# More than that is a failure.
 if ((ok > 100 && unanswered == 0)); then
   pass "rolling upgrade under traffic: $ok requests answered, none unanswered (no VIP ever unreachable)"
-elif ((ok > 100 && unanswered <= 2)); then
-  echo "KNOWN: $unanswered of $((ok + bad)) requests unanswered (client ARP locktime after a move; see the comment above)"
 else
   fail "$unanswered of $((ok + bad)) requests were not answered"
 fi

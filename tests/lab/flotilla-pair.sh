@@ -5,8 +5,10 @@
 #   (150 vs 100, preempt_delay 2 s); VI_102 (VIP 10.99.0.102) by d2 (150 vs 100, nopreempt on
 #   both nodes).
 #     1. .100 on d1, .102 on d2.
-#     2. d1 crashes: both VIPs on d2.
-#     3. d1 comes back: .100 returns only after preempt_delay, .102 stays on d2.
+#     2. d1 crashes: both VIPs on d2. d2's /metrics counts one VRRP takeover of VI_100 and one
+#        failover duration (last advert from d1 → VIP up here) of about 3 adverts + skew.
+#     3. d1 comes back: .100 returns only after preempt_delay, .102 stays on d2; d1 counts
+#        that as a VRRP takeover with no failover duration (d2 was alive, preempted).
 #     4. d2 crashes and comes back: .102 stays on d1 (nopreempt), .100 stays on d1.
 #   Round B — a sync group moving a VIP and a DIP together: VI_VIP on eth0 (10.99.0.150) and
 #   VI_DIP on a second segment eth1 (10.98.0.254), d1 150, d2 100.
@@ -38,8 +40,16 @@ lab_down
 
 start() {
   local st; st=$(lab_state_dir)
-  lab_spawn "$1" flotilla "$FLOTILLA" agent --config "$st/$1.conf" --api-socket "$st/$1.sock"
+  lab_spawn "$1" flotilla "$FLOTILLA" agent --config "$st/$1.conf" --api-socket "$st/$1.sock" \
+    --listen 127.0.0.1:9180
 }
+# metric NODE SERIES: the value of SERIES in NODE's /metrics (0 when absent).
+metric() {
+  lab_exec "$1" curl -s -m 2 http://127.0.0.1:9180/metrics | awk -v s="$2" '$1 == s { v = $2 } END { print v + 0 }'
+}
+VRRP_TOOK='flotilla_unit_takeovers_total{unit="VI_100",kind="vrrp"}'
+OUTAGES='flotilla_failover_duration_seconds_count{unit="VI_100",kind="vrrp"}'
+OUTAGE_SUM='flotilla_failover_duration_seconds_sum{unit="VI_100",kind="vrrp"}'
 crash() {
   lab_kill "$1" flotilla KILL
   lab_exec "$1" ip link set eth0 down
@@ -82,10 +92,20 @@ wait_on 10.99.0.100 d1 5 >/dev/null; wait_on 10.99.0.102 d2 5 >/dev/null
 expect 10.99.0.100 d1 "start"; expect 10.99.0.102 d2 "start"
 
 echo "-- d1 crashes"
+took0=$(metric d2 "$VRRP_TOOK"); n0=$(metric d2 "$OUTAGES"); sum0=$(metric d2 "$OUTAGE_SUM")
 crash d1
 # A killed process leaves its VIPs on the dead box (its cable is pulled): watch d2 only.
 if took=$(lab_wait_addr d2 10.99.0.100 3); then pass "d2 took .100 ${took} s after d1 crashed"; else fail "d2 did not take .100"; fi
 expect 10.99.0.102 d2 "after d1's crash"
+took1=$(metric d2 "$VRRP_TOOK"); n1=$(metric d2 "$OUTAGES"); sum1=$(metric d2 "$OUTAGE_SUM")
+outage=$(awk -v a="$sum0" -v b="$sum1" 'BEGIN { printf "%.3f", b - a }')
+# Master_Down_Interval with 0.1 s adverts at priority 100: 3 × 0.1 + (256 − 100) / 256 × 0.1 s.
+if ((took1 == took0 + 1 && n1 == n0 + 1)) && awk -v o="$outage" 'BEGIN { exit !(o >= 0.3 && o < 1) }'; then
+  pass "d2's /metrics: one VRRP takeover of VI_100, failover duration ${outage} s (master-down interval 0.361 s)"
+  echo "FIGURE vrrp_failover_metric_s=$outage"
+else
+  fail "d2's /metrics: VRRP takeovers of VI_100 $took0 -> $took1, durations $n0 -> $n1 (last ${outage} s)"
+fi
 
 echo "-- d1 comes back (preempt_delay 2 s on .100)"
 revive d1 10.99.0.100 10.99.0.102
@@ -98,6 +118,9 @@ if wait_on 10.99.0.100 d1 4 >/dev/null; then
     || fail ".100 back on d1 after only $(ms $took) s (< preempt_delay)"
   echo "FIGURE preempt_delay_return_s=$(ms $took)"
 else fail ".100 never returned to d1"; fi
+back=$(metric d1 "$VRRP_TOOK"); outages=$(metric d1 "$OUTAGES")
+((back == 1 && outages == 0)) && pass "d1's /metrics: taking .100 back from a live d2 is a VRRP takeover without a failover duration" \
+  || fail "d1's /metrics after its return: VRRP takeovers of VI_100 $back, failover durations $outages"
 expect 10.99.0.102 d2 "after d1's return"
 
 echo "-- d2 crashes and comes back (nopreempt on .102)"

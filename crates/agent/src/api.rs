@@ -104,6 +104,10 @@ pub struct Handles {
         crate::supervisor::Children<crate::virtual_server::VsSpec, crate::virtual_server::VsMsg>,
     /// Fleet mode's runtime (control requests, the fleet report).
     pub fleet: Option<crate::fleet::FleetHandle>,
+    /// Probe durations, takeovers, failover durations (for `/metrics`).
+    pub metrics: crate::metrics::Metrics,
+    /// Where `/metrics` reads the IPVS counters from.
+    pub ipvs: crate::metrics::IpvsSlot,
 }
 
 /// One instance, as `flotilla status` shows it.

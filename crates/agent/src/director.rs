@@ -15,6 +15,7 @@ use crate::announce::Announcers;
 use crate::api::Handles;
 use crate::instance::{InstanceArgs, InstanceMsg, STOP_TIMEOUT, VrrpInstance};
 use crate::lvs::{IpvsBackend, Lvs};
+use crate::metrics::{IpvsSource, Metrics, set_ipvs};
 use crate::notifier::{Notifier, NotifyMsg};
 use crate::sd_notify::SdNotify;
 use crate::setup::{self, SetupError, UnitSetup};
@@ -88,6 +89,7 @@ struct Units {
     notifier: ActorRef<NotifyMsg>,
     trackers: TrackerHub,
     announcers: Announcers,
+    metrics: Metrics,
 }
 
 impl Spawner for Units {
@@ -108,6 +110,7 @@ impl Spawner for Units {
             notifier: self.notifier.clone(),
             trackers: self.trackers.clone(),
             announcers: self.announcers.clone(),
+            metrics: self.metrics.clone(),
         };
         Actor::spawn_linked(None, VrrpInstance, args, supervisor)
             .await
@@ -147,7 +150,9 @@ pub async fn run_standalone(
         reason: e.to_string(),
     })?;
     let running: Running = Arc::default();
+    let metrics = Metrics::default();
     let spawner = Units {
+        metrics: metrics.clone(),
         notifier: notifier.clone(),
         trackers: TrackerHub::new(cfg.global.script_user.clone()),
         announcers: Announcers::new(
@@ -173,6 +178,7 @@ pub async fn run_standalone(
     }
     let mut handles = Handles {
         units: running.clone(),
+        metrics: metrics.clone(),
         ..Handles::default()
     };
     if let Some(f) = &options.fleet {
@@ -204,8 +210,10 @@ pub async fn run_standalone(
         &notifier,
         options.ipvs,
         handles.virtual_servers.clone(),
+        &handles.metrics,
     )
     .await;
+    ipvs_source(&handles, &lvs, cfg);
     let api = match crate::api::serve(api_socket, handles.clone()) {
         Ok(task) => task,
         Err(e) => {
@@ -307,6 +315,7 @@ pub async fn run_standalone(
     let _ = std::fs::remove_file(api_socket);
     stop_all(&running, |_| true).await;
     supervisor.stop(None);
+    set_ipvs(&handles.ipvs, IpvsSource::NotConfigured);
     if let Some(l) = lvs {
         l.stop(options.keep_ipvs).await;
     }
@@ -324,6 +333,16 @@ pub async fn run_standalone(
         tracing::warn!("notify scripts still running at exit");
     }
     Ok(())
+}
+
+/// Tells `/metrics` where IPVS is read from now that LVS started (or did not).
+fn ipvs_source(handles: &Handles, lvs: &Option<Lvs>, cfg: &Config) {
+    let source = match lvs {
+        Some(l) => IpvsSource::Writer(l.writer()),
+        None if cfg.lvs.virtual_servers.is_empty() => IpvsSource::NotConfigured,
+        None => IpvsSource::Unavailable,
+    };
+    set_ipvs(&handles.ipvs, source);
 }
 
 async fn start_unit(supervisor: &SupervisorRef, unit: UnitSetup) -> Result<(), AgentError> {
@@ -364,7 +383,16 @@ async fn apply_config(
 ) {
     let wanted = match &options.fleet {
         None => setup::units(new),
-        Some(f) => setup::units_for_director(new, &f.name),
+        Some(f) => match setup::units_for_director(new, &f.name) {
+            // Removed from the fleet while running: it owns nothing in the assignments to
+            // come (and would not hear the others' adverts any more), so it lets go of
+            // everything now; its backups take over on its priority-0 adverts.
+            Err(SetupError::UnknownDirector(_)) => {
+                tracing::warn!(director = %f.name, "this director is not in the fleet's configuration any more: releasing every unit");
+                Ok(Vec::new())
+            }
+            other => other,
+        },
     };
     let wanted = match wanted {
         Ok(w) => w,
@@ -384,8 +412,10 @@ async fn apply_config(
                 notifier,
                 options.ipvs,
                 handles.virtual_servers.clone(),
+                &handles.metrics,
             )
-            .await
+            .await;
+            ipvs_source(handles, lvs, &new);
         }
     }
     if let Some(f) = &handles.fleet {
@@ -395,6 +425,10 @@ async fn apply_config(
 
 /// SIGHUP: the new configuration was validated first; only what changed is touched.
 async fn apply_reload(running: &Running, wanted: Vec<UnitSetup>, supervisor: &SupervisorRef) {
+    let repeered = update_peers(running, &wanted);
+    if repeered > 0 {
+        tracing::info!(units = repeered, "unicast peers updated in place");
+    }
     let stopped = stop_all(running, |s| !wanted.contains(s)).await;
     let have = specs(running);
     let unchanged = have.len();
@@ -410,6 +444,44 @@ async fn apply_reload(running: &Running, wanted: Vec<UnitSetup>, supervisor: &Su
         }
     }
     tracing::info!(unchanged, started, stopped, "SIGHUP: reloaded");
+}
+
+/// Units whose new setup differs only in their unicast peers (fleet mode: a director added
+/// or removed) are told their new peers and keep running; their running spec becomes the
+/// new one, so a restart by the supervisor uses it. Returns how many.
+fn update_peers(running: &Running, wanted: &[UnitSetup]) -> usize {
+    let mut list = lock(running);
+    let mut updated = 0;
+    for c in list.iter_mut() {
+        let Some(new) = wanted.iter().find(|w| w.name == c.spec.name) else {
+            continue;
+        };
+        if *new == c.spec || !only_peers_differ(&c.spec, new) {
+            continue;
+        }
+        let peers = new.members.iter().map(|m| m.peers.clone()).collect();
+        if c.actor.cast(InstanceMsg::Peers(peers)).is_ok() {
+            c.spec = new.clone();
+            updated += 1;
+        }
+    }
+    updated
+}
+
+/// The same unit but for the unicast peers of its members, each list non-empty before and
+/// after (a change between multicast and unicast needs a new socket: a restart).
+fn only_peers_differ(old: &UnitSetup, new: &UnitSetup) -> bool {
+    if old.name != new.name || old.group != new.group || old.members.len() != new.members.len() {
+        return false;
+    }
+    old.members.iter().zip(&new.members).all(|(o, n)| {
+        let mut o = o.clone();
+        if o.peers.is_empty() || n.peers.is_empty() {
+            return o == *n;
+        }
+        o.peers = n.peers.clone();
+        o == *n
+    })
 }
 
 /// Releases and stops the units `which` selects, taking them out of the running list first
@@ -481,5 +553,54 @@ fn watch_links(units: Running) -> Option<std::thread::JoinHandle<()>> {
             tracing::error!(error = %e, "cannot start the link watch thread");
             None
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::path::Path;
+
+    use flotilla_config::{LoadOptions, load_str};
+
+    use super::*;
+
+    fn fleet(directors: &[&str], me: &str) -> Vec<UnitSetup> {
+        let list: String = directors
+            .iter()
+            .enumerate()
+            .map(|(i, d)| format!("director {d} {{ address 10.0.0.{} }}\n", i + 1))
+            .collect();
+        let text = format!(
+            "cluster {{\n name t\n {list} }}\n\
+             vrrp_sync_group G {{ group {{ A B }} }}\n\
+             vrrp_instance A {{ interface eth0\n virtual_router_id 1\n virtual_ipaddress {{ 10.1.0.1/24 }} }}\n\
+             vrrp_instance B {{ interface eth0\n virtual_router_id 2\n virtual_ipaddress {{ 10.1.0.2/24 }} }}\n\
+             vrrp_instance C {{ interface eth0\n virtual_router_id 3\n virtual_ipaddress {{ 10.1.0.3/24 }} }}\n"
+        );
+        let l = load_str(Path::new("t.conf"), &text, &LoadOptions::default());
+        assert!(l.is_ok(), "{}", l.report());
+        setup::units_for_director(&l.config, me).unwrap()
+    }
+
+    #[test]
+    fn directors_added_or_removed_change_only_the_peers_of_running_units() {
+        let three = fleet(&["d1", "d2", "d3"], "d1");
+        let six = fleet(&["d1", "d2", "d3", "d4", "d5", "d6"], "d1");
+        assert_eq!(three.len(), 2);
+        for (old, new) in three.iter().zip(&six) {
+            assert_ne!(old, new);
+            assert!(only_peers_differ(old, new), "{}", old.name);
+            assert!(only_peers_differ(new, old), "{}", old.name);
+        }
+        // Alone, a director's units run multicast: growing needs new sockets.
+        let alone = fleet(&["d1"], "d1");
+        assert!(alone[0].members[0].peers.is_empty());
+        assert!(!only_peers_differ(&alone[0], &three[0]));
+        // Anything else that changed is a real change.
+        let mut other = six[1].clone();
+        other.members[0].params.vrid = 9;
+        assert!(!only_peers_differ(&three[1], &other));
+        assert!(!only_peers_differ(&three[0], &six[1]));
     }
 }

@@ -34,7 +34,11 @@ use tokio::sync::Notify;
 use crate::api::{Answer, Request};
 use crate::director::{Running, actors_by_name};
 use crate::instance::InstanceMsg;
+use crate::moves::Takeover;
 use crate::setup::{UnitSetup, rank_priority};
+
+mod directors;
+pub use directors::RaftSeat;
 
 /// Priority of a unit on a director that placement does not rank (drained, ineligible).
 pub const UNRANKED_PRIORITY: u8 = 10;
@@ -44,6 +48,9 @@ pub const STARTUP_GRACE: Duration = Duration::from_secs(3);
 /// How long a restarted director waits for news from the leader before it trusts the
 /// assignment it persisted.
 pub const CATCH_UP_WAIT: Duration = Duration::from_secs(10);
+
+/// How often this director's units are asked for their state (health gossip, arbitration).
+pub const UNIT_POLL: Duration = Duration::from_millis(500);
 
 /// What `flotilla status` shows of the fleet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +63,12 @@ pub struct FleetReport {
     pub config_version: u64,
     pub members: Vec<MemberReport>,
     pub units: Vec<UnitReport>,
+    /// Raft's membership as this director last saw it (a director leaving the configuration
+    /// stays here until the leader has taken it out).
+    #[serde(default)]
+    pub raft_voters: Vec<String>,
+    #[serde(default)]
+    pub raft_learners: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +78,9 @@ pub struct MemberReport {
     pub alive: bool,
     pub drained: bool,
     pub leader: bool,
+    /// Voter, learner or outside the Raft group.
+    #[serde(default)]
+    pub raft: RaftSeat,
     /// Units it owns in the committed assignment.
     pub owns: usize,
     /// VIPs of the units it owns.
@@ -103,6 +119,11 @@ struct View {
     faulty: BTreeMap<String, BTreeSet<String>>,
     /// Directors' software versions, from their heartbeats.
     versions: BTreeMap<String, String>,
+    /// Units each director holds as master, from their heartbeats' health (this director's
+    /// own from its units): the mesh's view for arbitration.
+    masters: BTreeMap<String, BTreeSet<String>>,
+    /// Units held back here, and the director they are held back for.
+    held: BTreeMap<String, String>,
 }
 
 /// What a director tells the others in its heartbeats' health detail.
@@ -110,6 +131,9 @@ struct View {
 struct HealthDetail {
     /// Units held in FAULT by a tracker here: not eligible here.
     faulty_units: BTreeSet<String>,
+    /// Units this director is master of (absent from older versions' heartbeats).
+    #[serde(default)]
+    masters: BTreeSet<String>,
 }
 
 fn wall() -> Duration {
@@ -291,16 +315,20 @@ impl FleetHandle {
             // must not take units from their current owners. As rank 0 it still becomes
             // master by VRRP's own rules (highest priority) if nobody holds the unit.
             let take_over = rank == Some(0) && !was_owner && !first;
+            if take_over {
+                lock(&self.view).held.remove(&unit);
+            }
             let _ = actor.cast(InstanceMsg::Place {
                 priority,
-                take_over,
+                take_over: take_over.then_some(Takeover::Planned),
                 owner: rank == Some(0),
             });
         }
+        self.arbitrate();
     }
 
     /// A director confirmed dead: take at once the units for which this director is next.
-    fn failover(&self, dead: &str) {
+    fn failover(&self, dead: &str, owner_last_heard: Option<Instant>) {
         let (me, assignment, alive) = {
             let v = lock(&self.view);
             let alive: BTreeSet<String> = v
@@ -324,15 +352,62 @@ impl FleetHandle {
                 && let Some(actor) = actors.get(unit)
             {
                 tracing::warn!(%unit, %dead, "owner confirmed dead: taking over now");
+                lock(&self.view).held.remove(unit);
                 let priority = a
                     .rank(unit, &me)
                     .map(rank_priority)
                     .unwrap_or(UNRANKED_PRIORITY);
                 let _ = actor.cast(InstanceMsg::Place {
                     priority,
-                    take_over: true,
+                    take_over: Some(Takeover::Failover { owner_last_heard }),
                     owner: true,
                 });
+            }
+        }
+    }
+
+    /// Mesh arbitration (DESIGN "How VRRP and the cluster fit together" 5): a unit whose
+    /// master, by the heartbeats' gossip, is a director alive and ranked above this one is
+    /// held back here — this director neither stays nor becomes master of it, whatever VRRP's
+    /// timers say. Only a cut of VRRP between two directors whose mesh still works makes this
+    /// matter: without it both would be master (split brain). Sent on changes only: a
+    /// priority-0 advert (the master releasing) ends a hold in the router itself at once.
+    fn arbitrate(&self) {
+        let mut changes = Vec::new();
+        {
+            let mut v = lock(&self.view);
+            let Some(a) = v.assignment.clone() else {
+                return;
+            };
+            let me = v.me.clone();
+            let rank = |unit: &str, d: &str| a.rank(unit, d).unwrap_or(usize::MAX);
+            for (unit, _) in actors_by_name(&self.units) {
+                let mine = rank(&unit, &me);
+                let behind = v
+                    .masters
+                    .iter()
+                    .filter(|(d, units)| **d != me && units.contains(&unit))
+                    .filter(|(d, _)| v.alive.get(*d).is_some_and(|(up, _)| *up))
+                    .map(|(d, _)| (rank(&unit, d), d.clone()))
+                    .filter(|(r, _)| *r < mine)
+                    .min()
+                    .map(|(_, d)| d);
+                if v.held.get(&unit) != behind.as_ref() {
+                    match &behind {
+                        Some(d) => v.held.insert(unit.clone(), d.clone()),
+                        None => v.held.remove(&unit),
+                    };
+                    changes.push((unit, behind));
+                }
+            }
+        }
+        if changes.is_empty() {
+            return;
+        }
+        let actors: BTreeMap<String, _> = actors_by_name(&self.units).into_iter().collect();
+        for (unit, behind) in changes {
+            if let Some(actor) = actors.get(&unit) {
+                let _ = actor.cast(InstanceMsg::HoldBack(behind));
             }
         }
     }
@@ -374,6 +449,7 @@ impl FleetHandle {
                     alive: v.alive.get(d).is_some_and(|(x, _)| *x),
                     drained: state.drained.contains(d),
                     leader: leader.as_deref() == Some(d.as_str()),
+                    raft: directors::seat(&m, d),
                     owns: owned.len(),
                     weight: owned
                         .iter()
@@ -413,6 +489,8 @@ impl FleetHandle {
             config_version: state.config_version,
             members,
             units,
+            raft_voters: directors::names_of(&m, &m.voters),
+            raft_learners: directors::names_of(&m, &m.learners),
         }
     }
 
@@ -551,10 +629,11 @@ pub async fn start(s: FleetStart<'_>) -> Result<FleetHandle, FleetStartError> {
     let names: BTreeMap<NodeId, String> = all.iter().map(|(id, n)| (*id, n.name.clone())).collect();
     std::fs::create_dir_all(s.state_dir)
         .map_err(|e| FleetStartError::Raft(format!("{}: {e}", s.state_dir.display())))?;
+    let transport = MeshTransport::new(mesh.clone(), names.clone());
     let fleet = Fleet::open(
         s.state_dir,
         node_id(s.name),
-        MeshTransport::new(mesh.clone(), names.clone()),
+        transport.clone(),
         FleetConfig::default(),
     )
     .await
@@ -574,6 +653,8 @@ pub async fn start(s: FleetStart<'_>) -> Result<FleetHandle, FleetStartError> {
         caught_up: false,
         faulty: BTreeMap::new(),
         versions: BTreeMap::new(),
+        masters: BTreeMap::new(),
+        held: BTreeMap::new(),
     }));
     let handle = FleetHandle {
         fleet: fleet.clone(),
@@ -582,6 +663,9 @@ pub async fn start(s: FleetStart<'_>) -> Result<FleetHandle, FleetStartError> {
         nudge: Arc::new(Notify::new()),
         units: s.units.clone(),
     };
+
+    // Directors added or removed by a committed configuration.
+    directors::follow(handle.clone(), transport);
 
     // Requests from other directors: Raft's, and control requests for the leader.
     let service = fleet.service();
@@ -625,14 +709,20 @@ pub async fn start(s: FleetStart<'_>) -> Result<FleetHandle, FleetStartError> {
                     tracing::info!(director = %name, "director up");
                     lock(&h.view).alive.insert(name, (true, wall()));
                     h.nudge.notify_one();
+                    h.arbitrate();
                 }
                 Event::PeerSuspected { name } => {
                     tracing::warn!(director = %name, "director suspected (missed heartbeats)")
                 }
-                Event::PeerDead { name, confirmed_by } => {
+                Event::PeerDead {
+                    name,
+                    confirmed_by,
+                    last_heard,
+                } => {
                     tracing::warn!(director = %name, ?confirmed_by, "director confirmed dead");
                     lock(&h.view).alive.insert(name.clone(), (false, wall()));
-                    h.failover(&name);
+                    h.failover(&name, last_heard);
+                    h.arbitrate();
                     h.nudge.notify_one();
                 }
                 Event::Refused {
@@ -647,6 +737,12 @@ pub async fn start(s: FleetStart<'_>) -> Result<FleetHandle, FleetStartError> {
                         serde_json::from_slice(&health.detail).unwrap_or_default();
                     let mut v = lock(&h.view);
                     v.versions.insert(name.clone(), health.version);
+                    if v.masters.get(&name) != Some(&detail.masters) {
+                        v.masters.insert(name.clone(), detail.masters.clone());
+                        drop(v);
+                        h.arbitrate();
+                        v = lock(&h.view);
+                    }
                     if v.faulty.get(&name) != Some(&detail.faulty_units) {
                         tracing::info!(director = %name, faulty = ?detail.faulty_units, "director's unit health changed");
                         v.faulty.insert(name, detail.faulty_units);
@@ -664,6 +760,7 @@ pub async fn start(s: FleetStart<'_>) -> Result<FleetHandle, FleetStartError> {
         let mut last: Option<BTreeSet<String>> = None;
         loop {
             let mut faulty = BTreeSet::new();
+            let mut masters = BTreeSet::new();
             let mut held = 0u32;
             for (unit, actor) in actors_by_name(&h.units) {
                 if let Ok(ractor::rpc::CallResult::Success(list)) = actor
@@ -672,6 +769,12 @@ pub async fn start(s: FleetStart<'_>) -> Result<FleetHandle, FleetStartError> {
                 {
                     if list.iter().any(|s| s.fault_by.is_some()) {
                         faulty.insert(unit.clone());
+                    }
+                    if list
+                        .iter()
+                        .any(|s| s.state == flotilla_vrrp::machine::State::Master)
+                    {
+                        masters.insert(unit.clone());
                     }
                     held += list
                         .iter()
@@ -686,8 +789,11 @@ pub async fn start(s: FleetStart<'_>) -> Result<FleetHandle, FleetStartError> {
                 lock(&h.view).faulty.insert(me, faulty.clone());
                 h.nudge.notify_one();
             }
+            let me = lock(&h.view).me.clone();
+            lock(&h.view).masters.insert(me, masters.clone());
             let detail = serde_json::to_vec(&HealthDetail {
                 faulty_units: faulty.clone(),
+                masters,
             })
             .unwrap_or_default();
             h.mesh.set_health(flotilla_cluster::mesh::Health {
@@ -696,7 +802,8 @@ pub async fn start(s: FleetStart<'_>) -> Result<FleetHandle, FleetStartError> {
                 detail,
             });
             last = Some(faulty);
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            h.arbitrate();
+            tokio::time::sleep(UNIT_POLL).await;
         }
     });
 

@@ -18,6 +18,8 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::task::JoinHandle;
 
 use crate::announce::{Announce, Announcers};
+use crate::metrics::Metrics;
+use crate::moves::{MoveWatch, Takeover};
 use crate::notifier::NotifyMsg;
 use crate::setup::{InstanceSetup, Notify, UnitSetup};
 use crate::track::{Reading, Source};
@@ -39,14 +41,22 @@ pub enum InstanceMsg {
     /// A script, file or process tracker has a new reading.
     Track(Source, Reading),
     /// Fleet mode: placement ranked this director; `priority` is that rank's, and
-    /// `take_over` asks to become master now (this director owns the unit in a newer
-    /// assignment, or its owner was confirmed dead); `owner`: this director is the unit's
-    /// owner (rank 0, or next after a confirmed death) and preempts a lower master at once.
+    /// `take_over` asks to become master now, saying why (this director owns the unit in a
+    /// newer assignment, or its owner was confirmed dead); `owner`: this director is the
+    /// unit's owner (rank 0, or next after a confirmed death) and preempts a lower master at
+    /// once.
     Place {
         priority: u8,
-        take_over: bool,
+        take_over: Option<Takeover>,
         owner: bool,
     },
+    /// Fleet mode: `Some(director)`: that director, ranked above this one and alive, is master
+    /// of the unit: stand back (see `Router::hold_back`); `None`: no longer.
+    HoldBack(Option<String>),
+    /// Fleet mode: directors were added or removed; member `i` now sends its unicast adverts
+    /// to `peers[i]`. Only between non-empty lists: unicast stays unicast, so the socket and
+    /// the state machine are untouched (no transition, no VIP flap).
+    Peers(Vec<Vec<IpAddr>>),
 }
 
 /// A received VRRP datagram with what its IP header said, either family.
@@ -147,6 +157,7 @@ pub struct InstanceArgs {
     pub notifier: ActorRef<NotifyMsg>,
     pub trackers: TrackerHub,
     pub announcers: Announcers,
+    pub metrics: Metrics,
 }
 
 /// One instance's sockets and bookkeeping.
@@ -219,6 +230,13 @@ impl Machine {
         }
     }
 
+    fn hold_back(&mut self, now: Instant, on: bool) {
+        match self {
+            Machine::Single(r) => r.hold_back(now, on),
+            Machine::Group(g) => g.hold_back(now, on),
+        }
+    }
+
     fn take_over(&mut self, now: Instant) {
         match self {
             Machine::Single(r) => {
@@ -283,6 +301,9 @@ pub struct InstanceState {
     subscriptions: Vec<JoinHandle<()>>,
     /// The tracker that holds a member in FAULT, by member.
     faults: Vec<Option<Source>>,
+    /// Takeovers of this unit, for the metrics.
+    moves: MoveWatch,
+    metrics: Metrics,
 }
 
 impl Actor for VrrpInstance {
@@ -300,6 +321,7 @@ impl Actor for VrrpInstance {
             notifier,
             trackers,
             announcers,
+            metrics,
         } = args;
         let addrs = Addresses::connect()?;
         let group_name = unit.group.as_ref().map(|_| unit.name.clone());
@@ -360,6 +382,8 @@ impl Actor for VrrpInstance {
             readings,
             subscriptions,
             faults: Vec::new(),
+            moves: MoveWatch::default(),
+            metrics,
         };
         st.reconcile_leftovers().await;
         // Trackers first, so an instance whose interface is down starts in FAULT.
@@ -408,16 +432,35 @@ impl Actor for VrrpInstance {
                 }
                 st.apply_tracking(now);
                 st.machine.set_cluster_owner(owner);
+                st.moves.placed(take_over);
                 if lowered {
                     // No longer the owner: say so on the wire now, so the new owner takes
                     // over at once (see Router::announce).
                     st.machine.announce(now);
                 }
-                if take_over {
-                    tracing::info!(unit = %st.name, priority, "placement: taking over now");
+                if take_over.is_some() {
+                    tracing::info!(unit = %st.name, priority, ?take_over, "placement: taking over now");
                     st.machine.take_over(now);
                 }
                 st.run_actions(&me).await;
+            }
+            InstanceMsg::HoldBack(behind) => {
+                match &behind {
+                    Some(d) => {
+                        tracing::warn!(unit = %st.name, director = %d, "held back: a higher-ranked director is master too (VRRP between us cut?)")
+                    }
+                    None => tracing::info!(unit = %st.name, "no longer held back"),
+                }
+                st.machine.hold_back(Instant::now(), behind.is_some());
+                st.run_actions(&me).await;
+            }
+            InstanceMsg::Peers(peers) => {
+                for (m, peers) in st.members.iter_mut().zip(peers) {
+                    if m.setup.peers != peers && !m.setup.peers.is_empty() && !peers.is_empty() {
+                        tracing::info!(instance = %m.setup.name, ?peers, "unicast peers changed");
+                        m.setup.peers = peers;
+                    }
+                }
             }
             InstanceMsg::Stop(reply) => {
                 st.machine.shutdown(Instant::now());
@@ -665,10 +708,8 @@ impl InstanceState {
                 tracing::warn!(instance = %m.setup.name, from = %r.src, advertised = ?advert.addresses, "the advert's address list differs from ours (check both configurations)");
             }
         }
-        if let Err(why) = self
-            .machine
-            .handle_advert(Instant::now(), i, r.src, &advert)
-        {
+        let now = Instant::now();
+        if let Err(why) = self.machine.handle_advert(now, i, r.src, &advert) {
             tracing::debug!(instance = %m.setup.name, from = %r.src, %why, "advert dropped");
             drop(
                 m,
@@ -680,6 +721,14 @@ impl InstanceState {
                     Drop::NotListening => "not_listening",
                 },
             );
+        } else {
+            let ours = self
+                .machine
+                .router(i)
+                .map(Router::effective_priority)
+                .unwrap_or(0);
+            self.moves
+                .advert(now, advert.priority, ours, m.setup.params.preempt);
         }
     }
 
@@ -699,6 +748,16 @@ impl InstanceState {
                     }
                 }
             }
+        }
+        // Every action ran: a master's VIPs are on its interfaces now.
+        let master = (0..self.members.len()).all(|i| {
+            self.machine
+                .router(i)
+                .is_some_and(|r| r.state() == State::Master)
+        });
+        if let Some(took) = self.moves.settled(Instant::now(), master) {
+            tracing::info!(unit = %self.name, kind = took.kind.as_str(), outage = ?took.outage, "unit taken over");
+            self.metrics.took(&self.name, &took);
         }
         if let Some(at) = self.machine.poll_timeout() {
             self.timer_gen += 1;
@@ -744,6 +803,9 @@ impl InstanceState {
                 }
             }
             Action::StateChanged { from, to, reason } => {
+                if to == State::Master {
+                    self.moves.member_master(&reason);
+                }
                 m.status.since = Instant::now();
                 m.status.reason = Some(reason);
                 m.status.transitions += 1;

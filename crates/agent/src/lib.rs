@@ -14,6 +14,8 @@ pub mod fleet;
 pub mod instance;
 pub mod lvs;
 pub mod lvs_writer;
+pub mod metrics;
+pub mod moves;
 pub mod notifier;
 pub mod script;
 pub mod sd_notify;

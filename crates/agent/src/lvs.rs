@@ -12,6 +12,7 @@ use flotilla_ipvs::{Dataplane, KernelDataplane, MemoryDataplane};
 use ractor::{Actor, ActorRef};
 
 use crate::lvs_writer::{LvsWriter, WriterArgs, WriterMsg};
+use crate::metrics::Metrics;
 use crate::notifier::NotifyMsg;
 use crate::supervisor::{Children, Supervisor, SupervisorMsg};
 use crate::virtual_server::{VsMsg, VsSpawner, VsSpec};
@@ -46,6 +47,7 @@ impl Lvs {
         notifier: &ActorRef<NotifyMsg>,
         backend: IpvsBackend,
         children: Children<VsSpec, VsMsg>,
+        metrics: &Metrics,
     ) -> Option<Lvs> {
         if cfg.lvs.virtual_servers.is_empty() {
             return None;
@@ -95,6 +97,7 @@ impl Lvs {
         let spawner = VsSpawner {
             writer: writer.clone(),
             notifier: notifier.clone(),
+            metrics: metrics.clone(),
         };
         let supervisor = match Actor::spawn(
             Some("vs-supervisor".into()),
@@ -119,6 +122,11 @@ impl Lvs {
             lvs.start_vs(s).await;
         }
         Some(lvs)
+    }
+
+    /// The IPVS writer (for reads: `/metrics` asks it for the table).
+    pub fn writer(&self) -> ActorRef<WriterMsg> {
+        self.writer.clone()
     }
 
     async fn start_vs(&self, spec: VsSpec) {

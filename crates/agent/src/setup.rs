@@ -339,6 +339,13 @@ fn instance(vrrp: &VrrpSection, i: &VrrpInstance) -> Result<InstanceSetup, Setup
     params.lower_prio_no_advert = i.lower_prio_no_advert;
     params.higher_prio_send_advert = i.higher_prio_send_advert;
     params.down_timer_adverts = i.down_timer_adverts;
+    // Only used on a takeover the fleet orders: time for the addresses to be added (one
+    // netlink request each) and the first GARP round to leave before the advert that makes
+    // the old owner let go. Half an advert interval at most.
+    params.takeover_advert_delay = (Duration::from_millis(30)
+        + Duration::from_millis(2)
+            .saturating_mul(u32::try_from(params.addresses.len()).unwrap_or(u32::MAX)))
+    .min(Duration::from_millis(u64::from(interval_cs) * 5));
     let mut tracked = Vec::new();
     if !i.dont_track_primary {
         tracked.push(Tracked::interface(&interface, 0, false));

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use flotilla_check::{CheckEvent, CheckRunner, CheckSpec, Target};
 use flotilla_config::Config;
-use flotilla_config::model::lvs::{Protocol, VirtualServer, VirtualServerKey};
+use flotilla_config::model::lvs::{Protocol, RealServer, VirtualServer, VirtualServerKey};
 use flotilla_ipvs::ServiceSpec;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::lvs_writer::WriterMsg;
+use crate::metrics::Metrics;
 use crate::notifier::NotifyMsg;
 use crate::supervisor::Spawner;
 use crate::vs_state::{VsEvent, VsState};
@@ -37,6 +38,11 @@ pub fn vs_name(vs: &VirtualServer) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// How a real server is named in status and metrics: `10.0.1.1:80`.
+fn rs_address(rs: &RealServer) -> String {
+    format!("{}:{}", rs.ip, rs.port)
 }
 
 pub enum VsMsg {
@@ -109,6 +115,7 @@ pub struct VsArgs {
     pub spec: VsSpec,
     pub writer: ActorRef<WriterMsg>,
     pub notifier: ActorRef<NotifyMsg>,
+    pub metrics: Metrics,
 }
 
 pub struct VsActorState {
@@ -137,6 +144,7 @@ impl Actor for VsActor {
             spec,
             writer,
             notifier,
+            metrics,
         } = args;
         let cfg = &spec.config;
         let vs = &spec.vs;
@@ -148,7 +156,9 @@ impl Actor for VsActor {
                 let check = CheckSpec::new(checker, Target::of(rs), cfg)
                     .map_err(|e| format!("{}: real server {}: {e}", spec.name, rs.ip))?;
                 let (tx, mut rx) = mpsc::channel(16);
-                runners.push(CheckRunner::spawn(check, tx));
+                let observer =
+                    metrics.probe_observer(&spec.name, &rs_address(rs), checker.kind.keyword());
+                runners.push(CheckRunner::spawn_observed(check, tx, Some(observer)));
                 let me = me.clone();
                 forwarders.push(tokio::spawn(async move {
                     while let Some(event) = rx.recv().await {
@@ -307,7 +317,7 @@ impl VsActorState {
                 .iter()
                 .enumerate()
                 .map(|(i, r)| RsReport {
-                    address: format!("{}:{}", r.ip, r.port),
+                    address: rs_address(r),
                     alive: self.state.alive(i),
                     weight: if sorry_active {
                         0
@@ -325,6 +335,7 @@ impl VsActorState {
 pub struct VsSpawner {
     pub writer: ActorRef<WriterMsg>,
     pub notifier: ActorRef<NotifyMsg>,
+    pub metrics: Metrics,
 }
 
 impl Spawner for VsSpawner {
@@ -340,6 +351,7 @@ impl Spawner for VsSpawner {
             spec,
             writer: self.writer.clone(),
             notifier: self.notifier.clone(),
+            metrics: self.metrics.clone(),
         };
         Actor::spawn_linked(None, VsActor, args, supervisor)
             .await

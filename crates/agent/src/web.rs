@@ -1,14 +1,14 @@
 //! The opt-in HTTP listener (`flotilla agent --listen ADDR`), read-only:
 //!
 //! * `/metrics` — Prometheus text exposition (format 0.0.4), names after Prometheus's
-//!   conventions: `flotilla_` prefix, base units, `_total` for counters;
+//!   conventions: `flotilla_` prefix, base units, `_total` for counters; the status families
+//!   here, the agent's own measurements and the IPVS counters from [`crate::metrics`];
 //! * `/api/status` — the same JSON `flotilla status --json` prints;
 //! * `/` — a page that draws the director and its units and refreshes every second, so an
 //!   operator watches a failover or a drain happen.
 //!
 //! The status is gathered from the actors at each request, as for the control socket.
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use axum::Router;
@@ -19,6 +19,7 @@ use axum::routing::get;
 use tokio::task::JoinHandle;
 
 use crate::api::{DirectorStatus, Handles};
+use crate::metrics::{Family, IpvsRead, Metrics};
 
 type Shared = Handles;
 
@@ -47,12 +48,14 @@ async fn status_json(State(s): State<Shared>) -> Json<DirectorStatus> {
 }
 
 async fn metrics(State(s): State<Shared>) -> impl IntoResponse {
+    let status = snapshot(&s).await;
+    let ipvs = crate::metrics::read_ipvs(&s.ipvs).await;
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        exposition(&snapshot(&s).await),
+        exposition(&status, &s.metrics, &ipvs),
     )
 }
 
@@ -60,39 +63,10 @@ async fn page() -> Html<&'static str> {
     Html(PAGE)
 }
 
-/// A label value with `\`, `"` and newlines escaped, as the text format requires.
-fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-struct Family<'a> {
-    out: &'a mut String,
-}
-
-impl Family<'_> {
-    fn head(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    }
-
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
-        let l: Vec<String> = labels
-            .iter()
-            .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
-            .collect();
-        if l.is_empty() {
-            let _ = writeln!(self.out, "{name} {value}");
-        } else {
-            let _ = writeln!(self.out, "{name}{{{}}} {value}", l.join(","));
-        }
-    }
-}
-
 const STATES: [&str; 4] = ["INIT", "BACKUP", "MASTER", "FAULT"];
 
-/// The Prometheus text for a director's status.
-pub fn exposition(s: &DirectorStatus) -> String {
+/// The Prometheus text for a director: its status, the agent's measurements, IPVS.
+pub fn exposition(s: &DirectorStatus, metrics: &Metrics, ipvs: &IpvsRead) -> String {
     let mut out = String::new();
     let mut f = Family { out: &mut out };
     f.head(
@@ -296,6 +270,8 @@ pub fn exposition(s: &DirectorStatus) -> String {
             u.count,
         );
     }
+    metrics.render(&mut f, s);
+    crate::metrics::render_ipvs(&mut f, ipvs);
     out
 }
 
@@ -359,6 +335,7 @@ tick(); setInterval(tick, 1000);
 "#;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::collections::BTreeMap;
 
@@ -394,9 +371,38 @@ mod tests {
         }
     }
 
+    /// Every sample belongs to the family declared last before it (a histogram's
+    /// `_bucket`/`_sum`/`_count` to its histogram), each family is declared once, counters
+    /// and only counters end in `_total`, no series appears twice.
+    fn assert_well_formed(text: &str) {
+        let mut declared: Vec<(String, String)> = Vec::new();
+        let mut series = std::collections::BTreeSet::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let mut words = rest.split(' ');
+                let name = words.next().unwrap_or_default().to_string();
+                let kind = words.next().unwrap_or_default().to_string();
+                assert!(!declared.iter().any(|(n, _)| *n == name), "{name} twice");
+                assert_eq!(name.ends_with("_total"), kind == "counter", "{name} {kind}");
+                declared.push((name, kind));
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap_or_default();
+                let (family, kind) = declared.last().cloned().unwrap_or_default();
+                let own = name == family
+                    || (kind == "histogram"
+                        && ["_bucket", "_sum", "_count"]
+                            .iter()
+                            .any(|s| name.strip_suffix(s) == Some(family.as_str())));
+                assert!(own, "{line} outside its family {family}");
+                let key = line.rsplit_once(' ').map(|(k, _)| k).unwrap_or(line);
+                assert!(series.insert(key.to_string()), "duplicate series {key}");
+            }
+        }
+    }
+
     #[test]
     fn exposition_is_well_formed_prometheus_text() {
-        let text = exposition(&report());
+        let text = exposition(&report(), &Metrics::default(), &IpvsRead::NotConfigured);
         assert!(
             text.contains("flotilla_vrrp_state{instance=\"VI_\\\"1\\\"\",state=\"master\"} 1\n")
         );
@@ -409,20 +415,134 @@ mod tests {
                 "flotilla_vrrp_dropped_total{instance=\"VI_\\\"1\\\"\",reason=\"ttl\"} 4\n"
             )
         );
-        // Every sample belongs to a family declared before it, each declared once.
-        let mut declared = Vec::new();
-        for line in text.lines() {
-            if let Some(rest) = line.strip_prefix("# TYPE ") {
-                let name = rest.split(' ').next().unwrap_or_default();
-                assert!(!declared.contains(&name.to_string()), "{name} twice");
-                declared.push(name.to_string());
-            } else if !line.starts_with('#') {
-                let name = line.split('{').next().unwrap_or_default();
-                assert_eq!(declared.last().map(String::as_str), Some(name), "{line}");
-                assert!(
-                    name.ends_with("_total") == text.contains(&format!("# TYPE {name} counter"))
-                );
-            }
+        assert!(
+            !text.contains("flotilla_ipvs"),
+            "no virtual servers: no IPVS families"
+        );
+        assert_well_formed(&text);
+    }
+
+    #[test]
+    fn probes_takeovers_failovers_and_ipvs_counters_are_exposed() {
+        use std::time::Duration;
+
+        use flotilla_check::{ProbeReport, ProbeResult};
+        use flotilla_ipvs::{
+            Dataplane, DestinationEntry, Forward, MemoryDataplane, Service, ServiceKey,
+            ServiceSpec, Stats,
+        };
+
+        use crate::moves::{TakeoverKind, Took};
+        use crate::virtual_server::{RsReport, VsReport};
+
+        let mut status = report();
+        status.virtual_servers = vec![VsReport {
+            name: "TCP 10.0.0.100:80".into(),
+            scheduler: "wrr".into(),
+            quorum_up: true,
+            sorry_server_active: false,
+            real_servers: vec![RsReport {
+                address: "10.0.1.1:80".into(),
+                alive: true,
+                weight: 2,
+                reason: None,
+            }],
+        }];
+        let m = Metrics::default();
+        let probe = m.probe_observer("TCP 10.0.0.100:80", "10.0.1.1:80", "HTTP_GET");
+        for (ms, result) in [
+            (3, ProbeResult::Pass),
+            (7, ProbeResult::Pass),
+            (1000, ProbeResult::Timeout),
+        ] {
+            probe(ProbeReport {
+                duration: Duration::from_millis(ms),
+                result,
+            });
         }
+        // A virtual server no longer running: not shown.
+        m.probe_observer("TCP 10.0.0.200:80", "10.0.1.1:80", "TCP_CHECK")(ProbeReport {
+            duration: Duration::from_millis(1),
+            result: ProbeResult::Fail,
+        });
+        m.took(
+            "VI_1",
+            &Took {
+                kind: TakeoverKind::Failover,
+                outage: Some(Duration::from_millis(180)),
+            },
+        );
+        m.took(
+            "VI_1",
+            &Took {
+                kind: TakeoverKind::Planned,
+                outage: None,
+            },
+        );
+        let service = Service::new(
+            ServiceKey::Addr {
+                protocol: flotilla_ipvs::Protocol::Tcp,
+                addr: "10.0.0.100".parse().unwrap(),
+                port: 80,
+            },
+            "wrr",
+        );
+        let dest =
+            flotilla_ipvs::Destination::new("10.0.1.1".parse().unwrap(), 80, Forward::Route, 2);
+        let mut mem = MemoryDataplane::with_state(&[ServiceSpec {
+            service,
+            destinations: vec![dest],
+        }]);
+        let mut table = mem.status().unwrap();
+        table[0].stats = Stats {
+            conns: 5,
+            inpkts: 40,
+            outpkts: 0,
+            inbytes: 4000,
+            ..Stats::default()
+        };
+        table[0].destinations[0] = DestinationEntry {
+            active_conns: 2,
+            ..table[0].destinations[0]
+        };
+        let text = exposition(&status, &m, &IpvsRead::Table(table));
+        assert_well_formed(&text);
+        let vs =
+            "virtual_server=\"TCP 10.0.0.100:80\",real_server=\"10.0.1.1:80\",checker=\"HTTP_GET\"";
+        for want in [
+            format!("flotilla_checker_duration_seconds_bucket{{{vs},le=\"0.005\"}} 1\n"),
+            format!("flotilla_checker_duration_seconds_bucket{{{vs},le=\"0.01\"}} 2\n"),
+            format!("flotilla_checker_duration_seconds_bucket{{{vs},le=\"+Inf\"}} 3\n"),
+            format!("flotilla_checker_duration_seconds_sum{{{vs}}} 1.01\n"),
+            format!("flotilla_checker_duration_seconds_count{{{vs}}} 3\n"),
+            format!("flotilla_checker_probes_total{{{vs},result=\"pass\"}} 2\n"),
+            format!("flotilla_checker_probes_total{{{vs},result=\"timeout\"}} 1\n"),
+            format!("flotilla_checker_probes_total{{{vs},result=\"fail\"}} 0\n"),
+            "flotilla_unit_takeovers_total{unit=\"VI_1\",kind=\"planned\"} 1\n".into(),
+            "flotilla_unit_takeovers_total{unit=\"VI_1\",kind=\"failover\"} 1\n".into(),
+            "flotilla_failover_duration_seconds_bucket{unit=\"VI_1\",kind=\"failover\",le=\"0.1\"} 0\n".into(),
+            "flotilla_failover_duration_seconds_bucket{unit=\"VI_1\",kind=\"failover\",le=\"0.2\"} 1\n".into(),
+            "flotilla_failover_duration_seconds_count{unit=\"VI_1\",kind=\"failover\"} 1\n".into(),
+            "flotilla_ipvs_up 1\n".into(),
+            "flotilla_ipvs_service_connections_total{virtual_server=\"TCP 10.0.0.100:80\"} 5\n".into(),
+            "flotilla_ipvs_service_packets_total{virtual_server=\"TCP 10.0.0.100:80\",direction=\"in\"} 40\n".into(),
+            "flotilla_ipvs_service_bytes_total{virtual_server=\"TCP 10.0.0.100:80\",direction=\"in\"} 4000\n".into(),
+            "flotilla_ipvs_destination_connections_total{virtual_server=\"TCP 10.0.0.100:80\",real_server=\"10.0.1.1:80\"} 0\n".into(),
+            "flotilla_ipvs_destination_connections{virtual_server=\"TCP 10.0.0.100:80\",real_server=\"10.0.1.1:80\",state=\"active\"} 2\n".into(),
+        ] {
+            assert!(text.contains(&want), "missing {want}in\n{text}");
+        }
+        assert!(
+            !text.contains("10.0.0.200"),
+            "a stopped virtual server's checker shown"
+        );
+        assert!(
+            !text.contains("kind=\"planned\",le="),
+            "planned moves have no outage"
+        );
+        let down = exposition(&status, &m, &IpvsRead::Down);
+        assert_well_formed(&down);
+        assert!(down.contains("flotilla_ipvs_up 0\n"));
+        assert!(!down.contains("flotilla_ipvs_service"));
     }
 }

@@ -2,10 +2,12 @@
 //!
 //! The agent spawns a [`CheckRunner`] per checker and reads [`CheckEvent`]s from its
 //! channel; dropping the runner stops the checker (a MISC_CHECK script that is running is
-//! killed with its process group).
+//! killed with its process group). Events are transitions only; a [`ProbeObserver`] given at
+//! spawn hears every probe as it completes (what it took and how it ended), for metrics.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -13,8 +15,48 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::probe::CheckSpec;
+use crate::probe::{CheckSpec, Pass, ProbeError};
 use crate::schedule::{CheckEvent, Health, Outcome, Scheduler, first_delay};
+
+/// One completed probe, as a [`ProbeObserver`] hears it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeReport {
+    /// From the probe's start to its verdict (a timed-out probe: about its timeout).
+    pub duration: Duration,
+    pub result: ProbeResult,
+}
+
+/// How one probe ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeResult {
+    Pass,
+    /// Gave up waiting: connect, TLS, HTTP, script, UDP, DNS or ICMP timeout.
+    Timeout,
+    /// Any other failure (refused, wrong status, digest, script exit, …).
+    Fail,
+}
+
+impl ProbeResult {
+    fn of(r: &Result<Pass, ProbeError>) -> Self {
+        match r {
+            Ok(_) => ProbeResult::Pass,
+            Err(e) if e.is_timeout() => ProbeResult::Timeout,
+            Err(_) => ProbeResult::Fail,
+        }
+    }
+
+    /// `pass`, `timeout`, `fail`: the word metrics label it with.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeResult::Pass => "pass",
+            ProbeResult::Timeout => "timeout",
+            ProbeResult::Fail => "fail",
+        }
+    }
+}
+
+/// Called on the checker's task after every probe; it must not block.
+pub type ProbeObserver = Arc<dyn Fn(ProbeReport) + Send + Sync>;
 
 /// A running checker; dropping it cancels the checker.
 #[derive(Debug)]
@@ -28,20 +70,48 @@ impl CheckRunner {
     /// keepalived's bootstrap delay plus a random share of `warmup`; events go to `events`
     /// until the receiver is dropped.
     pub fn spawn(spec: CheckSpec, events: mpsc::Sender<CheckEvent>) -> Self {
+        Self::spawn_observed(spec, events, None)
+    }
+
+    /// As [`Self::spawn`]; `observer` also hears every probe's duration and result.
+    pub fn spawn_observed(
+        spec: CheckSpec,
+        events: mpsc::Sender<CheckEvent>,
+        observer: Option<ProbeObserver>,
+    ) -> Self {
         let first = first_delay(spec.schedule.warmup, random_u64());
-        Self::spawn_after(spec, events, first)
+        Self::start(spec, events, first, observer)
     }
 
     /// As [`Self::spawn`], with the first probe `first` from now (tests, or an agent that
     /// spreads its checkers itself).
     pub fn spawn_after(spec: CheckSpec, events: mpsc::Sender<CheckEvent>, first: Duration) -> Self {
+        Self::start(spec, events, first, None)
+    }
+
+    /// As [`Self::spawn_after`], with an observer (see [`Self::spawn_observed`]).
+    pub fn spawn_observed_after(
+        spec: CheckSpec,
+        events: mpsc::Sender<CheckEvent>,
+        first: Duration,
+        observer: ProbeObserver,
+    ) -> Self {
+        Self::start(spec, events, first, Some(observer))
+    }
+
+    fn start(
+        spec: CheckSpec,
+        events: mpsc::Sender<CheckEvent>,
+        first: Duration,
+        observer: Option<ProbeObserver>,
+    ) -> Self {
         let initial = if spec.schedule.alpha {
             Health::Down
         } else {
             Health::Up
         };
         CheckRunner {
-            task: tokio::spawn(run(spec, events, first)),
+            task: tokio::spawn(run(spec, events, first, observer)),
             initial,
         }
     }
@@ -58,7 +128,12 @@ impl Drop for CheckRunner {
     }
 }
 
-async fn run(spec: CheckSpec, events: mpsc::Sender<CheckEvent>, first: Duration) {
+async fn run(
+    spec: CheckSpec,
+    events: mpsc::Sender<CheckEvent>,
+    first: Duration,
+    observer: Option<ProbeObserver>,
+) {
     let now = || Instant::now().into_std();
     let mut s = Scheduler::new(now(), spec.schedule, spec.weight, first);
     loop {
@@ -68,7 +143,14 @@ async fn run(spec: CheckSpec, events: mpsc::Sender<CheckEvent>, first: Duration)
             }
         }
         if let Some(attempt) = s.poll_probe() {
+            let started = Instant::now();
             let result = spec.probe.run().await;
+            if let Some(o) = &observer {
+                o(ProbeReport {
+                    duration: started.elapsed(),
+                    result: ProbeResult::of(&result),
+                });
+            }
             if let Err(e) = &result {
                 tracing::debug!(retry = attempt.retry, "probe failed: {e}");
             }

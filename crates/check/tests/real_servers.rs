@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use flotilla_check::probe::{GenhashRequest, genhash};
-use flotilla_check::{CheckEvent, CheckRunner, Health, ProbeError};
+use flotilla_check::{CheckEvent, CheckRunner, Health, ProbeError, ProbeReport, ProbeResult};
 use flotilla_config::Config;
 use flotilla_config::model::Script;
 use flotilla_config::model::lvs::{
@@ -727,4 +727,64 @@ async fn dropping_the_runner_kills_a_running_script() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("the script's child {child} survived the runner");
+}
+
+/// Waits for the observer's first report.
+async fn first_report(seen: &std::sync::Arc<std::sync::Mutex<Vec<ProbeReport>>>) -> ProbeReport {
+    for _ in 0..200 {
+        if let Some(r) = seen.lock().unwrap().first() {
+            return *r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no probe reported within 4 s");
+}
+
+#[tokio::test]
+async fn the_observer_hears_every_probe_with_its_duration_and_result() {
+    let server = http_server("127.0.0.1:0").await;
+    let hang = hanging_server("127.0.0.1:0").await;
+    let closed = closed_tcp_port("127.0.0.1").await;
+    let mut c = checker(CheckerKind::Http(http(vec![url("/ok")])), T);
+    c.connection.as_mut().unwrap().connect_timeout = Micros::from_millis(300);
+    c.timing = Some(timing(
+        Duration::from_millis(100),
+        0,
+        Duration::from_millis(100),
+        false,
+    ));
+    let mut out = Vec::new();
+    for addr in [server.addr, hang.addr, closed] {
+        let seen: std::sync::Arc<std::sync::Mutex<Vec<ProbeReport>>> = Default::default();
+        let s = seen.clone();
+        let (tx, _rx) = mpsc::channel(8);
+        let _runner = CheckRunner::spawn_observed_after(
+            spec(&c, addr),
+            tx,
+            Duration::ZERO,
+            std::sync::Arc::new(move |r| s.lock().unwrap().push(r)),
+        );
+        out.push(first_report(&seen).await);
+    }
+    assert_eq!(out[0].result, ProbeResult::Pass);
+    assert!(
+        out[0].duration > Duration::ZERO && out[0].duration < T,
+        "{out:?}"
+    );
+    assert_eq!(out[1].result, ProbeResult::Timeout);
+    assert!(out[1].duration >= Duration::from_millis(300), "{out:?}");
+    assert_eq!(out[2].result, ProbeResult::Fail);
+    // Probes keep being reported, not only transitions.
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<ProbeReport>>> = Default::default();
+    let s = seen.clone();
+    let (tx, _rx) = mpsc::channel(8);
+    let _runner = CheckRunner::spawn_observed_after(
+        spec(&c, server.addr),
+        tx,
+        Duration::ZERO,
+        std::sync::Arc::new(move |r| s.lock().unwrap().push(r)),
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let n = seen.lock().unwrap().len();
+    assert!(n >= 3, "{n} probes reported in 0.7 s at a 0.1 s delay_loop");
 }

@@ -3,7 +3,7 @@
 //! the mesh carries (the agent's control requests forwarded to the leader).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::mesh::{Mesh, RequestError};
 use crate::raft::{NodeId, Transport, TransportError};
@@ -26,11 +26,12 @@ pub fn tagged(tag: u8, body: &[u8]) -> Vec<u8> {
     v
 }
 
-/// Raft's transport over the mesh.
+/// Raft's transport over the mesh. Clones share the id → name map, so the runtime keeps
+/// one and updates the map Raft's copy reads when directors are added or removed.
 #[derive(Clone)]
 pub struct MeshTransport {
     mesh: Arc<Mesh>,
-    names: Arc<BTreeMap<NodeId, String>>,
+    names: Arc<RwLock<BTreeMap<NodeId, String>>>,
 }
 
 impl MeshTransport {
@@ -38,20 +39,36 @@ impl MeshTransport {
     pub fn new(mesh: Arc<Mesh>, names: BTreeMap<NodeId, String>) -> Self {
         MeshTransport {
             mesh,
-            names: Arc::new(names),
+            names: Arc::new(RwLock::new(names)),
         }
+    }
+
+    /// Replaces the id → name map (directors added or removed). Returns whether it changed.
+    pub fn set_names(&self, names: BTreeMap<NodeId, String>) -> bool {
+        let mut current = self.names.write().unwrap_or_else(PoisonError::into_inner);
+        let changed = *current != names;
+        *current = names;
+        changed
+    }
+
+    fn name(&self, id: NodeId) -> Option<String> {
+        self.names
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned()
     }
 }
 
 impl Transport for MeshTransport {
     async fn call(&self, to: NodeId, request: Vec<u8>) -> Result<Vec<u8>, TransportError> {
-        let Some(name) = self.names.get(&to) else {
+        let Some(name) = self.name(to) else {
             return Err(TransportError::Unreachable {
                 to,
                 reason: "no director has this id".into(),
             });
         };
-        match self.mesh.request(name, tagged(TAG_RAFT, &request)).await {
+        match self.mesh.request(&name, tagged(TAG_RAFT, &request)).await {
             Ok(reply) => Ok(reply),
             Err(e @ (RequestError::NotConnected(_) | RequestError::UnknownPeer(_))) => {
                 Err(TransportError::Unreachable {

@@ -209,6 +209,19 @@ fn fleet_tables(f: &flotilla_agent::fleet::FleetReport) -> String {
         f.epoch,
         f.config_version
     );
+    if !f.raft_voters.is_empty() {
+        out.push_str(&format!(
+            "raft group: {} voter(s) {}; {} learner(s) {}\n\n",
+            f.raft_voters.len(),
+            f.raft_voters.join(" "),
+            f.raft_learners.len(),
+            if f.raft_learners.is_empty() {
+                "-".to_string()
+            } else {
+                f.raft_learners.join(" ")
+            }
+        ));
+    }
     let members: Vec<Vec<String>> = f
         .members
         .iter()
@@ -217,7 +230,11 @@ fn fleet_tables(f: &flotilla_agent::fleet::FleetReport) -> String {
                 m.name.clone(),
                 if m.alive { "up" } else { "DOWN" }.into(),
                 if m.drained { "drained" } else { "-" }.into(),
-                if m.leader { "leader" } else { "-" }.into(),
+                if m.leader {
+                    "leader".into()
+                } else {
+                    m.raft.as_str().into()
+                },
                 m.owns.to_string(),
                 m.weight.to_string(),
                 m.version.clone().unwrap_or_else(|| "?".into()),

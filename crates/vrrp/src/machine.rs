@@ -53,6 +53,9 @@ pub enum Reason {
     /// The cluster moved the unit here (a planned move, or its owner confirmed dead by the
     /// directors' heartbeats): master at once, without waiting for Master_Down_Interval.
     Takeover,
+    /// The cluster saw another director, ranked above this one for the unit and alive, be
+    /// master of it too (the VRRP path between them is cut): this one stands back.
+    HeldBack,
 }
 
 /// What the caller must do, in order.
@@ -128,6 +131,12 @@ pub struct Params {
     /// Adverts missed before the master is declared down (RFC: 3; keepalived
     /// `down_timer_adverts`, 1–100).
     pub down_timer_adverts: u8,
+    /// Fleet mode: on a takeover the cluster ordered ([`Router::take_over`]), the addresses
+    /// go up and the gratuitous ARPs out first, and the first advert — on which the old
+    /// master lets go of the addresses — follows this much later. With the advert first
+    /// (RFC order, zero here) the old master drops the addresses a few milliseconds before
+    /// the clients hear the new owner's GARP, and a request sent in between is lost.
+    pub takeover_advert_delay: Duration,
 }
 
 impl Params {
@@ -153,6 +162,7 @@ impl Params {
             lower_prio_no_advert: false,
             higher_prio_send_advert: false,
             down_timer_adverts: 3,
+            takeover_advert_delay: Duration::ZERO,
         }
     }
 }
@@ -187,6 +197,8 @@ pub struct Router {
     /// The cluster places this router's unit here (fleet mode, rank 0): a lower-priority
     /// master is preempted at once, not by timeout (see [`Router::backup_rx`]).
     cluster_owner: bool,
+    /// Fleet mode: stay backup, whatever the timers say (see [`Router::hold_back`]).
+    held_back: bool,
     advert_at: Option<Instant>,
     master_down_at: Option<Instant>,
     garp_second_at: Option<Instant>,
@@ -214,6 +226,7 @@ impl Router {
             takeover: false,
             took_over_at: None,
             cluster_owner: false,
+            held_back: false,
             advert_at: None,
             master_down_at: None,
             garp_second_at: None,
@@ -410,6 +423,7 @@ impl Router {
     /// that follow, at this router's priority, settle the wire as usual (a higher-priority
     /// master still wins), and a sync-group member still waits for its group.
     pub fn take_over(&mut self, now: Instant) {
+        self.held_back = false;
         if self.state == State::Backup {
             self.master_down_at = Some(now);
             self.takeover = true;
@@ -419,6 +433,24 @@ impl Router {
     /// Fleet mode: whether placement makes this director the unit's owner.
     pub fn set_cluster_owner(&mut self, owner: bool) {
         self.cluster_owner = owner;
+    }
+
+    /// Fleet mode: the directors' mesh sees another director, ranked above this one for the
+    /// unit and alive, holding it as master while this one is master too — VRRP between the
+    /// two is cut, each believes the other dead. Held back, a master steps down (addresses
+    /// removed, no priority-0 advert: the other stays master) and a backup does not become
+    /// master when its Master_Down timer runs out; a priority-0 advert (a master releasing),
+    /// [`Self::take_over`] or `hold_back(false)` end it.
+    pub fn hold_back(&mut self, now: Instant, on: bool) {
+        self.held_back = on;
+        if on && self.state == State::Master {
+            self.actions.push_back(Action::RemoveAddresses);
+            self.become_backup(now, Reason::HeldBack);
+        }
+    }
+
+    pub fn held_back(&self) -> bool {
+        self.held_back
     }
 
     /// A master announces itself at once (an advert at its current priority), e.g. after the
@@ -434,6 +466,10 @@ impl Router {
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.master_down_at.is_some_and(|t| t <= now) && self.state == State::Backup {
             self.master_down_at = None;
+            if self.held_back {
+                self.master_down_at = Some(now + self.master_down_interval());
+                return;
+            }
             if self.gated {
                 // Wait for the rest of the group; keep timing so the wish stays fresh.
                 self.wants_master = true;
@@ -474,6 +510,7 @@ impl Router {
         if advert.priority == 0 {
             self.master_down_at = Some(now + self.skew());
             self.released = true;
+            self.held_back = false;
             return;
         }
         let ours = self.effective;
@@ -584,9 +621,16 @@ impl Router {
         self.master_interval_cs = self.params.advert_interval_cs;
         self.clear_timers();
         self.took_over_at = self.takeover.then_some(now);
-        self.send_advert(now, self.advert_priority(now));
-        self.actions.push_back(Action::AddAddresses);
-        self.garp(self.params.garp.master_repeat);
+        let delay = self.params.takeover_advert_delay;
+        if self.takeover && !delay.is_zero() {
+            // Make-before-break: see `Params::takeover_advert_delay`.
+            self.actions.push_back(Action::AddAddresses);
+            self.garp(self.params.garp.master_repeat);
+        } else {
+            self.send_advert(now, self.advert_priority(now));
+            self.actions.push_back(Action::AddAddresses);
+            self.garp(self.params.garp.master_repeat);
+        }
         let g = &self.params.garp;
         if !g.master_delay.is_zero() {
             self.garp_second_at = Some(now + g.master_delay);
@@ -597,6 +641,9 @@ impl Router {
         self.master = Some(self.params.source);
         self.preempt_until = None;
         self.released = false;
+        if self.took_over_at.is_some() && !delay.is_zero() {
+            self.advert_at = Some(now + delay);
+        }
         self.takeover = false;
         self.wants_master = false;
         self.transition(State::Master, reason);
@@ -914,6 +961,103 @@ mod tests {
         s.routers[1].take_over(s.now);
         s.routers[1].handle_timeout(s.now);
         assert_eq!(s.routers[1].state(), State::Master);
+    }
+
+    #[test]
+    fn a_held_back_router_steps_down_and_stays_backup_until_released() {
+        // Two masters that cannot hear each other (VRRP cut): router 1 is held back.
+        let mut s = Segment::new(vec![params(1, 150), params(2, 100)]);
+        s.start_all();
+        s.run_for(ms(1_000));
+        s.routers[1].take_over(s.now);
+        s.routers[1].handle_timeout(s.now);
+        s.drain(1);
+        s.run_for(ms(10));
+        assert_eq!(s.masters(), [0], "router 1 yielded to the higher priority");
+        // Now hold it back while it hears nothing: it stays backup past Master_Down.
+        s.routers[1].hold_back(s.now, true);
+        assert!(s.routers[1].held_back());
+        let mut lone = Router::new(params(2, 100));
+        lone.start(s.now);
+        lone.hold_back(s.now, true);
+        let down = lone.master_down_interval();
+        lone.handle_timeout(s.now + down * 3);
+        assert_eq!(lone.state(), State::Backup);
+        // Released: the next expiry makes it master.
+        lone.hold_back(s.now + down * 3, false);
+        lone.handle_timeout(s.now + down * 5);
+        assert_eq!(lone.state(), State::Master);
+        // A held-back master steps down at once, addresses removed.
+        lone.hold_back(s.now + down * 5, true);
+        assert_eq!(lone.state(), State::Backup);
+        let actions: Vec<Action> = std::iter::from_fn(|| lone.poll_action()).collect();
+        assert!(actions.contains(&Action::RemoveAddresses), "{actions:?}");
+        assert!(actions.iter().any(|a| matches!(
+            a,
+            Action::StateChanged {
+                reason: Reason::HeldBack,
+                ..
+            }
+        )));
+        // A take-over ends the hold.
+        lone.take_over(s.now + down * 6);
+        assert!(!lone.held_back());
+    }
+
+    #[test]
+    fn with_a_takeover_delay_addresses_and_garp_go_first_and_the_advert_follows() {
+        let mut p1 = params(2, 100);
+        p1.takeover_advert_delay = ms(20);
+        let mut s = Segment::new(vec![params(1, 150), p1]);
+        s.start_all();
+        s.run_for(ms(1_000));
+        assert_eq!(s.masters(), [0]);
+        s.routers[0].set_effective_priority(100);
+        s.routers[1].set_effective_priority(200);
+        let at = s.now - s.t0;
+        s.routers[1].take_over(s.now);
+        s.routers[1].handle_timeout(s.now);
+        s.drain(1);
+        let mine: Vec<&Action> = s
+            .log
+            .iter()
+            .filter(|(t, r, _)| *t == at && *r == 1)
+            .map(|(_, _, a)| a)
+            .collect();
+        assert!(
+            matches!(mine.first(), Some(Action::AddAddresses)),
+            "{mine:?}"
+        );
+        assert!(
+            matches!(mine.get(1), Some(Action::SendGarp { .. })),
+            "{mine:?}"
+        );
+        assert!(!mine.iter().any(|a| matches!(a, Action::SendAdvert(_))));
+        // Both hold the addresses until the advert, 20 ms later; then the old one yields.
+        s.run_for(ms(19));
+        assert_eq!(s.masters(), [0, 1]);
+        s.run_for(ms(5));
+        assert_eq!(s.masters(), [1]);
+        assert!(s.log.iter().any(|(t, r, a)| *t == at + ms(20)
+            && *r == 1
+            && matches!(a, Action::SendAdvert(adv) if adv.priority == 201)));
+        // An ordinary election (no takeover) keeps the RFC order: advert first.
+        let mut p0 = params(1, 150);
+        p0.takeover_advert_delay = ms(20);
+        let mut s = Segment::new(vec![p0]);
+        s.start_all();
+        s.run_for(ms(5_000));
+        let first: Vec<&Action> = s
+            .log
+            .iter()
+            .filter(|(_, r, _)| *r == 0)
+            .map(|(_, _, a)| a)
+            .collect();
+        let advert = first
+            .iter()
+            .position(|a| matches!(a, Action::SendAdvert(_)));
+        let add = first.iter().position(|a| matches!(a, Action::AddAddresses));
+        assert!(advert < add, "{first:?}");
     }
 
     #[test]

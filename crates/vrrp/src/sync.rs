@@ -115,6 +115,14 @@ impl SyncGroup {
         }
     }
 
+    /// Every member is held back, or released ([`Router::hold_back`]).
+    pub fn hold_back(&mut self, now: Instant, on: bool) {
+        for m in &mut self.members {
+            m.hold_back(now, on);
+        }
+        self.handle_timeout(now);
+    }
+
     /// Every master member announces itself at once ([`Router::announce`]).
     pub fn announce(&mut self, now: Instant) {
         for m in &mut self.members {

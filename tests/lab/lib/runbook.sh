@@ -26,8 +26,11 @@ runbook_begin() {
   trap 'exit 143' TERM
   [[ $EUID -eq 0 ]] || { echo "FAIL: must run as root"; return 1; }
   lab_require ip || return 1
-  cargo build --quiet -p flotilla || { echo "FAIL: cannot build flotilla"; return 1; }
-  FLOTILLA=${CARGO_TARGET_DIR:-$PWD/target}/debug/flotilla
+  if [[ -n ${FLOTILLA_BIN:-} ]]; then FLOTILLA=$FLOTILLA_BIN  # e.g. an older build to compare
+  else
+    cargo build --quiet -p flotilla || { echo "FAIL: cannot build flotilla"; return 1; }
+    FLOTILLA=${CARGO_TARGET_DIR:-$PWD/target}/debug/flotilla
+  fi
   lab_down
 }
 

@@ -192,6 +192,23 @@ pub enum ProbeError {
     },
 }
 
+impl ProbeError {
+    /// The probe gave up waiting (its own time bound ran out), rather than being answered
+    /// wrongly or refused.
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            ProbeError::ConnectTimeout(_)
+                | ProbeError::TlsTimeout(_)
+                | ProbeError::HttpTimeout { .. }
+                | ProbeError::ScriptTimeout(_)
+                | ProbeError::UdpNoReply(_)
+                | ProbeError::DnsTimeout(_)
+                | ProbeError::PingTimeout(_)
+        )
+    }
+}
+
 /// Why a checker cannot be run as configured.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {

@@ -77,10 +77,11 @@ pub enum Verdict {
     Up(String),
     Suspected(String),
     /// `confirmed_by` names the directors, up at the time, that suspected it too; empty in a
-    /// two-director fleet.
+    /// two-director fleet. `last_heard`: its last heartbeat before this verdict.
     Dead {
         name: String,
         confirmed_by: Vec<String>,
+        last_heard: Option<Instant>,
     },
 }
 
@@ -178,6 +179,40 @@ impl FailureDetector {
         true
     }
 
+    /// Starts watching `peer` (a director added to the fleet): never heard from yet, so
+    /// unknown, never suspected before its first heartbeat. A known peer is left as it is.
+    pub fn add_peer(&mut self, peer: String, now: Instant) {
+        self.peers.entry(peer).or_insert(Peer {
+            status: PeerStatus::Unknown,
+            last_heard: None,
+            suspected_by: BTreeSet::new(),
+            worst_gap: None,
+        });
+        // One peer fewer or more changes whether a second opinion exists.
+        self.handle_timeout(now);
+    }
+
+    /// Forgets `gone` (directors removed from the fleet, all at once) without a verdict,
+    /// and their gossip about the others with them. Their verdicts still queued are dropped.
+    /// The survivors are judged on the new set only after the whole batch is gone, so a
+    /// fleet shrinking from many to two does not pass through a state of one peer.
+    pub fn remove_peers(&mut self, gone: &[String], now: Instant) {
+        let before = self.peers.len();
+        self.peers.retain(|name, _| !gone.contains(name));
+        if self.peers.len() == before {
+            return;
+        }
+        for other in self.peers.values_mut() {
+            other.suspected_by.retain(|s| !gone.contains(s));
+        }
+        self.verdicts.retain(|v| match v {
+            Verdict::Up(name) | Verdict::Suspected(name) | Verdict::Dead { name, .. } => {
+                !gone.contains(name)
+            }
+        });
+        self.handle_timeout(now);
+    }
+
     /// Advances time: suspects the silent, confirms deaths.
     pub fn handle_timeout(&mut self, now: Instant) {
         for (name, p) in self.peers.iter_mut() {
@@ -209,15 +244,18 @@ impl FailureDetector {
                 .cloned()
                 .collect();
             if alone_with_it || !confirmed_by.is_empty() {
-                dead.push((name.clone(), confirmed_by));
+                dead.push((name.clone(), confirmed_by, p.last_heard));
             }
         }
-        for (name, confirmed_by) in dead {
+        for (name, confirmed_by, last_heard) in dead {
             if let Some(p) = self.peers.get_mut(&name) {
                 p.status = PeerStatus::Dead;
             }
-            self.verdicts
-                .push_back(Verdict::Dead { name, confirmed_by });
+            self.verdicts.push_back(Verdict::Dead {
+                name,
+                confirmed_by,
+                last_heard,
+            });
         }
     }
 
@@ -365,7 +403,8 @@ mod tests {
             drain(&mut fd),
             vec![Verdict::Dead {
                 name: "d2".into(),
-                confirmed_by: vec!["d1".into()]
+                confirmed_by: vec!["d1".into()],
+                last_heard: Some(t0 + ms(40)),
             }]
         );
         fd.heard("d2", &[], t0 + ms(150));
@@ -388,9 +427,115 @@ mod tests {
                 Verdict::Suspected("d2".into()),
                 Verdict::Dead {
                     name: "d2".into(),
-                    confirmed_by: vec!["d1".into()]
+                    confirmed_by: vec!["d1".into()],
+                    last_heard: Some(t0),
                 }
             ]
+        );
+    }
+
+    #[test]
+    fn an_added_peer_is_unknown_until_heard_then_watched_like_the_others() {
+        let t0 = Instant::now();
+        let mut fd = FailureDetector::new(DetectorConfig::default(), names(2));
+        fd.heard("d1", &[], t0);
+        fd.heard("d2", &[], t0);
+        drain(&mut fd);
+        fd.add_peer("d3".into(), t0 + ms(10));
+        // Never heard: never suspected, however long it stays away.
+        for i in 1..=10 {
+            fd.heard("d1", &[], t0 + ms(20 * i));
+            fd.heard("d2", &[], t0 + ms(20 * i));
+        }
+        assert!(drain(&mut fd).is_empty());
+        assert_eq!(fd.status("d3"), Some(PeerStatus::Unknown));
+        fd.heard("d3", &[], t0 + ms(210));
+        assert_eq!(drain(&mut fd), vec![Verdict::Up("d3".into())]);
+        // Added again: nothing changes.
+        fd.add_peer("d3".into(), t0 + ms(215));
+        assert_eq!(fd.status("d3"), Some(PeerStatus::Up));
+        // It stops after 210 ms: suspected, and dead since d1 suspects it too.
+        for i in 12..=15 {
+            fd.heard("d1", &["d3".into()], t0 + ms(20 * i));
+            fd.heard("d2", &[], t0 + ms(20 * i));
+        }
+        fd.handle_timeout(t0 + ms(310));
+        let v = drain(&mut fd);
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert_eq!(v[0], Verdict::Suspected("d3".into()));
+        assert!(
+            matches!(&v[1], Verdict::Dead { name, confirmed_by, .. }
+                if name == "d3" && confirmed_by == &vec!["d1".to_string()]),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn a_removed_peer_gets_no_verdict_and_its_gossip_goes_with_it() {
+        let t0 = Instant::now();
+        let mut fd = FailureDetector::new(DetectorConfig::default(), names(3));
+        for n in ["d1", "d2", "d3"] {
+            fd.heard(n, &[], t0);
+        }
+        drain(&mut fd);
+        // d3 leaves the fleet and falls silent; d2 suspects d1 (a path of its own).
+        fd.heard("d3", &["d1".into()], t0 + ms(20));
+        fd.remove_peers(&["d3".into()], t0 + ms(30));
+        fd.remove_peers(&["d3".into()], t0 + ms(30));
+        for i in 2..=20 {
+            fd.heard("d1", &[], t0 + ms(20 * i));
+            fd.heard("d2", &[], t0 + ms(20 * i));
+        }
+        fd.handle_timeout(t0 + ms(1000));
+        // d1 and d2 fall silent too: only they are judged, d3 never.
+        let verdicts = drain(&mut fd);
+        assert!(
+            verdicts
+                .iter()
+                .all(|v| !matches!(v, Verdict::Suspected(n) | Verdict::Up(n) if n == "d3")),
+            "{verdicts:?}"
+        );
+        assert!(
+            !verdicts
+                .iter()
+                .any(|v| matches!(v, Verdict::Dead { name, .. } if name == "d3"))
+        );
+        assert_eq!(fd.status("d3"), None);
+        assert!(!fd.heard("d3", &[], t0 + ms(1001)));
+        assert!(!fd.suspects().contains(&"d3".to_string()));
+    }
+
+    #[test]
+    fn removing_all_but_one_suspected_peer_at_once_declares_nothing_on_the_way() {
+        let t0 = Instant::now();
+        let mut fd = FailureDetector::new(DetectorConfig::default(), names(3));
+        for n in ["d1", "d2", "d3"] {
+            fd.heard(n, &[], t0);
+        }
+        fd.handle_timeout(t0 + ms(100));
+        drain(&mut fd);
+        fd.remove_peers(&["d1".into(), "d2".into(), "d3".into()], t0 + ms(110));
+        assert!(drain(&mut fd).is_empty());
+        assert!(fd.suspects().is_empty());
+    }
+
+    #[test]
+    fn shrinking_to_two_directors_makes_a_suspicion_a_death() {
+        let t0 = Instant::now();
+        let mut fd = FailureDetector::new(DetectorConfig::default(), names(2));
+        fd.heard("d1", &[], t0);
+        fd.heard("d2", &[], t0);
+        fd.heard("d2", &[], t0 + ms(90));
+        drain(&mut fd);
+        fd.handle_timeout(t0 + ms(100));
+        assert_eq!(drain(&mut fd), vec![Verdict::Suspected("d1".into())]);
+        // d2 leaves: nobody is left to confirm, so d1 is dead at once.
+        fd.remove_peers(&["d2".into()], t0 + ms(110));
+        let v = drain(&mut fd);
+        assert!(
+            matches!(v.as_slice(), [Verdict::Dead { name, confirmed_by, .. }]
+                if name == "d1" && confirmed_by.is_empty()),
+            "{v:?}"
         );
     }
 
@@ -506,14 +651,14 @@ mod tests {
             let verdicts = drain(&mut fd);
             if others == 1 {
                 prop_assert_eq!(fd.status("d1"), Some(PeerStatus::Dead));
-                prop_assert_eq!(verdicts.last(), Some(&Verdict::Dead { name: "d1".into(), confirmed_by: vec![] }));
+                prop_assert_eq!(verdicts.last(), Some(&Verdict::Dead { name: "d1".into(), confirmed_by: vec![], last_heard: Some(t0) }));
             } else {
                 prop_assert_eq!(fd.status("d1"), Some(PeerStatus::Suspected));
                 let late = t0 + ms(100 + wait);
                 fd.heard("d2", &["d1".into()], late);
                 prop_assert_eq!(fd.status("d1"), Some(PeerStatus::Dead));
                 let verdicts = drain(&mut fd);
-                prop_assert_eq!(verdicts.last(), Some(&Verdict::Dead { name: "d1".into(), confirmed_by: vec!["d2".into()] }));
+                prop_assert_eq!(verdicts.last(), Some(&Verdict::Dead { name: "d1".into(), confirmed_by: vec!["d2".into()], last_heard: Some(t0) }));
             }
         }
 
@@ -552,8 +697,9 @@ mod tests {
                             prop_assert_eq!(status[&n], PeerStatus::Up);
                             status.insert(n, PeerStatus::Suspected);
                         }
-                        Verdict::Dead { name, confirmed_by } => {
+                        Verdict::Dead { name, confirmed_by, last_heard: heard } => {
                             prop_assert_eq!(status[&name], PeerStatus::Suspected);
+                            prop_assert_eq!(heard, last_heard.get(&name).copied());
                             if others == 1 {
                                 prop_assert!(confirmed_by.is_empty());
                             } else {

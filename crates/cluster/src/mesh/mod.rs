@@ -19,6 +19,11 @@
 //!   older one, then answers in that (see [`wire`]). A frame it cannot decode is counted
 //!   and dropped; the stream and the connection go on. So a director one version ahead has
 //!   its first frames dropped here, reads ours, and answers in our version from then on.
+//! - **Changing peers**: [`Mesh::set_peers`] changes the peer set of a running mesh (a
+//!   director added to or removed from the configuration). A new peer is dialled (or
+//!   accepted) and heartbeated like the first ones; a removed one has its connection closed,
+//!   its dialler stopped and its detector entry dropped without a verdict, so a director that
+//!   leaves is never reported suspected or dead here.
 //! - **Limits**: heartbeats ride a reliable stream, so a lost packet holds the following
 //!   heartbeats back until QUIC detects the loss and retransmits (about one more interval on
 //!   a LAN: the next heartbeat's acknowledgement reveals the gap). Heavy loss on one path can
@@ -60,6 +65,7 @@ const CLOSE_SHUTDOWN: VarInt = VarInt::from_u32(0);
 const CLOSE_REFUSED: VarInt = VarInt::from_u32(1);
 const CLOSE_REPLACED: VarInt = VarInt::from_u32(2);
 const CLOSE_HEARTBEAT_ENDED: VarInt = VarInt::from_u32(3);
+const CLOSE_REMOVED: VarInt = VarInt::from_u32(4);
 
 /// What the mesh reports, in order, on the channel `Mesh::start` returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,10 +75,12 @@ pub enum Event {
     /// No heartbeat for `suspect_after` intervals.
     PeerSuspected { name: String },
     /// Suspected here and by the directors in `confirmed_by`; empty only in a two-director
-    /// fleet, where no second opinion exists.
+    /// fleet, where no second opinion exists. `last_heard`: when its last heartbeat before
+    /// the verdict arrived here, the last moment it was known alive.
     PeerDead {
         name: String,
         confirmed_by: Vec<String>,
+        last_heard: Option<Instant>,
     },
     /// The peer's health: with its first heartbeat, then whenever it changes.
     PeerHealth { name: String, health: Health },
@@ -191,13 +199,28 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Handler = Arc<dyn Fn(String, Vec<u8>) -> BoxFuture<Result<Vec<u8>, String>> + Send + Sync>;
 
 enum Input {
-    Heard { peer: String, heartbeat: Heartbeat },
+    Heard {
+        peer: String,
+        heartbeat: Heartbeat,
+    },
+    /// A director joined the peer set: watch it from now on.
+    Added(String),
+    /// Directors left the peer set: forget them without a verdict.
+    Removed(Vec<String>),
+}
+
+/// A current peer: where it listens, and the switch that stops its dialler when it leaves.
+struct Peer {
+    addr: SocketAddr,
+    gone: watch::Sender<bool>,
 }
 
 struct Inner {
+    /// The configuration the mesh started with; the peers in it are only the first ones
+    /// (`peers` holds the current set).
     config: MeshConfig,
-    /// Every director's name, this one included.
-    directors: Vec<String>,
+    /// The current peers (never this director), by name.
+    peers: Mutex<HashMap<String, Peer>>,
     endpoint: quinn::Endpoint,
     connections: Mutex<HashMap<String, Connection>>,
     /// The protocol version each peer last spoke.
@@ -256,10 +279,8 @@ impl Mesh {
 
         let (inputs, inputs_rx) = mpsc::unbounded_channel();
         let (events, events_rx) = mpsc::unbounded_channel();
-        let mut directors: Vec<String> = config.peers.iter().map(|p| p.name.clone()).collect();
-        directors.push(config.me.clone());
         let inner = Arc::new(Inner {
-            directors,
+            peers: Mutex::default(),
             endpoint,
             connections: Mutex::default(),
             versions: Mutex::default(),
@@ -279,14 +300,57 @@ impl Mesh {
             config,
         });
         info!(me = %inner.config.me, listen = %inner.config.listen, "mesh endpoint up");
+        for peer in &inner.config.peers {
+            inner.add_peer(peer.clone());
+        }
         tokio::spawn(run_detector(inner.clone(), inputs_rx));
         tokio::spawn(accept_loop(inner.clone()));
-        for peer in &inner.config.peers {
-            if peer.name.as_str() > inner.config.me.as_str() {
-                tokio::spawn(dial_loop(inner.clone(), peer.clone()));
+        Ok((Mesh { inner }, events_rx))
+    }
+
+    /// Makes `peers` the peer set: directors not in it any more are disconnected and
+    /// forgotten (no suspicion, no death), new ones are dialled or accepted and heartbeated,
+    /// one whose address changed is redialled there. This director in the list is ignored.
+    /// Returns whether anything changed.
+    pub fn set_peers(&self, peers: &[PeerAddr]) -> bool {
+        let inner = &self.inner;
+        let wanted: HashMap<&str, SocketAddr> = peers
+            .iter()
+            .filter(|p| p.name != inner.config.me)
+            .map(|p| (p.name.as_str(), p.addr))
+            .collect();
+        let leaving: Vec<String> = lock(&inner.peers)
+            .iter()
+            .filter(|(name, p)| wanted.get(name.as_str()) != Some(&p.addr))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &leaving {
+            inner.remove_peer(name);
+        }
+        if !leaving.is_empty() {
+            let _ = inner.inputs.send(Input::Removed(leaving.clone()));
+        }
+        let mut changed = !leaving.is_empty();
+        for p in peers {
+            if p.name != inner.config.me && !lock(&inner.peers).contains_key(&p.name) {
+                inner.add_peer(p.clone());
+                changed = true;
             }
         }
-        Ok((Mesh { inner }, events_rx))
+        changed
+    }
+
+    /// The current peers, by name.
+    pub fn peers(&self) -> Vec<PeerAddr> {
+        let mut peers: Vec<PeerAddr> = lock(&self.inner.peers)
+            .iter()
+            .map(|(name, p)| PeerAddr {
+                name: name.clone(),
+                addr: p.addr,
+            })
+            .collect();
+        peers.sort_by(|a, b| a.name.cmp(&b.name));
+        peers
     }
 
     pub fn name(&self) -> &str {
@@ -334,7 +398,7 @@ impl Mesh {
     /// Sends `body` to `peer` on a fresh stream and waits for its handler's answer.
     pub async fn request(&self, peer: &str, body: Vec<u8>) -> Result<Vec<u8>, RequestError> {
         let inner = &self.inner;
-        if peer == inner.config.me || !inner.directors.iter().any(|d| d == peer) {
+        if !lock(&inner.peers).contains_key(peer) {
             return Err(RequestError::UnknownPeer(peer.to_string()));
         }
         let conn = lock(&inner.connections)
@@ -398,6 +462,43 @@ impl Inner {
             .close(CLOSE_SHUTDOWN, b"director shutting down");
     }
 
+    /// Starts watching `peer`, and dials it when this director is the one that dials.
+    fn add_peer(self: &Arc<Self>, peer: PeerAddr) {
+        let (gone, gone_rx) = watch::channel(false);
+        lock(&self.peers).insert(
+            peer.name.clone(),
+            Peer {
+                addr: peer.addr,
+                gone,
+            },
+        );
+        info!(peer = %peer.name, addr = %peer.addr, "mesh peer added");
+        let _ = self.inputs.send(Input::Added(peer.name.clone()));
+        if peer.name.as_str() > self.config.me.as_str() {
+            tokio::spawn(dial_loop(self.clone(), peer, gone_rx));
+        }
+    }
+
+    /// Stops dialling `name` and closes its connection (the caller tells the detector).
+    fn remove_peer(&self, name: &str) {
+        let Some(peer) = lock(&self.peers).remove(name) else {
+            return;
+        };
+        info!(peer = name, addr = %peer.addr, "mesh peer removed");
+        peer.gone.send_replace(true);
+        if let Some(conn) = lock(&self.connections).remove(name) {
+            conn.close(CLOSE_REMOVED, b"no longer a director of this cluster");
+        }
+        lock(&self.versions).remove(name);
+    }
+
+    /// Every current director's name, this one included.
+    fn directors(&self) -> Vec<String> {
+        let mut names: Vec<String> = lock(&self.peers).keys().cloned().collect();
+        names.push(self.config.me.clone());
+        names
+    }
+
     fn emit(&self, event: Event) {
         // The receiver may be gone (nobody listening); the mesh runs on regardless.
         let _ = self.events.send(event);
@@ -457,15 +558,22 @@ async fn run_detector(inner: Arc<Inner>, mut inputs: mpsc::UnboundedReceiver<Inp
         let mut changed_health = None;
         tokio::select! {
             () = stopped(&mut shutdown) => break,
-            input = inputs.recv() => {
-                let Some(Input::Heard { peer, heartbeat }) = input else { break };
-                if detector.heard(&peer, &heartbeat.suspects, Instant::now())
-                    && health.get(&peer) != Some(&heartbeat.health)
-                {
-                    health.insert(peer.clone(), heartbeat.health.clone());
-                    changed_health = Some((peer, heartbeat.health));
+            input = inputs.recv() => match input {
+                None => break,
+                Some(Input::Heard { peer, heartbeat }) => {
+                    if detector.heard(&peer, &heartbeat.suspects, Instant::now())
+                        && health.get(&peer) != Some(&heartbeat.health)
+                    {
+                        health.insert(peer.clone(), heartbeat.health.clone());
+                        changed_health = Some((peer, heartbeat.health));
+                    }
                 }
-            }
+                Some(Input::Added(peer)) => detector.add_peer(peer, Instant::now()),
+                Some(Input::Removed(gone)) => {
+                    health.retain(|name, _| !gone.contains(name));
+                    detector.remove_peers(&gone, Instant::now());
+                }
+            },
             () = sleep => {
                 let interval = inner.config.detector.interval;
                 if woke_late(deadline, Instant::now(), interval) {
@@ -473,12 +581,21 @@ async fn run_detector(inner: Arc<Inner>, mut inputs: mpsc::UnboundedReceiver<Inp
                     // heartbeats may be waiting behind it, unread. Give the receive path one
                     // more interval and hear what arrived before judging anybody silent.
                     tokio::time::sleep(interval).await;
-                    while let Ok(Input::Heard { peer, heartbeat }) = inputs.try_recv() {
-                        if detector.heard(&peer, &heartbeat.suspects, Instant::now())
-                            && health.get(&peer) != Some(&heartbeat.health)
-                        {
-                            health.insert(peer.clone(), heartbeat.health.clone());
-                            inner.emit(Event::PeerHealth { name: peer, health: heartbeat.health });
+                    while let Ok(input) = inputs.try_recv() {
+                        match input {
+                            Input::Heard { peer, heartbeat } => {
+                                if detector.heard(&peer, &heartbeat.suspects, Instant::now())
+                                    && health.get(&peer) != Some(&heartbeat.health)
+                                {
+                                    health.insert(peer.clone(), heartbeat.health.clone());
+                                    inner.emit(Event::PeerHealth { name: peer, health: heartbeat.health });
+                                }
+                            }
+                            Input::Added(peer) => detector.add_peer(peer, Instant::now()),
+                            Input::Removed(gone) => {
+                                health.retain(|name, _| !gone.contains(name));
+                                detector.remove_peers(&gone, Instant::now());
+                            }
                         }
                     }
                 }
@@ -495,9 +612,17 @@ async fn run_detector(inner: Arc<Inner>, mut inputs: mpsc::UnboundedReceiver<Inp
                     warn!(peer = %name, "peer suspected");
                     Event::PeerSuspected { name }
                 }
-                Verdict::Dead { name, confirmed_by } => {
+                Verdict::Dead {
+                    name,
+                    confirmed_by,
+                    last_heard,
+                } => {
                     warn!(peer = %name, ?confirmed_by, "peer dead");
-                    Event::PeerDead { name, confirmed_by }
+                    Event::PeerDead {
+                        name,
+                        confirmed_by,
+                        last_heard,
+                    }
                 }
             };
             inner.emit(event);
@@ -533,7 +658,7 @@ async fn accept_loop(inner: Arc<Inner>) {
                     return;
                 }
             };
-            match tls::identify(&conn, &inner.directors, &inner.config.me) {
+            match tls::identify(&conn, &inner.directors(), &inner.config.me) {
                 Ok(name) => run_connection(inner, conn, name, false).await,
                 Err(reason) => {
                     warn!(%remote, "mesh connection refused: {reason}");
@@ -549,10 +674,11 @@ async fn accept_loop(inner: Arc<Inner>) {
     }
 }
 
-async fn dial_loop(inner: Arc<Inner>, peer: PeerAddr) {
+/// Dials `peer` and redials with backoff until the mesh stops or `gone` says the peer left.
+async fn dial_loop(inner: Arc<Inner>, peer: PeerAddr, mut gone: watch::Receiver<bool>) {
     let mut shutdown = inner.shutdown.subscribe();
     let mut backoff = inner.config.reconnect_min;
-    while !*shutdown.borrow() {
+    while !*shutdown.borrow() && !*gone.borrow() {
         let attempt = match inner.endpoint.connect(peer.addr, &peer.name) {
             Ok(connecting) => connecting.await,
             Err(e) => {
@@ -561,6 +687,10 @@ async fn dial_loop(inner: Arc<Inner>, peer: PeerAddr) {
             }
         };
         match attempt {
+            Ok(conn) if *gone.borrow() => {
+                conn.close(CLOSE_REMOVED, b"no longer a director of this cluster");
+                break;
+            }
             Ok(conn) => {
                 backoff = inner.config.reconnect_min;
                 run_connection(inner.clone(), conn, peer.name.clone(), true).await;
@@ -581,6 +711,7 @@ async fn dial_loop(inner: Arc<Inner>, peer: PeerAddr) {
         }
         tokio::select! {
             () = stopped(&mut shutdown) => break,
+            () = stopped(&mut gone) => break,
             () = tokio::time::sleep(backoff) => {}
         }
     }
@@ -601,8 +732,18 @@ fn refused(e: &quinn::ConnectionError) -> bool {
 async fn run_connection(inner: Arc<Inner>, conn: Connection, peer: String, dialer: bool) {
     info!(peer, remote = %conn.remote_address(), dialer, "mesh connection established");
     lock(&inner.versions).remove(&peer);
-    if let Some(old) = lock(&inner.connections).insert(peer.clone(), conn.clone()) {
-        old.close(CLOSE_REPLACED, b"replaced by a newer connection");
+    {
+        // Checked under the peers lock so that a concurrent removal either sees this
+        // connection (and closes it) or is seen here.
+        let peers = lock(&inner.peers);
+        if !peers.contains_key(&peer) {
+            drop(peers);
+            conn.close(CLOSE_REMOVED, b"no longer a director of this cluster");
+            return;
+        }
+        if let Some(old) = lock(&inner.connections).insert(peer.clone(), conn.clone()) {
+            old.close(CLOSE_REPLACED, b"replaced by a newer connection");
+        }
     }
     let streams = tokio::spawn(serve_streams(inner.clone(), conn.clone(), peer.clone()));
     if dialer {

@@ -107,6 +107,29 @@ async fn start(cluster: &Cluster, me: &str, tls: &MeshTls) -> (Mesh, UnboundedRe
 }
 
 /// Waits for an event matching `want`; returns it and when it arrived.
+/// A `PeerDead` with its `last_heard` checked (a heartbeat did arrive, in the past) and then
+/// cleared, for comparison.
+fn heard_before(e: Event) -> Event {
+    match e {
+        Event::PeerDead {
+            name,
+            confirmed_by,
+            last_heard,
+        } => {
+            assert!(
+                last_heard.is_some_and(|t| t <= Instant::now()),
+                "{name}: last heard {last_heard:?}"
+            );
+            Event::PeerDead {
+                name,
+                confirmed_by,
+                last_heard: None,
+            }
+        }
+        other => other,
+    }
+}
+
 async fn wait_for(
     events: &mut UnboundedReceiver<Event>,
     mut want: impl FnMut(&Event) -> bool,
@@ -194,10 +217,11 @@ async fn three_directors_heartbeat_and_agree_on_a_failure() {
             .await;
             let (dead, at) = wait_for(events, |e| matches!(e, Event::PeerDead { .. })).await;
             assert_eq!(
-                dead,
+                heard_before(dead),
                 Event::PeerDead {
                     name: "lb-3".into(),
-                    confirmed_by: vec![other.into()]
+                    confirmed_by: vec![other.into()],
+                    last_heard: None
                 }
             );
             took.push((suspected - closed, at - closed));
@@ -266,18 +290,20 @@ async fn one_lost_path_is_a_suspicion_not_a_death() {
     b.set_deaf_to("lb-3", true);
     let (dead, at) = wait_for(&mut b_events, |e| matches!(e, Event::PeerDead { .. })).await;
     assert_eq!(
-        dead,
+        heard_before(dead),
         Event::PeerDead {
             name: "lb-3".into(),
-            confirmed_by: vec!["lb-1".into()]
+            confirmed_by: vec!["lb-1".into()],
+            last_heard: None
         }
     );
     let (dead, _) = wait_for(&mut a_events, |e| matches!(e, Event::PeerDead { .. })).await;
     assert_eq!(
-        dead,
+        heard_before(dead),
         Event::PeerDead {
             name: "lb-3".into(),
-            confirmed_by: vec!["lb-2".into()]
+            confirmed_by: vec!["lb-2".into()],
+            last_heard: None
         }
     );
     println!(
@@ -348,10 +374,11 @@ async fn two_directors_requests_and_death_without_a_second_opinion() {
     b.close().await;
     let (dead, at) = wait_for(&mut a_events, |e| matches!(e, Event::PeerDead { .. })).await;
     assert_eq!(
-        dead,
+        heard_before(dead),
         Event::PeerDead {
             name: "lb-2".into(),
-            confirmed_by: vec![]
+            confirmed_by: vec![],
+            last_heard: None
         }
     );
     println!(
@@ -487,6 +514,142 @@ async fn a_valid_certificate_for_a_name_not_in_the_configuration_is_refused() {
     );
     assert!(a.connected().is_empty());
     a.close().await;
+}
+
+fn peer_addrs(cluster: &Cluster) -> Vec<PeerAddr> {
+    cluster
+        .directors
+        .iter()
+        .map(|d| PeerAddr {
+            name: d.name.clone(),
+            addr: SocketAddr::new(d.address, d.port),
+        })
+        .collect()
+}
+
+fn leaving_events(seen: &[Event], name: &str) -> Vec<Event> {
+    seen.iter()
+        .filter(|e| match e {
+            Event::PeerSuspected { name: n } | Event::PeerDead { name: n, .. } => n == name,
+            _ => false,
+        })
+        .cloned()
+        .collect()
+}
+
+/// Directors added to and removed from running meshes: lb-0 (it dials both: a lower name)
+/// and lb-3 (dialled by both) join lb-1 and lb-2 without restarting them; lb-0 is refused
+/// until the others know it. Then lb-3 is removed while it still runs: its connections
+/// close, nobody suspects it or declares it dead, the rest heartbeat on and a later silence
+/// of a remaining director is still detected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directors_join_and_leave_a_running_mesh() {
+    let pki = Pki::new(&["lb-0", "lb-1", "lb-2", "lb-3"]);
+    let (a0, a1, a2, a3) = (addr(80), addr(81), addr(82), addr(83));
+    let first = cluster(&[("lb-1", a1), ("lb-2", a2)]);
+    let grown = cluster(&[("lb-0", a0), ("lb-1", a1), ("lb-2", a2), ("lb-3", a3)]);
+    let (one, mut one_events) = start(&first, "lb-1", &pki.tls("lb-1")).await;
+    let (two, mut two_events) = start(&first, "lb-2", &pki.tls("lb-2")).await;
+    wait_up(&mut one_events, &["lb-2"]).await;
+    wait_up(&mut two_events, &["lb-1"]).await;
+
+    // The new directors start with the grown configuration; lb-1 and lb-2 do not know them.
+    let (zero, mut zero_events) = start(&grown, "lb-0", &pki.tls("lb-0")).await;
+    let (three, mut three_events) = start(&grown, "lb-3", &pki.tls("lb-3")).await;
+    let (refused, _) = wait_for(&mut one_events, |e| matches!(e, Event::Refused { .. })).await;
+    println!("before the change: {refused:?}");
+
+    let joined = Instant::now();
+    assert!(one.set_peers(&peer_addrs(&grown)));
+    assert!(two.set_peers(&peer_addrs(&grown)));
+    assert!(
+        !two.set_peers(&peer_addrs(&grown)),
+        "the same set again changes nothing"
+    );
+    wait_up(&mut one_events, &["lb-0", "lb-3"]).await;
+    wait_up(&mut two_events, &["lb-0", "lb-3"]).await;
+    wait_up(&mut zero_events, &["lb-1", "lb-2", "lb-3"]).await;
+    wait_up(&mut three_events, &["lb-0", "lb-1", "lb-2"]).await;
+    println!(
+        "lb-0 and lb-3 up everywhere {:?} after set_peers",
+        joined.elapsed()
+    );
+    assert_eq!(one.connected(), vec!["lb-0", "lb-2", "lb-3"]);
+    assert_eq!(
+        one.peers()
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["lb-0", "lb-2", "lb-3"]
+    );
+    // Requests reach a new director.
+    three.set_request_handler(
+        |peer, body| async move { Ok([peer.as_bytes(), b":", &body].concat()) },
+    );
+    assert_eq!(
+        one.request("lb-3", b"hi".to_vec()).await.unwrap(),
+        b"lb-1:hi"
+    );
+
+    // lb-3 leaves the configuration while it still runs (it learns it last).
+    let shrunk = cluster(&[("lb-0", a0), ("lb-1", a1), ("lb-2", a2)]);
+    for m in [&zero, &one, &two] {
+        assert!(m.set_peers(&peer_addrs(&shrunk)));
+    }
+    let seen_one = collect(&mut one_events, Duration::from_millis(600)).await;
+    let seen_two = collect(&mut two_events, Duration::from_millis(10)).await;
+    let seen_zero = collect(&mut zero_events, Duration::from_millis(10)).await;
+    for (who, seen) in [
+        ("lb-0", &seen_zero),
+        ("lb-1", &seen_one),
+        ("lb-2", &seen_two),
+    ] {
+        assert!(leaving_events(seen, "lb-3").is_empty(), "{who}: {seen:?}");
+        assert!(
+            !seen
+                .iter()
+                .any(|e| matches!(e, Event::PeerSuspected { .. } | Event::PeerDead { .. })),
+            "{who}: {seen:?}"
+        );
+    }
+    assert_eq!(one.connected(), vec!["lb-0", "lb-2"]);
+    assert!(matches!(
+        one.request("lb-3", b"hi".to_vec()).await,
+        Err(RequestError::UnknownPeer(_))
+    ));
+    // lb-3 is refused if it dials again, and never counted up.
+    let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 84));
+    let (_endpoint, conn) = raw_connect(&pki.tls("lb-3"), ip, a1, "lb-1").await;
+    let closed = tokio::time::timeout(WAIT, conn.unwrap().closed())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&closed, quinn::ConnectionError::ApplicationClosed(c) if c.error_code == CLOSE_REFUSED),
+        "{closed:?}"
+    );
+    // lb-3 itself, told last, leaves quietly too.
+    assert!(three.set_peers(&[]));
+    assert!(three.connected().is_empty());
+    let seen_three = collect(&mut three_events, Duration::from_millis(300)).await;
+    assert!(
+        !seen_three
+            .iter()
+            .any(|e| matches!(e, Event::PeerDead { .. })),
+        "{seen_three:?}"
+    );
+
+    // The remaining three still detect a real failure.
+    zero.close().await;
+    drop(zero);
+    let (dead, _) = wait_for(&mut one_events, |e| matches!(e, Event::PeerDead { .. })).await;
+    assert!(
+        matches!(&dead, Event::PeerDead { name, confirmed_by, .. }
+            if name == "lb-0" && confirmed_by == &vec!["lb-2".to_string()]),
+        "{dead:?}"
+    );
+    for m in [&one, &two, &three] {
+        m.close().await;
+    }
 }
 
 fn frame_v0_heartbeat(seq: u64) -> Vec<u8> {
