@@ -15,7 +15,7 @@
 #   * the script can `source ops/lab/lab.sh; lab_up` exactly as on the host.
 #
 # Exit status: SCRIPT's own exit code (read from the share, not UML's status); 124 if the timeout
-# (default 300 s) hit, 125 if UML ended without a result. UML is always run under `timeout` and is
+# (default 300 s; 0: none) hit, 125 if UML ended without a result. UML is always run under `timeout` and is
 # only ever sent SIGTERM (SIGKILL leaves orphaned UML helper processes behind).
 #
 # --share DIR  use DIR (created if needed, kept) as the share; default: a temp dir, deleted

@@ -6,7 +6,8 @@
 # Env: LAB_TEST_TIMEOUT  seconds per test (default 300)
 #      LAB_TEST_PREFIX   namespace prefix for the tests' labs (default lab-t; must be lab-<word>)
 # At the end, any namespace "$LAB_TEST_PREFIX-..." still present (a test that was killed) is
-# removed with lab_down; labs of other prefixes (a demo lab "lab-...") are left alone.
+# removed with lab_down, and any UML guest of such a lab stopped; labs of other prefixes (a demo
+# lab "lab-...") are left alone.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 source ops/lab/lab.sh
@@ -27,9 +28,16 @@ else
   for f in tests/lab/*.sh; do [[ $f == tests/lab/run.sh ]] || tests+=("$f"); done
 fi
 
-# Remove what killed tests left behind: namespaces of the test prefix, grouped per lab.
+# Remove what killed tests left behind: UML guests of `flotilla lab up --ipvs` labs (they run
+# until stopped), then namespaces of the test prefix, grouped per lab.
 cleanup_leftovers() {
-  local ns pfx seen=" "
+  local ns pfx seen=" " d
+  for d in "${LAB_STATE:-/run/flotilla-lab}/$LAB_TEST_PREFIX"-*/uml; do
+    [[ -d $d ]] || continue
+    pfx=$(basename "$(dirname "$d")")
+    echo "run.sh: stopping the guest of leftover lab $pfx"
+    LAB_PREFIX=$pfx bash ops/lab/fleet.sh down >/dev/null
+  done
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
     [[ $ns =~ ^($LAB_TEST_PREFIX-[a-z0-9-]+)-(sw|c|b[0-9]+|d[0-9]+)$ ]] || continue
     pfx=${BASH_REMATCH[1]}

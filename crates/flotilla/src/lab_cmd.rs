@@ -1,5 +1,6 @@
-//! `flotilla lab up|demo|status|down`: the local fleet lab (network namespaces on this
-//! machine), driven by the repository's `ops/lab/fleet.sh` with this binary.
+//! `flotilla lab up|demo|status|exec|down`: the local fleet lab (network namespaces on this
+//! machine, or with `up --ipvs` inside a User-Mode Linux kernel that has IPVS), driven by the
+//! repository's `ops/lab/fleet.sh` with this binary.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};

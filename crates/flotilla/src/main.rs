@@ -90,16 +90,18 @@ enum Command {
     /// Fleet: placement, read-only.
     #[command(subcommand)]
     Placement(PlacementCommand),
-    /// The local fleet lab (root): `up [--directors N]` builds namespaces, certificates and
-    /// agents and waits until every VIP is held; `demo` walks through a crash, a recovery, a
-    /// drain under traffic and a failing backend; `status`; `down`.
+    /// The local fleet lab (root): `up [--directors N] [--ipvs]` builds namespaces,
+    /// certificates and agents and waits until every VIP is held (`--ipvs`: inside a
+    /// User-Mode Linux kernel with IPVS, left running); `demo` walks through a crash, a
+    /// recovery, a drain under traffic and a failing backend; `status`; `exec NODE CMD...`;
+    /// `down`.
     ///
-    /// Example: flotilla lab up && flotilla lab demo
+    /// Example: flotilla lab up --ipvs && flotilla lab demo
     Lab {
         #[arg(
             trailing_var_arg = true,
             allow_hyphen_values = true,
-            value_name = "up|demo|status|down"
+            value_name = "up|demo|status|exec|down"
         )]
         args: Vec<String>,
     },

@@ -4,19 +4,19 @@
 #   runbook_begin NAME     root check, lab prefix $LAB_TEST_PREFIX-NAME, traps that tear the lab
 #                          down on any exit, a fresh build of flotilla in $FLOTILLA
 #   say / pass / fail      output; fail counts
-#   runbook_on_exit CMD    also run CMD at exit
+#   runbook_on_exit CMD    also run CMD at exit (before the lab comes down)
 #   runbook_end            lab down, summary line, exit status
 source ops/lab/lab.sh
 
 failures=0
 _runbook_name=""
-_runbook_exit=("lab_down")
+_runbook_exit=()
 say()  { echo; echo "== $*"; }
 pass() { echo "PASS: $*"; }
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 
 runbook_on_exit() { _runbook_exit+=("$1"); }
-_runbook_cleanup() { local c; for c in "${_runbook_exit[@]}"; do eval "$c"; done; }
+_runbook_cleanup() { local c; for c in "${_runbook_exit[@]}"; do eval "$c"; done; lab_down; }
 
 runbook_begin() {
   _runbook_name=$1
@@ -29,7 +29,7 @@ runbook_begin() {
   if [[ -n ${FLOTILLA_BIN:-} ]]; then FLOTILLA=$FLOTILLA_BIN  # e.g. an older build to compare
   else
     cargo build --quiet -p flotilla || { echo "FAIL: cannot build flotilla"; return 1; }
-    FLOTILLA=$PWD/target/debug/flotilla
+    FLOTILLA=${CARGO_TARGET_DIR:-$PWD/target}/debug/flotilla
   fi
   lab_down
 }
