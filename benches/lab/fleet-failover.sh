@@ -255,9 +255,9 @@ fi
 echo
 what=$([[ $KILL == crash ]] && echo "crash failover (SIGKILL + cable pulled" || echo "graceful handover (SIGTERM")
 echo "== $what → address on a survivor), seconds: min / median / p99; advert_int $ADV s, VRRPv3"
-echo "   flotilla: $FLOTILLA; $(nproc) cores, shared, noisy; command: ADV=$ADV KILL=$KILL ROUNDS=$ROUNDS PARTS=\"$PARTS\" bash benches/lab/fleet-failover.sh"
+echo "   flotilla: $FLOTILLA; $(nproc) cores, shared, noisy; command: ADV=$ADV KILL=$KILL ROUNDS=$ROUNDS ROUNDS_MANY=$ROUNDS_MANY ROUNDS_APPLY=$ROUNDS_APPLY PARTS=\"$PARTS\" bash benches/lab/fleet-failover.sh"
 printf '%-34s %s\n' "what" "min / median / p99"
 for k in "flotilla fleet (14 VIPs) first" "flotilla fleet (14 VIPs) last" "keepalived (14 VIPs) first" "keepalived (14 VIPs) last" \
          "flotilla fleet (~1,000 VIPs) first" "flotilla fleet (~1,000 VIPs) last" "config apply → all 3"; do
-  [[ -n ${ROWS[$k]:-} ]] && printf '%-34s %s\n' "$k" "${ROWS[$k]}"
+  if [[ -n ${ROWS[$k]:-} ]]; then printf '%-34s %s\n' "$k" "${ROWS[$k]}"; fi
 done
