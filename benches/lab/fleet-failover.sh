@@ -35,11 +35,11 @@
 # Usage (root): bash benches/lab/fleet-failover.sh
 # Env: ROUNDS (default 20), ROUNDS_MANY (default 5), ROUNDS_APPLY (default 5),
 #      PARTS="fleet keepalived many apply" (default all), ADV (advert_int in seconds, default 1),
-#      KILL (crash or term, default crash), FLOTILLA_BIN
+#      KILL (crash or term, default crash), FLOTILLA_BIN, BENCH_LAB_PREFIX (namespace prefix, default lab-gff)
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 source ops/lab/lab.sh
-export LAB_PREFIX=lab-gff
+export LAB_PREFIX=${BENCH_LAB_PREFIX:-lab-gff}
 ROUNDS=${ROUNDS:-20}
 ROUNDS_MANY=${ROUNDS_MANY:-5}
 ROUNDS_APPLY=${ROUNDS_APPLY:-5}
