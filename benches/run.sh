@@ -33,7 +33,7 @@ for p in $parts; do [[ " $ALL " == *" $p "* ]] || { echo "unknown part '$p' (par
 want() { [[ $parts == *" $1 "* ]]; }
 section() { printf '\n\033[1m######## %s\033[0m\n' "$*"; }
 # run CMD...: print the exact command, run it, remember a failure
-run() { printf '$ %s\n' "$*"; "$@" || rc=1; }
+run() { printf '$'; printf ' %q' "$@"; echo; "$@" || rc=1; }
 rc=0
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/^Mem/ {print $2}') GiB, kernel $(uname -r); load now: $(cut -d' ' -f1-3 /proc/loadavg)"

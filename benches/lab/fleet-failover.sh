@@ -35,11 +35,11 @@
 # Usage (root): bash benches/lab/fleet-failover.sh
 # Env: ROUNDS (default 20), ROUNDS_MANY (default 5), ROUNDS_APPLY (default 5),
 #      PARTS="fleet keepalived many apply" (default all), ADV (advert_int in seconds, default 1),
-#      KILL (crash or term, default crash), FLOTILLA_BIN
+#      KILL (crash or term, default crash), FLOTILLA_BIN, BENCH_LAB_PREFIX (namespace prefix, default lab-gff)
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 source ops/lab/lab.sh
-export LAB_PREFIX=lab-gff
+export LAB_PREFIX=${BENCH_LAB_PREFIX:-lab-gff}
 ROUNDS=${ROUNDS:-20}
 ROUNDS_MANY=${ROUNDS_MANY:-5}
 ROUNDS_APPLY=${ROUNDS_APPLY:-5}
@@ -255,9 +255,9 @@ fi
 echo
 what=$([[ $KILL == crash ]] && echo "crash failover (SIGKILL + cable pulled" || echo "graceful handover (SIGTERM")
 echo "== $what → address on a survivor), seconds: min / median / p99; advert_int $ADV s, VRRPv3"
-echo "   flotilla: $FLOTILLA; $(nproc) cores, shared, noisy; command: ADV=$ADV KILL=$KILL ROUNDS=$ROUNDS PARTS=\"$PARTS\" bash benches/lab/fleet-failover.sh"
+echo "   flotilla: $FLOTILLA; $(nproc) cores, shared, noisy; command: ADV=$ADV KILL=$KILL ROUNDS=$ROUNDS ROUNDS_MANY=$ROUNDS_MANY ROUNDS_APPLY=$ROUNDS_APPLY PARTS=\"$PARTS\" bash benches/lab/fleet-failover.sh"
 printf '%-34s %s\n' "what" "min / median / p99"
 for k in "flotilla fleet (14 VIPs) first" "flotilla fleet (14 VIPs) last" "keepalived (14 VIPs) first" "keepalived (14 VIPs) last" \
          "flotilla fleet (~1,000 VIPs) first" "flotilla fleet (~1,000 VIPs) last" "config apply → all 3"; do
-  [[ -n ${ROWS[$k]:-} ]] && printf '%-34s %s\n' "$k" "${ROWS[$k]}"
+  if [[ -n ${ROWS[$k]:-} ]]; then printf '%-34s %s\n' "$k" "${ROWS[$k]}"; fi
 done
