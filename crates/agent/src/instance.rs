@@ -517,6 +517,23 @@ async fn open_member(
             ifindexes.insert(dev.clone(), flotilla_net::ifindex(dev)?);
         }
     }
+    for dev in setup
+        .vips
+        .iter()
+        .filter(|(_, v)| v.addr.is_ipv4())
+        .map(|(d, _)| d)
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        match flotilla_net::vip::promote_secondaries(dev) {
+            Ok(true) => {
+                tracing::info!(interface = %dev, "promote_secondaries set (a released VIP must not take its subnet's other addresses along)")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(interface = %dev, error = %e, "cannot set promote_secondaries: releasing a subnet's first VIP may remove its other VIPs")
+            }
+        }
+    }
     let delivery = if setup.peers.is_empty() {
         Delivery::Multicast
     } else {

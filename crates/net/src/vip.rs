@@ -9,6 +9,26 @@ use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage, Address
 
 use crate::NetError;
 
+/// Sets `net.ipv4.conf.IFNAME.promote_secondaries` to 1, as keepalived does for the
+/// interfaces it puts VIPs on: without it, deleting the first address of a subnet deletes
+/// every other address of that subnet with it (a VIP `10.0.1.1/16` released by one instance
+/// would take `10.0.1.2/16` of another instance along). Returns whether it was off before.
+pub fn promote_secondaries(ifname: &str) -> std::io::Result<bool> {
+    if ifname.is_empty() || ifname.contains('/') || ifname.starts_with('.') {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("not an interface name: {ifname:?}"),
+        ));
+    }
+    let path = format!("/proc/sys/net/ipv4/conf/{ifname}/promote_secondaries");
+    let before = std::fs::read_to_string(&path)?;
+    if before.trim() == "1" {
+        return Ok(false);
+    }
+    std::fs::write(&path, "1")?;
+    Ok(true)
+}
+
 /// One address to hold on an interface.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Vip {

@@ -891,3 +891,47 @@ fn a_vrid_filter_lets_only_that_virtual_router_through() {
         "only VRID 52 may arrive, and 53 at the except-51-52 socket: {vrids:?}"
     );
 }
+
+#[test]
+fn with_promote_secondaries_releasing_a_subnet_s_first_vip_keeps_the_others() {
+    let pair = Pair::new("p");
+    let done = Pair::run(&pair.a, || {
+        Box::pin(async {
+            let addrs = Addresses::connect().expect("rtnetlink");
+            let idx = flotilla_net::ifindex("eth0").expect("eth0");
+            let vip = |s: &str| Vip {
+                addr: v4(s),
+                prefix: 16,
+                label: None,
+                scope: Scope::Global,
+            };
+            // Without it (the kernel's default), the first address of 10.77/16 takes the
+            // second along when it goes.
+            let _ = std::fs::write("/proc/sys/net/ipv4/conf/eth0/promote_secondaries", "0");
+            addrs.add(idx, &vip("10.77.0.1")).await.expect("add");
+            addrs.add(idx, &vip("10.77.0.2")).await.expect("add");
+            addrs
+                .remove(idx, v4("10.77.0.1"), 16)
+                .await
+                .expect("remove");
+            let left = addrs.list(idx).await.expect("list");
+            assert!(left.iter().all(|l| l.addr != v4("10.77.0.2")), "{left:?}");
+            // With it, only the released address goes.
+            assert!(flotilla_net::vip::promote_secondaries("eth0").expect("sysctl"));
+            assert!(
+                !flotilla_net::vip::promote_secondaries("eth0").expect("sysctl"),
+                "already on"
+            );
+            addrs.add(idx, &vip("10.77.0.1")).await.expect("add");
+            addrs.add(idx, &vip("10.77.0.2")).await.expect("add");
+            addrs
+                .remove(idx, v4("10.77.0.1"), 16)
+                .await
+                .expect("remove");
+            let left = addrs.list(idx).await.expect("list");
+            assert!(left.iter().any(|l| l.addr == v4("10.77.0.2")), "{left:?}");
+            assert!(flotilla_net::vip::promote_secondaries("../x").is_err());
+        })
+    });
+    done.join().expect("namespace thread");
+}
