@@ -2,7 +2,8 @@
 #
 #   source tests/lab/lib/runbook.sh
 #   runbook_begin NAME     root check, lab prefix $LAB_TEST_PREFIX-NAME, traps that tear the lab
-#                          down on any exit, a fresh build of flotilla in $FLOTILLA
+#                          down on any exit, a fresh build of flotilla in $FLOTILLA (or the
+#                          binary FLOTILLA_BIN names, built elsewhere)
 #   say / pass / fail      output; fail counts
 #   runbook_on_exit CMD    also run CMD at exit
 #   runbook_end            lab down, summary line, exit status
@@ -26,8 +27,12 @@ runbook_begin() {
   trap 'exit 143' TERM
   [[ $EUID -eq 0 ]] || { echo "FAIL: must run as root"; return 1; }
   lab_require ip || return 1
-  cargo build --quiet -p flotilla || { echo "FAIL: cannot build flotilla"; return 1; }
-  FLOTILLA=$PWD/target/debug/flotilla
+  if [[ -n ${FLOTILLA_BIN:-} ]]; then
+    FLOTILLA=$FLOTILLA_BIN
+  else
+    cargo build --quiet -p flotilla || { echo "FAIL: cannot build flotilla"; return 1; }
+    FLOTILLA=${CARGO_TARGET_DIR:-$PWD/target}/debug/flotilla
+  fi
   lab_down
 }
 
