@@ -119,6 +119,10 @@ impl Spawner for Units {
     }
 }
 
+/// How long a director removed from the fleet's configuration keeps its units, so that the
+/// leader's next assignment gives them to others first (make-before-break).
+pub const HANDOVER_WAIT: Duration = Duration::from_secs(2);
+
 type SupervisorRef = ActorRef<SupervisorMsg<UnitSetup, InstanceMsg>>;
 
 /// Runs a standalone configuration until SIGTERM/SIGINT. SIGHUP calls `reload` for a new
@@ -385,10 +389,14 @@ async fn apply_config(
         None => setup::units(new),
         Some(f) => match setup::units_for_director(new, &f.name) {
             // Removed from the fleet while running: it owns nothing in the assignments to
-            // come (and would not hear the others' adverts any more), so it lets go of
-            // everything now; its backups take over on its priority-0 adverts.
+            // come, and the others stop sending it their adverts, so it would never hear that
+            // its units have new owners. It gives the leader HANDOVER_WAIT to place them
+            // elsewhere (their new owners take over at once: make), then lets go of
+            // everything (break); without a leader its backups take over on its priority-0
+            // adverts.
             Err(SetupError::UnknownDirector(_)) => {
-                tracing::warn!(director = %f.name, "this director is not in the fleet's configuration any more: releasing every unit");
+                tracing::warn!(director = %f.name, wait = ?HANDOVER_WAIT, "this director is not in the fleet's configuration any more: releasing every unit after the hand-over wait");
+                tokio::time::sleep(HANDOVER_WAIT).await;
                 Ok(Vec::new())
             }
             other => other,

@@ -209,19 +209,6 @@ fn fleet_tables(f: &flotilla_agent::fleet::FleetReport) -> String {
         f.epoch,
         f.config_version
     );
-    if !f.raft_voters.is_empty() {
-        out.push_str(&format!(
-            "raft group: {} voter(s) {}; {} learner(s) {}\n\n",
-            f.raft_voters.len(),
-            f.raft_voters.join(" "),
-            f.raft_learners.len(),
-            if f.raft_learners.is_empty() {
-                "-".to_string()
-            } else {
-                f.raft_learners.join(" ")
-            }
-        ));
-    }
     let members: Vec<Vec<String>> = f
         .members
         .iter()
@@ -253,6 +240,19 @@ fn fleet_tables(f: &flotilla_agent::fleet::FleetReport) -> String {
         &members,
     ));
     out.push('\n');
+    if !f.raft_voters.is_empty() {
+        out.push_str(&format!(
+            "raft group: {} voter(s) {}; {} learner(s) {}\n\n",
+            f.raft_voters.len(),
+            f.raft_voters.join(" "),
+            f.raft_learners.len(),
+            if f.raft_learners.is_empty() {
+                "-".to_string()
+            } else {
+                f.raft_learners.join(" ")
+            }
+        ));
+    }
     let units: Vec<Vec<String>> = f
         .units
         .iter()

@@ -2,7 +2,8 @@
 #
 #   source tests/lab/lib/runbook.sh
 #   runbook_begin NAME     root check, lab prefix $LAB_TEST_PREFIX-NAME, traps that tear the lab
-#                          down on any exit, a fresh build of flotilla in $FLOTILLA
+#                          down on any exit, a fresh build of flotilla in $FLOTILLA (or the
+#                          binary FLOTILLA_BIN names, built elsewhere)
 #   say / pass / fail      output; fail counts
 #   runbook_on_exit CMD    also run CMD at exit (before the lab comes down)
 #   runbook_end            lab down, summary line, exit status

@@ -559,7 +559,10 @@ async fn run_detector(inner: Arc<Inner>, mut inputs: mpsc::UnboundedReceiver<Inp
             }
         };
         let mut changed_health = None;
+        // Biased: a heartbeat already queued is heard before the timer judges its sender
+        // silent (unbiased, a busy host saw "suspected" and "up" 60 µs apart).
         tokio::select! {
+            biased;
             () = stopped(&mut shutdown) => break,
             input = inputs.recv() => match input {
                 None => break,
