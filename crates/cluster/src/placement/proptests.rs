@@ -458,7 +458,9 @@ proptest! {
 
     /// Rules 4 and 7: a director's death moves its units to their rank 2 (VRRP's choice);
     /// with uniform eligibility nothing else moves, the survivors stay within one unit weight,
-    /// and the moved load is spread within two unit weights.
+    /// and the moved load is spread within two unit weights. Without it the same plan may
+    /// rebalance, a unit that just failed over too, which `place` reports as one move from the
+    /// dead owner: VRRP's choice is checked on a plan whose rate window leaves no room.
     #[test]
     fn a_death_moves_only_the_dead_director_s_units_to_rank_two(
         s in shape(false, 500), pick in any::<prop::sample::Index>(),
@@ -469,19 +471,45 @@ proptest! {
         let before = quiesce(&input, None, t0).pop().unwrap();
         let victim = dname(pick.index(s.dirs));
         input.directors.get_mut(&victim).unwrap().alive = false;
-        let plan = place(&input, Some(&before.assignment), before.at + Duration::from_millis(1));
-        check_valid(&input, Some(&before.assignment), &plan)?;
+        let at = before.at + Duration::from_millis(1);
         let owned: BTreeSet<&str> = before.assignment.owned_by(&victim).collect();
+        // The failover alone: no room to rebalance, so every move is VRRP's.
+        let mut no_room = before.assignment.clone();
+        no_room.recent_moves = vec![RecentMove { at, unit: uname(0) }; s.rate as usize];
+        let failover = place(&input, Some(&no_room), at);
+        for m in &failover.moves {
+            prop_assert!(owned.contains(m.unit.as_str()), "{} was not {}'s", m.unit, victim);
+            prop_assert_eq!(m.why, MoveReason::OwnerDown);
+            prop_assert_eq!(&before.assignment.ranks[&m.unit][1], &m.to, "not VRRP's choice");
+        }
+        let plan = place(&input, Some(&before.assignment), at);
+        check_valid(&input, Some(&before.assignment), &plan)?;
         let mut moved = BTreeMap::new();
+        let mut rebalanced = 0;
         for m in &plan.moves {
             if m.why == MoveReason::Rebalance {
                 prop_assert!(!uniform, "uniform fleet rebalanced after a death: {}", plan);
+                rebalanced += 1;
                 continue;
             }
             prop_assert!(owned.contains(m.unit.as_str()), "{} was not {}'s", m.unit, victim);
             prop_assert_eq!(m.why, MoveReason::OwnerDown);
-            prop_assert_eq!(&before.assignment.ranks[&m.unit][1], &m.to, "not VRRP's choice");
+            let rank2 = &before.assignment.ranks[&m.unit][1];
+            prop_assert_eq!(failover.assignment.owner(&m.unit), Some(rank2.as_str()));
+            if *rank2 != m.to {
+                // Failed over to rank 2, then rebalanced on: the rules of a rebalancing move.
+                prop_assert!(!uniform, "uniform fleet rebalanced after a death: {}", plan);
+                prop_assert!(!input.units[&m.unit].nopreempt && !pinned_here(&input, &m.unit));
+                prop_assert!(settled(&input, &m.to, at), "{} moved to {} in hold-down", m.unit, m.to);
+                rebalanced += 1;
+            }
             *moved.entry(m.to.clone()).or_insert(0u64) += input.units[&m.unit].load();
+        }
+        if rebalanced > 0 {
+            let recent = before.assignment.recent_moves.iter()
+                .filter(|m| m.at.min(at) + RATE_WINDOW > at)
+                .count();
+            prop_assert!(recent + rebalanced <= s.rate as usize, "{} rebalanced, {} recent", rebalanced, recent);
         }
         for u in &owned {
             prop_assert!(plan.assignment.ranks[*u].is_empty() || plan.moves.iter().any(|m| m.unit == *u));
