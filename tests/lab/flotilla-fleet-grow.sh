@@ -9,13 +9,14 @@
 #        (same processes, no unit restarted: their unicast peers change in place).
 #     3. d4–d6 start: they join the mesh and Raft (5 voters + 1 learner, as
 #        `flotilla status` prints), get units after their hold-down, the load is balanced and
-#        every VIP held exactly once; ≤ 2 % of the requests failed. The time from the apply to the
+#        every VIP held exactly once; no request unanswered (resets in flight counted apart).
+#        The time from the apply to the
 #        first unit on a new director is measured.
 #     4. The learner and a voter (not the leader) are killed and unplugged: their VIPs are
 #        taken by survivors; the next assignment gives them nothing. Both come back and get
 #        units again after their hold-down.
 #     5. A file without d6 is applied while d6 runs: d6 leaves Raft, owns and holds nothing,
-#        is never declared dead, ≤ 2 % of the requests fail. It gives the
+#        is never declared dead, no request unanswered. It gives the
 #        leader 2 s to place its units elsewhere, then releases them (make-before-break).
 #
 # Usage (root): bash tests/lab/flotilla-fleet-grow.sh     Env: LAB_TEST_PREFIX (default lab-t)
@@ -73,12 +74,13 @@ wait_status() {
   until "$@" >/dev/null 2>&1; do (($(lab_now_ms) - t0 > limit)) && return 1; sleep 0.5; done
 }
 agents_cpu() { local d p out=""; for d in $DIRECTORS; do p=$(lab_pid "$d" flotilla) && lab_alive "$d" flotilla && out+="$d=$(ps -o pcpu= -p "$p" | tr -d ' ')% "; done; echo "$out"; }
-# A request in flight on a VIP whose unit moves can be reset or time out once (the TCP
-# connection is with the director itself, nothing replicates it; the GARPs of a sync group's
-# VIPs are paced), as in any planned move. What these steps guard against is an outage:
-# units restarted, VIPs unheld. So: no more than 2 % of the requests may fail.
-few_failed() { local ok=$1 bad=$2; ((ok > 0 && bad * 50 <= ok + bad)); }
-count_failed() { grep -c FAILED "$st/replies"; }
+# A request in flight on a VIP whose unit moves can be reset (curl 52/56: the TCP connection
+# is with the director's own responder, nothing replicates it on the host tier): counted and
+# reported. Any other failure (timeout, refused) is a VIP nobody answered: none allowed —
+# planned moves are make-before-break.
+few_failed() { local ok=$1 bad=$2; ((ok > 0 && bad == 0)); }
+count_failed() { grep FAILED "$st/replies" | grep -vcE 'rc=(52|56) '; }
+count_reset() { grep -cE 'FAILED [0-9]+ rc=(52|56) ' "$st/replies"; }
 count_ok() { grep -c '^ok$' "$st/replies"; }
 
 say "HTTP on every director; d1–d3 start from a file of 3 directors"
@@ -140,8 +142,8 @@ each_once >/dev/null && pass "every VIP held by exactly one of 6 directors" || f
 "$FLOTILLA" status --api-socket "$st/d4.sock" | sed -n '1,12p' | sed 's/^/   /'
 traffic_stop
 ok=$(count_ok); bad=$(count_failed)
-echo "FIGURE grow_requests=$ok grow_failed=$bad"
-few_failed "$ok" "$bad" && pass "while growing: $ok requests answered, $bad failed (≤ 2 %)" || fail "while growing: $bad of $((ok + bad)) failed"
+echo "FIGURE grow_requests=$ok grow_unanswered=$bad grow_reset=$(count_reset)"
+few_failed "$ok" "$bad" && pass "while growing: $ok requests answered, none unanswered ($(count_reset) reset in flight)" || fail "while growing: $bad of $((ok + bad)) unanswered: $(grep FAILED "$st/replies" | grep -vE 'rc=(52|56) ' | head -5 | tr '\n' ';')"
 grep FAILED "$st/replies" | head -5 | sed 's/^/   /'
 
 say "4. The learner and a voter crash"
@@ -205,8 +207,8 @@ others=$(cat "$st"/logs/d[1-5].flotilla.log | grep -c "director confirmed dead")
 echo "   (deaths declared over the whole run, d1–d5, false ones included: $others; the host's load: $(cut -d' ' -f1-3 /proc/loadavg))"
 [[ $(fleet_json d1 "len(f['members'])") == 5 ]] && pass "d1 lists 5 directors" || fail "d1 lists $(fleet_json d1 "len(f['members'])")"
 ok=$(count_ok); bad=$(count_failed)
-echo "FIGURE shrink_requests=$ok shrink_failed=$bad"
-few_failed "$ok" "$bad" && pass "while d6 left: $ok requests answered, $bad failed (≤ 2 %)" || fail "while d6 left: $bad of $((ok + bad)) failed"
+echo "FIGURE shrink_requests=$ok shrink_unanswered=$bad shrink_reset=$(count_reset)"
+few_failed "$ok" "$bad" && pass "while d6 left: $ok requests answered, none unanswered ($(count_reset) reset in flight)" || fail "while d6 left: $bad of $((ok + bad)) unanswered: $(grep FAILED "$st/replies" | grep -vE 'rc=(52|56) ' | head -5 | tr '\n' ';')"
 grep FAILED "$st/replies" | head -5 | sed 's/^/   /'
 "$FLOTILLA" status --api-socket "$st/d1.sock" | sed -n '1,12p' | sed 's/^/   /'
 grep -h "releasing every unit\|mesh peer removed" "$(lab_logfile d6 flotilla)" | tail -3 | cut -c1-200 | sed 's/^/   d6: /'

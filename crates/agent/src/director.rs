@@ -396,6 +396,18 @@ async fn apply_config(
             // adverts.
             Err(SetupError::UnknownDirector(_)) => {
                 tracing::warn!(director = %f.name, wait = ?HANDOVER_WAIT, "this director is not in the fleet's configuration any more: releasing every unit after the hand-over wait");
+                // Meanwhile it must not win against the new owners: their adverts no longer
+                // reach it, and at its old rank's priority it would beat a new owner at equal
+                // priority (higher address) once the takeover's +1 runs out, which then drops
+                // the VIPs its GARPs had just pulled the clients to. At the lowest priority it
+                // holds on only until the release.
+                for (_, actor) in actors_by_name(running) {
+                    let _ = actor.cast(InstanceMsg::Place {
+                        priority: crate::fleet::UNRANKED_PRIORITY,
+                        take_over: None,
+                        owner: false,
+                    });
+                }
                 tokio::time::sleep(HANDOVER_WAIT).await;
                 Ok(Vec::new())
             }

@@ -506,8 +506,14 @@ impl Router {
     }
 
     fn backup_rx(&mut self, now: Instant, from: IpAddr, advert: &Advert) {
-        // RFC 5798 §6.4.2: priority 0 → wait only Skew_Time.
+        // RFC 5798 §6.4.2: priority 0 → wait only Skew_Time. Only from the master this router
+        // follows: a release from a router that is no longer master (a former owner leaving
+        // after the fleet moved its unit, or a stale peer) would make every backup take over
+        // at Skew_Time beside the live master, and the clients' ARP flap between them.
         if advert.priority == 0 {
+            if self.master.is_some_and(|m| m != from) {
+                return;
+            }
             self.master_down_at = Some(now + self.skew());
             self.released = true;
             self.held_back = false;
@@ -960,6 +966,31 @@ mod tests {
         // A master ignores it.
         s.routers[1].take_over(s.now);
         s.routers[1].handle_timeout(s.now);
+        assert_eq!(s.routers[1].state(), State::Master);
+    }
+
+    #[test]
+    fn a_release_from_a_router_that_is_not_the_master_is_ignored() {
+        let mut s = Segment::new(vec![params(1, 150), params(2, 100)]);
+        s.start_all();
+        s.run_for(ms(5_000));
+        assert_eq!(s.masters(), [0]);
+        let release = Advert {
+            priority: 0,
+            ..advert_from(s.routers[0].params())
+        };
+        // From a stranger (not the master router 1 follows): nothing changes.
+        s.routers[1]
+            .handle_advert(s.now, ip(9), &release)
+            .expect("accepted");
+        s.run_for(ms(2_000));
+        assert_eq!(s.masters(), [0]);
+        // From the master: router 1 takes over after Skew_Time.
+        s.routers[1]
+            .handle_advert(s.now, ip(1), &release)
+            .expect("accepted");
+        let skew = s.routers[1].skew();
+        s.routers[1].handle_timeout(s.now + skew);
         assert_eq!(s.routers[1].state(), State::Master);
     }
 
