@@ -136,9 +136,13 @@ impl Addresses {
         addr: IpAddr,
         prefix: u8,
     ) -> Result<Removed, NetError> {
-        let Some(msg) = self.find(ifindex, addr, prefix).await? else {
-            return Ok(Removed::NotPresent);
-        };
+        // Deleted by value, not found in a dump first: a dump of an interface whose addresses
+        // other units change at the same moment may be inconsistent and miss it (a VIP was
+        // left behind so, found with 3,000 VIPs on three directors), and dumping thousands of
+        // addresses per removal is quadratic work. The kernel matches IFA_LOCAL, the prefix
+        // length and IFA_ADDRESS, as the add builder fills them.
+        let mut add = self.handle.address().add(ifindex, addr, prefix);
+        let msg = add.message_mut().clone();
         match self.handle.address().del(msg).execute().await {
             Ok(()) => Ok(Removed::Removed),
             Err(e) if matches!(errno(&e), Some(libc::EADDRNOTAVAIL) | Some(libc::ENOENT)) => {
@@ -166,19 +170,6 @@ impl Addresses {
                 })
             })
             .collect())
-    }
-
-    async fn find(
-        &self,
-        ifindex: u32,
-        addr: IpAddr,
-        prefix: u8,
-    ) -> Result<Option<AddressMessage>, NetError> {
-        Ok(self
-            .messages(ifindex)
-            .await?
-            .into_iter()
-            .find(|m| address_of(m) == Some(addr) && m.header.prefix_len == prefix))
     }
 
     async fn messages(&self, ifindex: u32) -> Result<Vec<AddressMessage>, NetError> {
