@@ -23,12 +23,7 @@ runbook_begin mov || exit 1
 lab_require curl python3 || exit 1
 ROUNDS=${ROUNDS:-6}
 
-fleet_up 5s || runbook_end
-say "The fleet starting (HTTP responders on every director)"
-for d in $DIRECTORS; do fleet_start "$d"; done
-wait_for 25 each_once && sleep 2
-if bad=$(each_once); then pass "all $(wc -w <<<"$VIPS") VIPs held exactly once; load $(load)"
-else fail "VIP ownership at start: $bad"; runbook_end; fi
+fleet_boot
 
 VIP=10.99.0.100
 unit=$("$FLOTILLA" status --json --vip "$VIP" --api-socket "$st/d1.sock" 2>/dev/null | python3 -c "import json,sys

@@ -29,12 +29,7 @@ runbook_begin part || exit 1
 lab_require curl python3 nft || exit 1
 runbook_on_exit 'touch "$st/watch.stop" "$st/raft.stop" 2>/dev/null'
 
-fleet_up 5s || runbook_end
-say "The fleet starting"
-for d in $DIRECTORS; do fleet_start "$d"; done
-wait_for 25 each_once && sleep 2
-if bad=$(each_once); then pass "all $(wc -w <<<"$VIPS") VIPs held exactly once; load $(load)"
-else fail "VIP ownership at start: $bad"; runbook_end; fi
+fleet_boot
 
 # drop_from NODE PEER WHAT: NODE's input drops WHAT (quic|vrrp) coming from PEER.
 drop_from() {

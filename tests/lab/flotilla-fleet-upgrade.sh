@@ -29,12 +29,7 @@ runbook_begin upg || exit 1
 lab_require curl python3 || exit 1
 runbook_on_exit 'touch "$st/traffic.stop" "$st/watch.stop" 2>/dev/null'
 
-fleet_up 5s || runbook_end
-say "The fleet starting (HTTP responders on every director)"
-for d in $DIRECTORS; do fleet_start "$d"; done
-wait_for 25 each_once && sleep 2
-if bad=$(each_once); then pass "all $(wc -w <<<"$VIPS") VIPs held exactly once; load $(load)"
-else fail "VIP ownership at start: $bad"; runbook_end; fi
+fleet_boot
 
 # back D: D answers on its own socket, the other two see it alive, and it has the leader's epoch.
 back() {

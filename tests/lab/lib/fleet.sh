@@ -4,6 +4,8 @@
 #                            (cluster-configs/lab.conf, tls paths pointed at them, hold-down
 #                            shortened, default 5s), $VIPS (last octets), HTTP responders
 #   fleet_start D            `flotilla agent --name D` on D (the same binary each time)
+#   fleet_boot               fleet_up 5s, every director started, each VIP held once (checked;
+#                            the runbook ends if not)
 #   fleet_status D           `flotilla status --json` of D (empty if D does not answer)
 #   fleet_json D EXPR        python expression over f = the status's "fleet" object
 #   holders OCTET            directors holding 10.99.0.OCTET (space separated)
@@ -41,6 +43,16 @@ fleet_start() {
   lab_spawn "$1" flotilla "$FLOTILLA" agent --config "$st/lab.conf" --name "$1" \
     --state-dir "$st/state-$1" --api-socket "$st/$1.sock"
 }
+fleet_boot() {
+  local bad d
+  fleet_up 5s || runbook_end
+  say "The fleet starting (HTTP responders on every director)"
+  for d in $DIRECTORS; do fleet_start "$d"; done
+  wait_for 25 each_once && sleep 2
+  if bad=$(each_once); then pass "all $(wc -w <<<"$VIPS") VIPs held exactly once; load $(load)"
+  else fail "VIP ownership at start: $bad"; runbook_end; fi
+}
+
 fleet_status() { timeout 5 "$FLOTILLA" status --json --api-socket "$st/$1.sock" 2>/dev/null; }
 fleet_json() {
   fleet_status "$1" | python3 -c "import json,sys
