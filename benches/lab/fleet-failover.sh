@@ -20,11 +20,11 @@
 #              virtual_ipaddress; VRRPv3 carries up to 255 per advert; /32 because in one /16
 #              deleting the primary address deletes every other of that /16), so each director owns
 #              ~10 units ≈ 1,000 VIPs; crash as above; recorded until the last of them is up.
-#              Known (2026-11, debug build): this configuration is ~1.4 MB of JSON and its
-#              ApplyConfig Raft entry never replicates (openraft 0.9 bounds every AppendEntries
-#              by heartbeat_interval, 100 ms in FleetConfig::default), so no placement is ever
-#              committed and these times are plain VRRP timers (the units at their unplaced
-#              priority); the round's VIP count shows what the victim really held.
+#              (The configuration is ~1.4 MB of JSON; its Raft entry travels deflated, ~29 kB.)
+#              The round's VIP count shows what the victim really held.
+#   keepalived, many VIPs (part keepalived-many): the same 30 instances, d1 / d2 / d3 master
+#              (150) of instances 1–10 / 11–20 / 21–30, the next node 100, the last 50, so each
+#              node masters 1,000 VIPs; d1 crashed each round, it comes back and preempts.
 #   config apply: `flotilla config apply` (VI_108 added / removed in turn) → config_version
 #              raised on all three directors (each polled over its control socket).
 #
@@ -34,7 +34,7 @@
 #
 # Usage (root): bash benches/lab/fleet-failover.sh
 # Env: ROUNDS (default 20), ROUNDS_MANY (default 5), ROUNDS_APPLY (default 5),
-#      PARTS="fleet keepalived many apply" (default all), ADV (advert_int in seconds, default 1),
+#      PARTS="fleet keepalived many keepalived-many apply" (default all), ADV (advert_int in seconds, default 1),
 #      KILL (crash or term, default crash), FLOTILLA_BIN, BENCH_LAB_PREFIX (namespace prefix, default lab-gff)
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
@@ -43,7 +43,7 @@ export LAB_PREFIX=${BENCH_LAB_PREFIX:-lab-gff}
 ROUNDS=${ROUNDS:-20}
 ROUNDS_MANY=${ROUNDS_MANY:-5}
 ROUNDS_APPLY=${ROUNDS_APPLY:-5}
-PARTS=${PARTS:-fleet keepalived many apply}
+PARTS=${PARTS:-fleet keepalived many keepalived-many apply}
 ADV=${ADV:-1}
 KILL=${KILL:-crash}
 [[ $KILL == crash || $KILL == term ]] || { echo "KILL must be crash or term"; exit 1; }
@@ -115,7 +115,11 @@ crash_round() {
   wait "$poller"
   cat "$st/round"
 }
-clear_vips() { local a; for a in $(held_by "$1"); do lab_exec "$1" ip addr del "$a/${2:-24}" dev eth0 2>/dev/null || lab_exec "$1" ip addr del "$a/32" dev eth0 2>/dev/null; done; }
+# clear_vips NODE: deletes every address but the node's own from its eth0 (one ip -batch)
+clear_vips() {
+  ip -n "$(lab_ns "$1")" -br -4 addr show dev eth0 | tr ' ' '\n' | grep / | grep -v "^$(lab_addr "$1")/" \
+    | sed 's#.*#addr del & dev eth0#' | ip -n "$(lab_ns "$1")" -force -batch - 2>/dev/null
+}
 
 # ---------- flotilla fleet ----------
 fleet_setup() { # CONF_SOURCE
@@ -136,12 +140,18 @@ fjson() { timeout 5 "$FLOTILLA" status --json --api-socket "$st/$1.sock" 2>/dev/
 try: f=json.load(sys.stdin)['fleet']
 except Exception: sys.exit(1)
 print($2)" 2>/dev/null; }
-# every VIP of the config held exactly once, and every director alive in d1's view
+# fleet_settled NVIPS: every VIP of the config held exactly once, every director alive in d1's
+# view, and with SPREAD set the directors' VIP counts at most SPREAD apart (balanced again
+# after a restart: hold-down, then moves at a bounded rate).
 fleet_settled() {
-  local all n
+  local all n d counts=()
   all=$(for d in $DIRS; do held_by "$d"; done | sort)
   n=$(wc -l <<<"$all")
   [[ $n == "$1" && -z $(uniq -d <<<"$all") ]] || return 1
+  if [[ -n ${SPREAD:-} ]]; then
+    for d in $DIRS; do counts+=("$(held_by "$d" | wc -l)"); done
+    (($(printf '%s\n' "${counts[@]}" | sort -n | tail -1) - $(printf '%s\n' "${counts[@]}" | sort -n | head -1) <= SPREAD)) || return 1
+  fi
   [[ $(fjson d1 "all(m['alive'] for m in f['members'])") == True ]]
 }
 wait_settled() { local t0; t0=$(lab_now_ms); until fleet_settled "$1"; do (($(lab_now_ms) - t0 > ${2:-60}000)) && return 1; sleep 0.2; done; }
@@ -157,7 +167,7 @@ fleet_rounds() { # LABEL ROUNDS NVIPS FIRST_VIP
     firsts+=("$a"); lasts+=("$b")
     clear_vips "$v"; lab_exec "$v" ip link set eth0 up; fleet_start "$v"
     sleep 1
-    wait_settled "$nv" 60 || { echo "   $label: not settled after the restart"; break; }
+    wait_settled "$nv" 120 || { echo "   $label: not settled after the restart"; break; }
     sleep 1
   done
   ROWS["$label first"]=$(printf '%s\n' "${firsts[@]}" | stats)
@@ -236,19 +246,57 @@ if [[ " $PARTS " == *" keepalived "* ]]; then
   lab_down
 fi
 
-# ---------- flotilla, many VIPs ----------
+# ---------- many VIPs: 30 instances × 100 ----------
+# many_instances [NODE]: the 30 vrrp_instance blocks; with NODE, keepalived's (state BACKUP,
+# NODE's priority for each: 150 for the instances it masters, then 100, then 50).
+many_instances() {
+  local i k prio
+  for ((i = 1; i <= 30; i++)); do
+    printf 'vrrp_instance VI_M%d {\n    interface eth0\n    virtual_router_id %d\n    advert_int %s\n' "$i" $((150 + i)) "$ADV"
+    if [[ -n ${1:-} ]]; then
+      prio=$(( (${1#d} - 1 - (i - 1) / 10 + 3) % 3 ))   # 0 = master, 1 = next, 2 = last
+      printf '    state BACKUP\n    priority %d\n' $((150 - 50 * prio))
+    fi
+    printf '    virtual_ipaddress {\n'
+    for ((k = 1; k <= 100; k++)); do printf '        10.99.%d.%d/32 dev eth0\n' "$i" "$k"; done
+    printf '    }\n}\n'
+  done
+}
 if [[ " $PARTS " == *" many "* ]]; then
   echo "== flotilla fleet, 30 instances × 100 VIPs"
   many=$(mktemp /tmp/fleet-many.XXXXXX.conf)
-  { sed -n '/^global_defs/,/^}/p;/^cluster/,/^}/p' cluster-configs/lab.conf
-    for ((i = 1; i <= 30; i++)); do
-      printf 'vrrp_instance VI_M%d {\n    interface eth0\n    virtual_router_id %d\n    advert_int %s\n    virtual_ipaddress {\n' "$i" $((150 + i)) "$ADV"
-      for ((k = 1; k <= 100; k++)); do printf '        10.99.%d.%d/32 dev eth0\n' "$i" "$k"; done
-      printf '    }\n}\n'
-    done; } > "$many"
+  { sed -n '/^global_defs/,/^}/p;/^cluster/,/^}/p' cluster-configs/lab.conf; many_instances; } > "$many"
   fleet_setup "$many"
   rm -f "$many"
-  fleet_rounds "flotilla fleet (~1,000 VIPs)" "$ROUNDS_MANY" 3000 10.99.1.1
+  # Balanced before every crash (1,000 / 1,000 / 1,000: one unit is 100 VIPs), so the victim
+  # holds ~1,000 VIPs each round.
+  SPREAD=100 fleet_rounds "flotilla fleet (~1,000 VIPs)" "$ROUNDS_MANY" 3000 10.99.1.1
+  lab_down
+fi
+
+if [[ " $PARTS " == *" keepalived-many "* ]]; then
+  echo "== keepalived, 3 nodes, 30 instances × 100 VIPs (each node masters 1,000)"
+  lab_up 3 >/dev/null || exit 1
+  st=$(lab_state_dir)
+  for d in $DIRS; do
+    { printf 'global_defs {\n  router_id %s\n  vrrp_version 3\n}\n' "$d"; many_instances "$d"; } > "$st/$d.ka.conf"
+  done
+  for d in $DIRS; do ka_start "$d"; done
+  firsts=(); lasts=()
+  for ((r = 0; r < ROUNDS_MANY; r++)); do
+    t0=$(lab_now_ms)
+    until [[ $(held_by d1 | wc -l) == 1000 && $(held_by d2 | wc -l) == 1000 && $(held_by d3 | wc -l) == 1000 ]]; do
+      (($(lab_now_ms) - t0 > 60000)) && { echo "   keepalived never settled at 1,000 VIPs each"; break 2; }; sleep 0.2
+    done
+    sleep 1
+    out=$(crash_round d1 10.99.1.1 "ka_kill d1")
+    echo "   keepalived round $((r + 1)): d1 $KILLED, $(wc -l < "$st/victim-vips") VIPs: first/last $out s"
+    read -r a b <<<"$out"; [[ $a =~ ^[0-9.]+$ && $b =~ ^[0-9.]+$ ]] || break
+    firsts+=("$a"); lasts+=("$b")
+    clear_vips d1; lab_exec d1 ip link set eth0 up; rm -f "$st/d1.pid" "$st/d1-vrrp.pid"; ka_start d1
+  done
+  ROWS["keepalived (~1,000 VIPs) first"]=$(printf '%s\n' "${firsts[@]}" | stats)
+  ROWS["keepalived (~1,000 VIPs) last"]=$(printf '%s\n' "${lasts[@]}" | stats)
   lab_down
 fi
 
@@ -258,6 +306,7 @@ echo "== $what → address on a survivor), seconds: min / median / p99; advert_i
 echo "   flotilla: $FLOTILLA; $(nproc) cores, shared, noisy; command: ADV=$ADV KILL=$KILL ROUNDS=$ROUNDS ROUNDS_MANY=$ROUNDS_MANY ROUNDS_APPLY=$ROUNDS_APPLY PARTS=\"$PARTS\" bash benches/lab/fleet-failover.sh"
 printf '%-34s %s\n' "what" "min / median / p99"
 for k in "flotilla fleet (14 VIPs) first" "flotilla fleet (14 VIPs) last" "keepalived (14 VIPs) first" "keepalived (14 VIPs) last" \
-         "flotilla fleet (~1,000 VIPs) first" "flotilla fleet (~1,000 VIPs) last" "config apply → all 3"; do
+         "flotilla fleet (~1,000 VIPs) first" "flotilla fleet (~1,000 VIPs) last" \
+         "keepalived (~1,000 VIPs) first" "keepalived (~1,000 VIPs) last" "config apply → all 3"; do
   if [[ -n ${ROWS[$k]:-} ]]; then printf '%-34s %s\n' "$k" "${ROWS[$k]}"; fi
 done

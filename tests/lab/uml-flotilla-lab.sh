@@ -2,6 +2,8 @@
 # Runbook: `flotilla lab up --ipvs`, the local fleet lab inside User-Mode Linux with real IPVS,
 # used from the host as an operator would.
 #
+#   0. Ctrl-C (SIGINT to the command's process group, as a terminal sends it) while the guest
+#      boots: the command exits 130 and leaves no guest process, namespace or state behind.
 #   1. `flotilla lab up --ipvs --directors 2` returns once the fleet is ready and leaves the
 #      guest running.
 #   2. The client requests every VIP three times (curl): b1 and b2 answer 2:1 (wrr, LVS-DR), and
@@ -26,6 +28,27 @@ st=$(lab_state_dir)
 out=$(mktemp /tmp/flotilla-umllab.XXXXXX)
 runbook_on_exit 'rm -f "$out"'
 figure() { echo "FIGURE $*"; }
+
+say "0. Ctrl-C while lab up --ipvs boots the guest"
+# setsid: a process group of its own, as a shell's foreground job is.
+setsid "$FLOTILLA" lab up --ipvs --directors 2 > "$out" 2>&1 &
+upid=$!
+t0=$(lab_now_ms)
+until grep -q booting "$out" 2>/dev/null || (($(lab_now_ms) - t0 > 20000)); do sleep 0.1; done
+sleep 2
+guest_pids() { pgrep -f -- "$st/uml/share"; }
+booting=$(guest_pids | wc -l)
+kill -INT -- "-$upid"
+t0=$(lab_now_ms)
+wait "$upid"; rc=$?
+until [[ -z $(guest_pids) ]] || (($(lab_now_ms) - t0 > 30000)); do sleep 0.2; done
+took=$(_lab_seconds $(($(lab_now_ms) - t0)))
+sed 's/.*\r//' "$out" | tail -n 3 | sed 's/^/   /'
+((booting > 0)) || fail "no guest process was running when Ctrl-C came (too late or too early?)"
+((rc == 130)) && pass "lab up exited 130 on Ctrl-C" || fail "lab up exited $rc on Ctrl-C"
+[[ -z $(guest_pids) ]] && pass "the booting guest ($booting processes) stopped $took s after Ctrl-C" \
+  || { fail "guest processes left after Ctrl-C: $(guest_pids | tr '\n' ' ')"; pkill -KILL -f -- "$st/uml/share"; }
+[[ -z $(ip netns list | grep "^$LAB_PREFIX-") ]] && pass "no namespace left" || fail "namespaces left: $(ip netns list | grep "^$LAB_PREFIX-" | tr '\n' ' ')"
 
 say "1. flotilla lab up --ipvs --directors 2"
 t0=$(lab_now_ms)

@@ -374,6 +374,7 @@ impl FleetHandle {
     /// priority-0 advert (the master releasing) ends a hold in the router itself at once.
     fn arbitrate(&self) {
         let mut changes = Vec::new();
+        let actors = actors_by_name(&self.units);
         {
             let mut v = lock(&self.view);
             let Some(a) = v.assignment.clone() else {
@@ -381,7 +382,7 @@ impl FleetHandle {
             };
             let me = v.me.clone();
             let rank = |unit: &str, d: &str| a.rank(unit, d).unwrap_or(usize::MAX);
-            for (unit, _) in actors_by_name(&self.units) {
+            for (unit, actor) in actors {
                 let mine = rank(&unit, &me);
                 let behind = v
                     .masters
@@ -397,18 +398,12 @@ impl FleetHandle {
                         Some(d) => v.held.insert(unit.clone(), d.clone()),
                         None => v.held.remove(&unit),
                     };
-                    changes.push((unit, behind));
+                    changes.push((actor, behind));
                 }
             }
         }
-        if changes.is_empty() {
-            return;
-        }
-        let actors: BTreeMap<String, _> = actors_by_name(&self.units).into_iter().collect();
-        for (unit, behind) in changes {
-            if let Some(actor) = actors.get(&unit) {
-                let _ = actor.cast(InstanceMsg::HoldBack(behind));
-            }
+        for (actor, behind) in changes {
+            let _ = actor.cast(InstanceMsg::HoldBack(behind));
         }
     }
 
@@ -783,14 +778,19 @@ pub async fn start(s: FleetStart<'_>) -> Result<FleetHandle, FleetStartError> {
                         .sum::<u32>();
                 }
             }
-            if last.as_ref() != Some(&faulty) {
-                let me = lock(&h.view).me.clone();
+            let changed = last.as_ref() != Some(&faulty);
+            {
+                let mut v = lock(&h.view);
+                let me = v.me.clone();
+                if changed {
+                    v.faulty.insert(me.clone(), faulty.clone());
+                }
+                v.masters.insert(me, masters.clone());
+            }
+            if changed {
                 tracing::info!(faulty = ?faulty, "unit health here");
-                lock(&h.view).faulty.insert(me, faulty.clone());
                 h.nudge.notify_one();
             }
-            let me = lock(&h.view).me.clone();
-            lock(&h.view).masters.insert(me, masters.clone());
             let detail = serde_json::to_vec(&HealthDetail {
                 faulty_units: faulty.clone(),
                 masters,

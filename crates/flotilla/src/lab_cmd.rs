@@ -25,15 +25,15 @@ fn script() -> anyhow::Result<PathBuf> {
     )
 }
 
+/// Replaces this process with the script (exec), so that a Ctrl-C reaches the script alone
+/// and its traps (which stop a half-booted guest) decide the exit code.
 pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
+    use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().context("locating this binary")?;
-    let status = Command::new("bash")
+    let err = Command::new("bash")
         .arg(script()?)
         .args(args)
         .env("FLOTILLA", exe)
-        .status()
-        .context("running the lab script")?;
-    Ok(ExitCode::from(
-        u8::try_from(status.code().unwrap_or(1)).unwrap_or(1),
-    ))
+        .exec();
+    Err(err).context("running the lab script")
 }

@@ -17,6 +17,13 @@
 //! moves units, the moves cost CPU, and the fleet flaps (seen with 3,000 VIPs in debug builds
 //! on a loaded 2-core machine: ~1,200 false deaths in 3 minutes). Gaps longer than the maximum
 //! are outages, not jitter, and are not learnt.
+//!
+//! A detector that itself runs late — called more than [`DetectorConfig::stall_slack`] after
+//! the moment [`FailureDetector::poll_timeout`] asked for, because its own process was starved
+//! or stopped — cannot tell its own stall from the peers' silence: their heartbeats may be
+//! waiting unread in its sockets. It then suspects nobody for one more base suspicion timeout
+//! (the *grace*), in which the queued heartbeats arrive. A peer that really died is suspected
+//! that much later, and only after such a stall.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -53,6 +60,12 @@ impl DetectorConfig {
     /// How long a peer with punctual heartbeats may stay silent before it is suspected.
     pub fn suspect_timeout(&self) -> Duration {
         self.interval.saturating_mul(self.suspect_after)
+    }
+
+    /// How late the detector may run before it takes itself for stalled: half the base
+    /// suspicion timeout, at least one interval.
+    pub fn stall_slack(&self) -> Duration {
+        (self.suspect_timeout() / 2).max(self.interval)
     }
 
     /// The suspicion timeout for a peer whose longest recent gap is `worst_gap`.
@@ -127,6 +140,12 @@ pub struct FailureDetector {
     config: DetectorConfig,
     peers: BTreeMap<String, Peer>,
     verdicts: VecDeque<Verdict>,
+    /// When this detector asked to be called next (its `poll_timeout` after the last call).
+    due: Option<Instant>,
+    /// After a stall of this detector: nobody is suspected before this instant.
+    grace_until: Option<Instant>,
+    /// How many times this detector found itself stalled.
+    stalls: u64,
 }
 
 impl FailureDetector {
@@ -150,12 +169,26 @@ impl FailureDetector {
             config,
             peers,
             verdicts: VecDeque::new(),
+            due: None,
+            grace_until: None,
+            stalls: 0,
         }
+    }
+
+    /// How many times this detector ran late enough to take itself for stalled (and granted
+    /// the peers a grace period).
+    pub fn stalls(&self) -> u64 {
+        self.stalls
     }
 
     /// A heartbeat from `peer` arrived at `now`, carrying the peers it suspects. Returns
     /// false (and changes nothing) for a name that is not a peer.
     pub fn heard(&mut self, peer: &str, suspects: &[String], now: Instant) -> bool {
+        if !self.peers.contains_key(peer) {
+            return false;
+        }
+        // Judge lateness before this heartbeat moves the deadline.
+        self.check_stall(now);
         let Some(p) = self.peers.get_mut(peer) else {
             return false;
         };
@@ -213,11 +246,25 @@ impl FailureDetector {
         self.handle_timeout(now);
     }
 
+    /// Called later than it asked to be (see the module notes): grants the grace.
+    fn check_stall(&mut self, now: Instant) {
+        if let Some(due) = self.due
+            && now > due + self.config.stall_slack()
+        {
+            self.stalls += 1;
+            self.grace_until = Some(now + self.config.suspect_timeout());
+        }
+        self.due = None;
+    }
+
     /// Advances time: suspects the silent, confirms deaths.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.check_stall(now);
+        let in_grace = self.grace_until.is_some_and(|g| now < g);
         for (name, p) in self.peers.iter_mut() {
             let timeout = p.timeout(&self.config, now);
             if p.status == PeerStatus::Up
+                && !in_grace
                 && p.last_heard
                     .is_some_and(|t| now.saturating_duration_since(t) >= timeout)
             {
@@ -257,6 +304,7 @@ impl FailureDetector {
                 last_heard,
             });
         }
+        self.due = self.poll_timeout();
     }
 
     pub fn poll_event(&mut self) -> Option<Verdict> {
@@ -266,7 +314,8 @@ impl FailureDetector {
     /// When `handle_timeout` must next be called: the earliest moment an up peer becomes
     /// suspect. Deaths are confirmed by gossip, which arrives through `heard`.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.peers
+        let next = self
+            .peers
             .values()
             .filter(|p| p.status == PeerStatus::Up)
             .filter_map(|p| {
@@ -274,7 +323,9 @@ impl FailureDetector {
                 // The timeout as it will be then (a raised one may have expired by then).
                 Some(t + p.timeout(&self.config, t))
             })
-            .min()
+            .min()?;
+        // Not before a grace period ends (suspecting is what waits for it).
+        Some(self.grace_until.map_or(next, |g| next.max(g)))
     }
 
     /// The silence after which `peer` is suspected now (adaptive; see the module notes).
@@ -588,6 +639,64 @@ mod tests {
         ]
     }
 
+    #[test]
+    fn a_detector_called_late_grants_a_grace_before_suspecting() {
+        let config = DetectorConfig::default(); // 20 ms × 5; slack 50 ms
+        let t0 = Instant::now();
+        let mut fd = FailureDetector::new(config, names(2));
+        fd.heard("d1", &[], t0);
+        fd.heard("d2", &[], t0);
+        assert_eq!(fd.poll_timeout(), Some(t0 + ms(100)));
+        // This process was stopped for 400 ms: nobody is suspected yet...
+        fd.handle_timeout(t0 + ms(500));
+        assert_eq!(fd.stalls(), 1);
+        assert_eq!(fd.status("d1"), Some(PeerStatus::Up));
+        assert_eq!(fd.poll_timeout(), Some(t0 + ms(600)));
+        // ...d2's queued heartbeat is read (not late: the grace moved the deadline)...
+        fd.heard("d2", &[], t0 + ms(505));
+        assert_eq!(fd.stalls(), 1);
+        // ...and d1, still silent when the grace ends, is suspected then, on time.
+        fd.handle_timeout(t0 + ms(599));
+        assert_eq!(fd.status("d1"), Some(PeerStatus::Up));
+        fd.handle_timeout(t0 + ms(600));
+        assert_eq!(fd.status("d1"), Some(PeerStatus::Suspected));
+        assert_eq!(fd.status("d2"), Some(PeerStatus::Up));
+        assert_eq!(fd.stalls(), 1);
+    }
+
+    #[test]
+    fn a_heartbeat_read_late_is_a_stall_too_and_a_punctual_detector_has_none() {
+        let t0 = Instant::now();
+        let mut fd = FailureDetector::new(DetectorConfig::default(), names(2));
+        fd.heard("d1", &[], t0);
+        fd.heard("d2", &[], t0);
+        for i in 1..=20 {
+            fd.heard("d1", &[], t0 + ms(20 * i));
+            fd.heard("d2", &[], t0 + ms(20 * i));
+        }
+        assert_eq!(fd.stalls(), 0);
+        // The first thing after a 300 ms stop is d2's queued heartbeat; d1's follows.
+        let late = t0 + ms(400 + 300);
+        fd.heard("d2", &[], late);
+        assert_eq!(fd.stalls(), 1);
+        assert_eq!(fd.status("d1"), Some(PeerStatus::Up));
+        fd.heard("d1", &[], late + ms(1));
+        assert_eq!(drain(&mut fd).len(), 2); // the two first Ups only
+    }
+
+    #[test]
+    fn a_real_death_is_found_on_time_by_a_punctual_detector() {
+        // The stall check must not delay a death seen by a detector that runs on time:
+        // the only calls are the ones poll_timeout asks for.
+        let t0 = Instant::now();
+        let mut fd = FailureDetector::new(DetectorConfig::default(), names(1));
+        fd.heard("d1", &[], t0);
+        let due = fd.poll_timeout().expect("a deadline");
+        fd.handle_timeout(due + ms(3)); // a timer a little late
+        assert_eq!(fd.status("d1"), Some(PeerStatus::Dead));
+        assert_eq!(fd.stalls(), 0);
+    }
+
     proptest! {
         /// A peer whose heartbeats are never further apart than the timeout is never
         /// suspected, whatever the clock does in between.
@@ -647,6 +756,9 @@ mod tests {
             let peers = names(others);
             let mut fd = FailureDetector::new(DetectorConfig::default(), peers.clone());
             fd.heard("d1", &[], t0);
+            // On time at the deadline (a detector called late grants a grace first), then
+            // any time later.
+            fd.handle_timeout(t0 + ms(100));
             fd.handle_timeout(t0 + ms(100 + wait));
             let verdicts = drain(&mut fd);
             if others == 1 {

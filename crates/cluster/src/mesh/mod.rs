@@ -539,12 +539,6 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|s| *s).await.map(|_| ());
 }
 
-/// The detector's timer fired more than one heartbeat interval after it was due: this task
-/// was not running (host or runtime stall), so silence measured now may be its own.
-fn woke_late(deadline: Option<Instant>, now: Instant, interval: Duration) -> bool {
-    deadline.is_some_and(|at| now > at + interval)
-}
-
 async fn run_detector(inner: Arc<Inner>, mut inputs: mpsc::UnboundedReceiver<Input>) {
     let peers = inner.config.peers.iter().map(|p| p.name.clone());
     let mut detector = FailureDetector::new(inner.config.detector, peers);
@@ -559,6 +553,7 @@ async fn run_detector(inner: Arc<Inner>, mut inputs: mpsc::UnboundedReceiver<Inp
             }
         };
         let mut changed_health = None;
+        let stalls = detector.stalls();
         // Biased: a heartbeat already queued is heard before the timer judges its sender
         // silent (unbiased, a busy host saw "suspected" and "up" 60 µs apart).
         tokio::select! {
@@ -580,33 +575,16 @@ async fn run_detector(inner: Arc<Inner>, mut inputs: mpsc::UnboundedReceiver<Inp
                     detector.remove_peers(&gone, Instant::now());
                 }
             },
-            () = sleep => {
-                let interval = inner.config.detector.interval;
-                if woke_late(deadline, Instant::now(), interval) {
-                    // This task woke up late (the host or the runtime stalled): the peers'
-                    // heartbeats may be waiting behind it, unread. Give the receive path one
-                    // more interval and hear what arrived before judging anybody silent.
-                    tokio::time::sleep(interval).await;
-                    while let Ok(input) = inputs.try_recv() {
-                        match input {
-                            Input::Heard { peer, heartbeat } => {
-                                if detector.heard(&peer, &heartbeat.suspects, Instant::now())
-                                    && health.get(&peer) != Some(&heartbeat.health)
-                                {
-                                    health.insert(peer.clone(), heartbeat.health.clone());
-                                    inner.emit(Event::PeerHealth { name: peer, health: heartbeat.health });
-                                }
-                            }
-                            Input::Added(peer) => detector.add_peer(peer, Instant::now()),
-                            Input::Removed(gone) => {
-                                health.retain(|name, _| !gone.contains(name));
-                                detector.remove_peers(&gone, Instant::now());
-                            }
-                        }
-                    }
-                }
-                detector.handle_timeout(Instant::now());
-            }
+            () = sleep => detector.handle_timeout(Instant::now()),
+        }
+        // Run late (this process stalled), the detector grants the peers a grace instead of
+        // judging them (see the detector's module notes).
+        if detector.stalls() > stalls {
+            let late = deadline.map(|d| Instant::now().saturating_duration_since(d));
+            warn!(
+                ?late,
+                "failure detector ran late (this process stalled): suspecting nobody for one more suspicion timeout"
+            );
         }
         while let Some(verdict) = detector.poll_event() {
             let event = match verdict {
