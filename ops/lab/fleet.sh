@@ -392,6 +392,14 @@ down_all() {
     fi
     guest_alive && { echo "flotilla lab: the guest still runs: pids $(guest_procs | tr '\n' ' ')" >&2; return 1; }
   fi
+  # Stragglers: a UML process that outlived its kernel's main process (seen once, after a
+  # Ctrl-C during the boot); its command line names the share.
+  pids=$(pgrep -f -- "$guest/share")
+  if [[ -n $pids ]]; then
+    kill -TERM $pids 2>/dev/null
+    for ((i = 0; i < 20; i++)); do pids=$(pgrep -f -- "$guest/share") || break; sleep 0.1; done
+    [[ -n $pids ]] && kill -KILL $pids 2>/dev/null
+  fi
   lab_down
 }
 

@@ -30,8 +30,13 @@ runbook_on_exit 'rm -f "$out"'
 figure() { echo "FIGURE $*"; }
 
 say "0. Ctrl-C while lab up --ipvs boots the guest"
-# setsid: a process group of its own, as a shell's foreground job is.
-setsid "$FLOTILLA" lab up --ipvs --directors 2 > "$out" 2>&1 &
+# A process group of its own, as a shell's foreground job is, and SIGINT not ignored (bash
+# starts background jobs of a script with SIGINT ignored, and an ignored signal cannot be
+# trapped; a terminal's foreground job has it at its default).
+python3 -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.setsid()
+os.execvp(sys.argv[1], sys.argv[1:])' "$FLOTILLA" lab up --ipvs --directors 2 > "$out" 2>&1 &
 upid=$!
 t0=$(lab_now_ms)
 until grep -q booting "$out" 2>/dev/null || (($(lab_now_ms) - t0 > 20000)); do sleep 0.1; done
