@@ -21,13 +21,15 @@
 #               (+ ~1,000 VIPs, config apply)
 #   fast        the same at 0.1 s adverts (fleet vs keepalived)
 #   handover    the same with SIGTERM instead of a crash (graceful handover), 1 s and 0.1 s
+#   upgrade     benches/lab/rolling-upgrade.sh    requests lost over a rolling upgrade of the 3
+#               directors: flotilla drain/restart/undrain vs keepalived restarts
 #
 # The flotilla binary is the release build (cargo build --release -p flotilla; under
 # CARGO_TARGET_DIR when set) for every lab harness.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 quick=0; [[ ${1:-} == --quick ]] && { quick=1; shift; }
-ALL="criterion placement checkers checker-cpu idle vrrp fleet fast handover"
+ALL="criterion placement checkers checker-cpu idle vrrp fleet fast handover upgrade"
 parts=" ${*:-$ALL} "
 for p in $parts; do [[ " $ALL " == *" $p "* ]] || { echo "unknown part '$p' (parts: $ALL)"; exit 2; }; done
 want() { [[ $parts == *" $1 "* ]]; }
@@ -99,5 +101,11 @@ if want handover && need_root handover; then
   for adv in 1 0.1; do
     run env FLOTILLA_BIN="$b" KILL=term ADV=$adv ROUNDS=$R PARTS="fleet keepalived" bash benches/lab/fleet-failover.sh
   done
+fi
+if want upgrade && need_root upgrade; then
+  section "rolling upgrade of 3 directors under traffic, flotilla vs keepalived (lab, release)"
+  b=$(fleet_bin) || rc=1
+  if ((quick)); then run env FLOTILLA_BIN="$b" ROUNDS=1 bash benches/lab/rolling-upgrade.sh
+  else run env FLOTILLA_BIN="$b" ROUNDS=3 bash benches/lab/rolling-upgrade.sh; fi
 fi
 exit $rc

@@ -206,21 +206,7 @@ if [[ " $PARTS " == *" fleet "* || " $PARTS " == *" apply "* ]]; then
 fi
 
 # ---------- keepalived ----------
-ka_conf() { # NODE PRIO
-  python3 - "$1" "$2" cluster-configs/lab.conf "$ADV" > "$st/$1.ka.conf" <<'EOF'
-import re, sys
-node, prio, src, adv = sys.argv[1], sys.argv[2], open(sys.argv[3]).read(), sys.argv[4]
-print(f"global_defs {{\n  router_id {node}\n  vrrp_version 3\n}}")
-for m in re.finditer(r"vrrp_instance (\S+) \{(.*?)\n\}", src, re.S):
-    name, body = m.group(1), m.group(2)
-    vrid = re.search(r"virtual_router_id (\d+)", body).group(1)
-    vips = re.findall(r"(10\.99\.0\.\d+/24)", body)
-    print(f"vrrp_instance {name} {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {vrid}\n"
-          f"  priority {prio}\n  advert_int {adv}\n  virtual_ipaddress {{")
-    for v in vips: print(f"    {v} dev eth0")
-    print("  }\n}")
-EOF
-}
+ka_conf() { python3 benches/lab/keepalived-conf.py "$1" "$2" cluster-configs/lab.conf "$ADV" > "$st/$1.ka.conf"; } # NODE PRIO
 ka_start() { lab_spawn "$1" keepalived keepalived --dont-fork --log-console --vrrp -f "$st/$1.ka.conf" -p "$st/$1.pid" -r "$st/$1-vrrp.pid"; }
 ka_kill() { if [[ $KILL == crash ]]; then crash_ns "$1"; else lab_kill "$1" keepalived TERM; fi; }
 if [[ " $PARTS " == *" keepalived "* ]]; then
