@@ -19,7 +19,7 @@
 #     5. A file without d6 is applied while d6 runs: d6 leaves Raft, owns and holds nothing,
 #        is never declared dead, no request unanswered. It gives the
 #        leader 2 s to place its units elsewhere, then releases them (make-before-break).
-#     6. The file with d6 is applied again while d6 still runs (never restarted): d6 is a
+#     6. Once d6 has left the mesh, the file with d6 is applied again while d6 still runs (never restarted): d6 is a
 #        Raft member again, takes units after its hold-down, every VIP held exactly once, no
 #        request unanswered.
 #
@@ -218,12 +218,17 @@ grep FAILED "$st/replies" | head -5 | sed 's/^/   /'
 grep -h "releasing every unit\|mesh peer removed" "$(lab_logfile d6 flotilla)" | tail -3 | cut -c1-200 | sed 's/^/   d6: /'
 
 say "6. d6 added back while it still runs"
+# Once Raft has let it go (or LEAVE_GRACE, 10 s, has passed without its hearing so), d6
+# leaves the mesh: added back only after that, as an operator would.
+left_mesh() { grep -q "leaving the mesh" "$(lab_logfile d6 flotilla)"; }
+wait_for 20 left_mesh && pass "d6 left the mesh ($(_lab_seconds $(($(lab_now_ms) - t_rm))) s after its removal)" || fail "d6 never left the mesh"
 pid6=$(lab_pid d6 flotilla)
 traffic_start 60
 sleep 1
 t_add=$(lab_now_ms)
 "$FLOTILLA" config apply "$st/lab6.conf" --api-socket "$st/d2.sock" | sed 's/^/   /'
-in_raft() { [[ $(raft) == *d6* && $(raft d2) == *d6* && $(raft d6) == *d6* ]]; }
+# d6 has the configuration that lists it again (6 directors in its own status), and Raft has it.
+in_raft() { [[ $(fleet_json d6 "len(f['members'])") == 6 && $(raft) == *d6* && $(raft d2) == *d6* ]]; }
 wait_status 20 in_raft; rc=$?; t_raft=$(lab_now_ms)
 ((rc == 0)) && pass "d6 is a Raft member again ($(_lab_seconds $((t_raft - t_add))) s after the apply): voters / learners: $(raft)" || fail "d6 not back in Raft: d1: $(raft) / d6: $(raft d6)"
 DIRECTORS="d1 d2 d3 d4 d5 d6"

@@ -145,9 +145,9 @@ pub(super) fn roster(
 pub(super) fn follow(h: FleetHandle, transport: MeshTransport) {
     let mut watch = h.fleet.watch();
     tokio::spawn(async move {
-        let mut out_since: Option<Instant> = None;
+        let mut out = Out::default();
         loop {
-            sync(&h, &transport, &mut out_since);
+            sync(&h, &transport, &mut out);
             tokio::select! {
                 r = watch.changed() => if r.is_err() { return },
                 _ = tokio::time::sleep(RECHECK) => {}
@@ -156,7 +156,16 @@ pub(super) fn follow(h: FleetHandle, transport: MeshTransport) {
     });
 }
 
-fn sync(h: &FleetHandle, transport: &MeshTransport, out_since: &mut Option<Instant>) {
+/// This director's way out of the configuration.
+#[derive(Default)]
+struct Out {
+    /// Since when the committed configuration has not listed it.
+    since: Option<Instant>,
+    /// It has left the mesh (see [`roster`]'s `leaving`).
+    left: bool,
+}
+
+fn sync(h: &FleetHandle, transport: &MeshTransport, out: &mut Out) {
     // Before the first configuration commits, the one the director started with stands.
     let Ok(Some(cfg)) = h.fleet.state().config() else {
         return;
@@ -168,12 +177,26 @@ fn sync(h: &FleetHandle, transport: &MeshTransport, out_since: &mut Option<Insta
     let m = h.fleet.metrics();
     let listed = cluster.director(&me).is_some();
     let leaving = if listed {
-        *out_since = None;
+        out.since = None;
         false
     } else {
-        let since = *out_since.get_or_insert_with(Instant::now);
+        let since = *out.since.get_or_insert_with(Instant::now);
         !m.members.contains_key(&node_id(&me)) || since.elapsed() > LEAVE_GRACE
     };
+    if leaving != out.left {
+        out.left = leaving;
+        if leaving {
+            tracing::info!(
+                "out of the configuration and of Raft: leaving the mesh (dialling nobody; the directors that dial this one can still reach it if it is added back)"
+            );
+            // Every peer is dropped first, verdicts with it, and the ones kept below come
+            // back unknown (never suspected before their first heartbeat): the others hung up
+            // on this director, and the suspicions that left behind would otherwise go out
+            // in its first heartbeats if it is added back — a second opinion for a death
+            // that nobody saw (a false failover was seen in the lab).
+            h.mesh.set_peers(&[]);
+        }
+    }
     let r = roster(&me, &cluster, &m.members, leaving);
     let meshed = h.mesh.set_peers(&r.peers);
     let renamed = transport.set_names(r.names.clone());
