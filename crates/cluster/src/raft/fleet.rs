@@ -60,7 +60,8 @@ pub enum Role {
     Leader,
     Follower,
     Candidate,
-    /// Replicates but does not vote (beyond five voters, or not promoted yet: see [`super::voters`]).
+    /// Replicates but does not vote (beyond five voters, or not promoted yet: see
+    /// [`super::voters`]).
     Learner,
     Shutdown,
 }
@@ -202,10 +203,10 @@ impl Fleet {
         RaftService::new(self.raft.clone())
     }
 
-    /// Starts a new fleet with `members` as its first voters (the [`super::MAX_VOTERS`] lowest ids
-    /// if there are more). Called once, on one director, which must be among them; the agent
-    /// starts with its founder alone ([`super::founder`]) since it cannot know yet who else is
-    /// running. [`Fleet::reconcile_membership`] on the leader adds the rest as learners and
+    /// Starts a new fleet with `members` as its first voters (the [`super::MAX_VOTERS`] lowest
+    /// ids if there are more). Called once, on one director, which must be among them; the
+    /// agent starts with its founder alone ([`super::founder`]) since it cannot know yet who
+    /// else is running. [`Fleet::reconcile_membership`] on the leader adds the rest as learners and
     /// promotes them as they come up.
     pub async fn initialize(
         &self,
