@@ -6,7 +6,8 @@
 #     1. d1–d3 start from a 3-director file: every VIP held exactly once.
 #     2. `flotilla config apply` of the same file with d4–d6 added (their certificates issued
 #        with `flotilla cert issue`), while the client requests every VIP: d1–d3 keep running
-#        (same processes, no unit restarted: their unicast peers change in place).
+#        (same processes, no unit restarted: their unicast peers change in place); d4–d6,
+#        not running yet, are Raft learners, not voters.
 #     3. d4–d6 start: they join the mesh and Raft (5 voters + 1 learner, as
 #        `flotilla status` prints: a director added before it runs stays a learner, and is
 #        promoted only once it answers and has caught up), get units after their hold-down, the load is balanced and
@@ -119,6 +120,11 @@ restarted=$(grep -h -c "new or changed; starting" "$(lab_logfile d1 flotilla)" "
 inplace=$(grep -h "unicast peers updated in place" "$(lab_logfile d1 flotilla)" | tail -1 | grep -oE 'units=[0-9]+')
 ((restarted == 0)) && pass "no unit restarted on d1–d3 (d1: $inplace updated in place)" || fail "$restarted units restarted on d1–d3"
 echo "   $("$FLOTILLA" status --api-socket "$st/d1.sock" | sed -n 3p)"
+
+# Added but not running: learners, and they stay learners (the leader re-checks every second;
+# a voter that is not running would count toward quorum and could cost it).
+sleep 2
+[[ $(raft) == "d1 d2 d3 / d4 d5 d6" && $(raft d3) == "d1 d2 d3 / d4 d5 d6" ]] && pass "Raft: d4–d6, added but not running, are learners ($(raft))" || fail "Raft membership before d4–d6 run: $(raft)"
 
 say "3. d4–d6 start and join"
 t_start=$(lab_now_ms)
