@@ -6,9 +6,11 @@
 #     1. d1–d3 start from a 3-director file: every VIP held exactly once.
 #     2. `flotilla config apply` of the same file with d4–d6 added (their certificates issued
 #        with `flotilla cert issue`), while the client requests every VIP: d1–d3 keep running
-#        (same processes, no unit restarted: their unicast peers change in place).
+#        (same processes, no unit restarted: their unicast peers change in place); d4–d6,
+#        not running yet, are Raft learners, not voters.
 #     3. d4–d6 start: they join the mesh and Raft (5 voters + 1 learner, as
-#        `flotilla status` prints), get units after their hold-down, the load is balanced and
+#        `flotilla status` prints: a director added before it runs stays a learner, and is
+#        promoted only once it answers and has caught up), get units after their hold-down, the load is balanced and
 #        every VIP held exactly once; no request unanswered (resets in flight counted apart).
 #        The time from the apply to the
 #        first unit on a new director is measured.
@@ -18,6 +20,9 @@
 #     5. A file without d6 is applied while d6 runs: d6 leaves Raft, owns and holds nothing,
 #        is never declared dead, no request unanswered. It gives the
 #        leader 2 s to place its units elsewhere, then releases them (make-before-break).
+#     6. Once d6 has left the mesh, the file with d6 is applied again while d6 still runs (never restarted): d6 is a
+#        Raft member again, takes units after its hold-down, every VIP held exactly once, no
+#        request unanswered.
 #
 # Usage (root): bash tests/lab/flotilla-fleet-grow.sh     Env: LAB_TEST_PREFIX (default lab-t)
 set -uo pipefail
@@ -116,6 +121,11 @@ inplace=$(grep -h "unicast peers updated in place" "$(lab_logfile d1 flotilla)" 
 ((restarted == 0)) && pass "no unit restarted on d1–d3 (d1: $inplace updated in place)" || fail "$restarted units restarted on d1–d3"
 echo "   $("$FLOTILLA" status --api-socket "$st/d1.sock" | sed -n 3p)"
 
+# Added but not running: learners, and they stay learners (the leader re-checks every second;
+# a voter that is not running would count toward quorum and could cost it).
+sleep 2
+[[ $(raft) == "d1 d2 d3 / d4 d5 d6" && $(raft d3) == "d1 d2 d3 / d4 d5 d6" ]] && pass "Raft: d4–d6, added but not running, are learners ($(raft))" || fail "Raft membership before d4–d6 run: $(raft)"
+
 say "3. d4–d6 start and join"
 t_start=$(lab_now_ms)
 for d in d4 d5 d6; do start "$d" 6; done
@@ -212,6 +222,34 @@ few_failed "$ok" "$bad" && pass "while d6 left: $ok requests answered, none unan
 grep FAILED "$st/replies" | head -5 | sed 's/^/   /'
 "$FLOTILLA" status --api-socket "$st/d1.sock" | sed -n '1,12p' | sed 's/^/   /'
 grep -h "releasing every unit\|mesh peer removed" "$(lab_logfile d6 flotilla)" | tail -3 | cut -c1-200 | sed 's/^/   d6: /'
+
+say "6. d6 added back while it still runs"
+# Once Raft has let it go (or LEAVE_GRACE, 10 s, has passed without its hearing so), d6
+# leaves the mesh: added back only after that, as an operator would.
+left_mesh() { grep -q "leaving the mesh" "$(lab_logfile d6 flotilla)"; }
+wait_for 20 left_mesh && pass "d6 left the mesh ($(_lab_seconds $(($(lab_now_ms) - t_rm))) s after its removal)" || fail "d6 never left the mesh"
+pid6=$(lab_pid d6 flotilla)
+traffic_start 60
+sleep 1
+t_add=$(lab_now_ms)
+"$FLOTILLA" config apply "$st/lab6.conf" --api-socket "$st/d2.sock" | sed 's/^/   /'
+# d6 has the configuration that lists it again (6 directors in its own status), and Raft has it.
+in_raft() { [[ $(fleet_json d6 "len(f['members'])") == 6 && $(raft) == *d6* && $(raft d2) == *d6* ]]; }
+wait_status 20 in_raft; rc=$?; t_raft=$(lab_now_ms)
+((rc == 0)) && pass "d6 is a Raft member again ($(_lab_seconds $((t_raft - t_add))) s after the apply): voters / learners: $(raft)" || fail "d6 not back in Raft: d1: $(raft) / d6: $(raft d6)"
+DIRECTORS="d1 d2 d3 d4 d5 d6"
+d6_units() { holds_any d6 && each_once; }
+wait_for 40 d6_units
+t_units=$(lab_now_ms)
+d6_units >/dev/null && pass "d6 holds VIPs again ($(_lab_seconds $((t_units - t_add))) s after the apply; hold-down 3 s) and every VIP is held once: $(load)" || fail "d6 holds nothing or ownership broken: $(load) $(each_once)"
+echo "FIGURE readd_in_raft_s=$(_lab_seconds $((t_raft - t_add))) readd_first_unit_after_apply_s=$(_lab_seconds $((t_units - t_add)))"
+[[ $(lab_pid d6 flotilla) == "$pid6" ]] && lab_alive d6 flotilla && pass "d6 is the same process (pid $pid6): not restarted" || fail "d6 restarted or died: $pid6 -> $(lab_pid d6 flotilla)"
+sleep 2
+traffic_stop
+ok=$(count_ok); bad=$(count_failed)
+echo "FIGURE readd_requests=$ok readd_unanswered=$bad readd_reset=$(count_reset)"
+few_failed "$ok" "$bad" && pass "while d6 came back: $ok requests answered, none unanswered ($(count_reset) reset in flight)" || fail "while d6 came back: $bad of $((ok + bad)) unanswered: $(grep FAILED "$st/replies" | grep -vE 'rc=(52|56) ' | head -5 | tr '\n' ';')"
+"$FLOTILLA" status --api-socket "$st/d6.sock" | sed -n '1,12p' | sed 's/^/   /'
 
 for d in d1 d2 d3 d4 d5 d6; do lab_kill "$d" flotilla TERM; done
 [[ -n ${GRW_KEEP_LOGS:-} ]] && cp -r "$st/logs" "$GRW_KEEP_LOGS"

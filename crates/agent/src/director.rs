@@ -207,6 +207,10 @@ pub async fn run_standalone(
         .as_ref()
         .map(|w| w.borrow().config_version)
         .unwrap_or(0);
+    // The configuration in effect here: a committed one is compared with this, not with the
+    // file the director started from, or a return to that file (a director removed and then
+    // added back while it runs) would be taken for "no change" and leave its units stopped.
+    let mut in_effect = cfg.clone();
     let strays = handles.strays.clone();
     strays.watch(&specs(&running));
     let mut lvs = Lvs::start(
@@ -297,9 +301,11 @@ pub async fn run_standalone(
                 if let Some(state) = state && state.config_version != config_version {
                     config_version = state.config_version;
                     match state.config() {
-                        Ok(Some(new)) if new != *cfg => {
+                        Ok(Some(new)) if new != in_effect => {
                             tracing::info!(version = config_version, "fleet configuration changed");
-                            apply_config(&new, &running, &supervisor, &strays, &mut lvs, &notifier, options, &handles).await;
+                            if apply_config(&new, &running, &supervisor, &strays, &mut lvs, &notifier, options, &handles).await {
+                                in_effect = new;
+                            }
                         }
                         Ok(_) => {}
                         Err(e) => tracing::error!(error = %e, "the fleet's configuration does not decode; not applied"),
@@ -373,7 +379,8 @@ async fn next_state(
 }
 
 /// A new, validated configuration: units and virtual servers are diffed, only what changed
-/// is touched.
+/// is touched. Returns whether it was applied (`false`: it cannot be run here, nothing
+/// changed).
 #[allow(clippy::too_many_arguments)]
 async fn apply_config(
     new: &Config,
@@ -384,7 +391,7 @@ async fn apply_config(
     notifier: &ActorRef<NotifyMsg>,
     options: &Options,
     handles: &Handles,
-) {
+) -> bool {
     let wanted = match &options.fleet {
         None => setup::units(new),
         Some(f) => match setup::units_for_director(new, &f.name) {
@@ -418,7 +425,7 @@ async fn apply_config(
         Ok(w) => w,
         Err(e) => {
             tracing::error!(error = %e, "the new configuration cannot be run; nothing changed");
-            return;
+            return false;
         }
     };
     apply_reload(running, wanted, supervisor).await;
@@ -441,6 +448,7 @@ async fn apply_config(
     if let Some(f) = &handles.fleet {
         f.reapply();
     }
+    true
 }
 
 /// SIGHUP: the new configuration was validated first; only what changed is touched.

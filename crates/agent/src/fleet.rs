@@ -24,7 +24,7 @@ use flotilla_cluster::mesh::{Event, Mesh, MeshConfig, MeshTls};
 use flotilla_cluster::placement::{self, Assignment, Input, Settings, Unit};
 use flotilla_cluster::raft::{
     Command, CommandReply, DirectorNode, Fleet, FleetConfig, FleetError, FleetState, NodeId,
-    members, node_id,
+    founder, members, node_id,
 };
 use flotilla_cluster::raft_mesh::{MeshTransport, TAG_CONTROL, TAG_RAFT, tagged, untag};
 use flotilla_config::Config;
@@ -265,9 +265,10 @@ impl FleetHandle {
         }
     }
 
-    /// The leader keeps Raft's membership equal to the configuration's directors: up to five
-    /// voters, the others learners; directors added or removed by `config apply` join or
-    /// leave the group.
+    /// The leader keeps Raft's membership equal to the configuration's directors: directors
+    /// added by `config apply` join as learners and become voters (up to five) only once they
+    /// run and have caught up; removed ones leave the group. Checked every second, so a
+    /// director started long after it was added is promoted too.
     async fn reconcile_membership(&self) {
         let Ok(Some(cfg)) = self.fleet.state().config() else {
             return;
@@ -282,15 +283,17 @@ impl FleetHandle {
         let Ok(desired) = members(nodes) else {
             return;
         };
-        let current = self.fleet.metrics().members;
-        if current == desired {
-            return;
-        }
         match self.fleet.reconcile_membership(&desired).await {
-            Ok(()) => tracing::info!(
-                members = desired.len(),
-                "raft membership follows the configuration"
-            ),
+            Ok(false) => {}
+            Ok(true) => {
+                let m = self.fleet.metrics();
+                tracing::info!(
+                    members = desired.len(),
+                    voters = ?directors::names_of(&m, &m.voters),
+                    learners = ?directors::names_of(&m, &m.learners),
+                    "raft membership follows the configuration"
+                );
+            }
             Err(e) => tracing::warn!(error = %e, "raft membership not reconciled yet"),
         }
     }
@@ -685,10 +688,17 @@ pub async fn start(s: FleetStart<'_>) -> Result<FleetHandle, FleetStartError> {
         }
     });
 
-    // One director starts the Raft group: the lowest id among the first voters.
-    let ids: Vec<NodeId> = all.keys().copied().collect();
-    if flotilla_cluster::raft::voters(&ids).first() == Some(&fleet.id()) {
-        match fleet.initialize(&all).await {
+    // One director starts the Raft group, the lowest id, as its only voter: it cannot know
+    // yet which of the others run. As leader it adds them as learners and makes them voters
+    // once they answer and have caught up (`reconcile_membership`).
+    let ids: BTreeSet<NodeId> = all.keys().copied().collect();
+    if founder(&ids) == Some(fleet.id()) {
+        let me: BTreeMap<NodeId, DirectorNode> = all
+            .iter()
+            .filter(|(id, _)| **id == fleet.id())
+            .map(|(id, node)| (*id, node.clone()))
+            .collect();
+        match fleet.initialize(&me).await {
             Ok(()) => tracing::info!(members = all.len(), "fleet initialised"),
             Err(FleetError::AlreadyInitialized) => {}
             Err(e) => tracing::warn!(error = %e, "fleet not initialised"),

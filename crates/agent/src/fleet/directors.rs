@@ -8,7 +8,13 @@
 //!   leader itself, committing its own removal), then its connections close and the failure
 //!   detector forgets it without a verdict.
 //! * This director, once out of the configuration, releases its units (`director.rs`) and
-//!   leaves the mesh when Raft has let it go, or after [`LEAVE_GRACE`] if it never hears so.
+//!   leaves the mesh when Raft has let it go, or after [`LEAVE_GRACE`] if it never hears so:
+//!   it stops dialling and keeps only the peers that dial it (names sorting below its own),
+//!   passively. They have dropped it and do not call; if a `config apply` adds it back, they
+//!   dial again, and through the leader's connection Raft brings it the configuration that
+//!   lists it: it rejoins without a restart. A removed director that sorts below the leader
+//!   would have to dial the leader itself, so it is not reached that way: restart it (the
+//!   runbook's re-added director sorts above the leader; see ARCHITECTURE.md).
 //!
 //! Raft's membership itself is the leader's duty (`FleetHandle::reconcile_membership`).
 
@@ -101,7 +107,8 @@ fn node_addr(node: &DirectorNode) -> Option<SocketAddr> {
 }
 
 /// The roster of director `me`. `leaving`: `me` is out of the configuration and done
-/// waiting for Raft: it has no peers any more.
+/// waiting for Raft: it dials nobody any more, and accepts only the directors that dial it
+/// (names below its own), which lets them reach it if it is added back.
 pub(super) fn roster(
     me: &str,
     cluster: &Cluster,
@@ -121,14 +128,11 @@ pub(super) fn roster(
         peers.keys().map(|n| (node_id(n), n.clone())).collect();
     names.insert(node_id(me), me.to_string());
     peers.remove(me);
-    let peers = if leaving {
-        Vec::new()
-    } else {
-        peers
-            .into_iter()
-            .map(|(name, addr)| PeerAddr { name, addr })
-            .collect()
-    };
+    let peers = peers
+        .into_iter()
+        .filter(|(name, _)| !leaving || name.as_str() < me)
+        .map(|(name, addr)| PeerAddr { name, addr })
+        .collect();
     Roster {
         directors,
         peers,
@@ -141,9 +145,9 @@ pub(super) fn roster(
 pub(super) fn follow(h: FleetHandle, transport: MeshTransport) {
     let mut watch = h.fleet.watch();
     tokio::spawn(async move {
-        let mut out_since: Option<Instant> = None;
+        let mut out = Out::default();
         loop {
-            sync(&h, &transport, &mut out_since);
+            sync(&h, &transport, &mut out);
             tokio::select! {
                 r = watch.changed() => if r.is_err() { return },
                 _ = tokio::time::sleep(RECHECK) => {}
@@ -152,7 +156,16 @@ pub(super) fn follow(h: FleetHandle, transport: MeshTransport) {
     });
 }
 
-fn sync(h: &FleetHandle, transport: &MeshTransport, out_since: &mut Option<Instant>) {
+/// This director's way out of the configuration.
+#[derive(Default)]
+struct Out {
+    /// Since when the committed configuration has not listed it.
+    since: Option<Instant>,
+    /// It has left the mesh (see [`roster`]'s `leaving`).
+    left: bool,
+}
+
+fn sync(h: &FleetHandle, transport: &MeshTransport, out: &mut Out) {
     // Before the first configuration commits, the one the director started with stands.
     let Ok(Some(cfg)) = h.fleet.state().config() else {
         return;
@@ -164,12 +177,26 @@ fn sync(h: &FleetHandle, transport: &MeshTransport, out_since: &mut Option<Insta
     let m = h.fleet.metrics();
     let listed = cluster.director(&me).is_some();
     let leaving = if listed {
-        *out_since = None;
+        out.since = None;
         false
     } else {
-        let since = *out_since.get_or_insert_with(Instant::now);
+        let since = *out.since.get_or_insert_with(Instant::now);
         !m.members.contains_key(&node_id(&me)) || since.elapsed() > LEAVE_GRACE
     };
+    if leaving != out.left {
+        out.left = leaving;
+        if leaving {
+            tracing::info!(
+                "out of the configuration and of Raft: leaving the mesh (dialling nobody; the directors that dial this one can still reach it if it is added back)"
+            );
+            // Every peer is dropped first, verdicts with it, and the ones kept below come
+            // back unknown (never suspected before their first heartbeat): the others hung up
+            // on this director, and the suspicions that left behind would otherwise go out
+            // in its first heartbeats if it is added back — a second opinion for a death
+            // that nobody saw (a false failover was seen in the lab).
+            h.mesh.set_peers(&[]);
+        }
+    }
     let r = roster(&me, &cluster, &m.members, leaving);
     let meshed = h.mesh.set_peers(&r.peers);
     let renamed = transport.set_names(r.names.clone());
@@ -263,6 +290,10 @@ mod tests {
         assert_eq!(r.peers[1].addr, "10.0.0.9:7000".parse().unwrap());
         let r = roster("d1", &cluster(&["d1", "d2"]), &raft, true);
         assert!(r.peers.is_empty());
+        // Removed and leaving: only the directors that would dial it stay, so that they can
+        // reach it if it is added back; it dials nobody.
+        let r = roster("d5", &cluster(&["d1", "d2", "d9"]), &raft, true);
+        assert_eq!(peer_names(&r), vec!["d1", "d2"]);
         // IPv6 as the agent writes it, and an address Raft has that does not parse.
         let raft = members(&[("d7", "fd00::7:7000"), ("d8", "nowhere")]);
         let r = roster("d1", &cluster(&["d1"]), &raft, false);

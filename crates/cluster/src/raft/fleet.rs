@@ -4,14 +4,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use flotilla_config::model::Config;
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{ChangeMembers, RaftMetrics, ServerState, SnapshotPolicy};
 use tokio::sync::watch;
 
-use super::network::{NetworkFactory, RaftService, Transport};
+use super::network::{Heard, NetworkFactory, RaftService, Transport};
 use super::state::{Command, CommandReply, FleetState};
 use super::store::{self, Closed, StoreError, StoreStats};
 use super::types::{DirectorNode, NodeId, Raft};
@@ -34,6 +34,9 @@ pub struct FleetConfig {
     pub logs_kept_after_snapshot: u64,
     /// How long [`Fleet::propose`] and the membership calls wait for a commit.
     pub propose_timeout: Duration,
+    /// A learner is live, for promotion to voter, if the leader had an answer from it this
+    /// recently (it sends every member a heartbeat each `heartbeat`).
+    pub live_within: Duration,
 }
 
 impl Default for FleetConfig {
@@ -46,6 +49,7 @@ impl Default for FleetConfig {
             snapshot_after_logs: 1000,
             logs_kept_after_snapshot: 100,
             propose_timeout: Duration::from_secs(5),
+            live_within: Duration::from_secs(2),
         }
     }
 }
@@ -56,7 +60,8 @@ pub enum Role {
     Leader,
     Follower,
     Candidate,
-    /// Replicates but does not vote (directors beyond the first five).
+    /// Replicates but does not vote (beyond five voters, or not promoted yet: see
+    /// [`super::voters`]).
     Learner,
     Shutdown,
 }
@@ -120,12 +125,17 @@ pub struct Fleet {
     stats: Arc<StoreStats>,
     closed: Closed,
     propose_timeout: Duration,
+    heard: Heard,
+    live_within: Duration,
 }
 
 /// Entries in one AppendEntries request.
 pub const MAX_ENTRIES_PER_APPEND: u64 = 64;
 /// Bytes of snapshot in one InstallSnapshot request.
 pub const SNAPSHOT_CHUNK_BYTES: u64 = 1 << 20;
+/// A learner is caught up, for promotion to voter, when its replicated log is at most this
+/// many entries behind the leader's: one append away.
+pub const CAUGHT_UP_WITHIN: u64 = MAX_ENTRIES_PER_APPEND;
 
 /// How long [`Fleet::shutdown`] waits for openraft's tasks to close the store.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
@@ -161,10 +171,11 @@ impl Fleet {
             .await
             .map_err(|e| StoreError::Task(e.to_string()))??;
         let state = opened.sm.subscribe();
+        let heard = Heard::default();
         let raft = Raft::new(
             id,
             Arc::new(raft_config),
-            NetworkFactory::new(transport),
+            NetworkFactory::new(transport, heard.clone()),
             opened.log,
             opened.sm,
         )
@@ -177,6 +188,8 @@ impl Fleet {
             stats: opened.stats,
             closed: opened.closed,
             propose_timeout: config.propose_timeout,
+            heard,
+            live_within: config.live_within,
         })
     }
 
@@ -190,15 +203,17 @@ impl Fleet {
         RaftService::new(self.raft.clone())
     }
 
-    /// Starts a new fleet. Called once, on one director, which must be among
-    /// [`voters`]`(members)`: only those become voters here; [`Fleet::reconcile_membership`]
-    /// on the leader adds the rest as learners.
+    /// Starts a new fleet with `members` as its first voters (the [`super::MAX_VOTERS`] lowest
+    /// ids if there are more). Called once, on one director, which must be among them; the
+    /// agent starts with its founder alone ([`super::founder`]) since it cannot know yet who
+    /// else is running. [`Fleet::reconcile_membership`] on the leader adds the rest as learners and
+    /// promotes them as they come up.
     pub async fn initialize(
         &self,
         members: &BTreeMap<NodeId, DirectorNode>,
     ) -> Result<(), FleetError> {
-        let ids: Vec<NodeId> = members.keys().copied().collect();
-        let chosen = voters(&ids);
+        let ids: BTreeSet<NodeId> = members.keys().copied().collect();
+        let chosen = voters(&BTreeSet::new(), &ids, &ids);
         let voting: BTreeMap<NodeId, DirectorNode> = members
             .iter()
             .filter(|(id, _)| chosen.contains(id))
@@ -297,19 +312,28 @@ impl Fleet {
     }
 
     /// Brings the membership to `desired` (on the leader): adds missing directors as learners,
-    /// updates the address of directors that moved, makes [`voters`]`(desired)` the voters,
+    /// updates the address of directors that moved, chooses the voters with [`voters`] (the
+    /// current ones that stay, plus learners that are live and caught up for free seats),
     /// keeps the rest as learners and removes directors not in `desired`. Each step is a
     /// committed membership change; nothing is proposed when the membership already matches.
+    /// Returns whether anything was changed.
+    ///
+    /// Call it again from time to time, not only when `desired` changes: a learner that
+    /// starts (or catches up) later is promoted by a later call.
     /// Build `desired` with [`super::members`], which refuses id collisions.
     pub async fn reconcile_membership(
         &self,
         desired: &BTreeMap<NodeId, DirectorNode>,
-    ) -> Result<(), FleetError> {
+    ) -> Result<bool, FleetError> {
         let (members, current_voters) = self.membership();
+        let mut changed = false;
         let mut moved = BTreeMap::new();
         for (id, node) in desired {
             match members.get(id) {
-                None => self.add_learner(*id, node.clone()).await?,
+                None => {
+                    self.add_learner(*id, node.clone()).await?;
+                    changed = true;
+                }
                 Some(known) if known != node => {
                     moved.insert(*id, node.clone());
                 }
@@ -322,23 +346,49 @@ impl Fleet {
             // is the same director having moved: the safe case.
             self.membership_change(ChangeMembers::SetNodes(moved), true)
                 .await?;
+            changed = true;
         }
-        let ids: Vec<NodeId> = desired.keys().copied().collect();
-        let target = voters(&ids);
-        if target != current_voters {
+        let ids: BTreeSet<NodeId> = desired.keys().copied().collect();
+        let target = voters(&current_voters, &ids, &self.ready());
+        // Empty: every voter left the configuration and no learner is ready to take over.
+        // The old voters stay until one is.
+        if !target.is_empty() && target != current_voters {
             self.change_membership(target, true).await?;
+            changed = true;
         }
-        let (members, _) = self.membership();
+        let (members, current_voters) = self.membership();
         let gone: BTreeSet<NodeId> = members
             .keys()
-            .filter(|id| !desired.contains_key(id))
+            .filter(|id| !desired.contains_key(id) && !current_voters.contains(id))
             .copied()
             .collect();
         if !gone.is_empty() {
             self.membership_change(ChangeMembers::RemoveNodes(gone), false)
                 .await?;
+            changed = true;
         }
-        Ok(())
+        Ok(changed)
+    }
+
+    /// The members this director (as leader) could make voters now: itself, and every other
+    /// member it had an answer from within `live_within` whose replicated log is within
+    /// [`CAUGHT_UP_WITHIN`] entries of its own. Empty on a director that does not lead.
+    fn ready(&self) -> BTreeSet<NodeId> {
+        let m = self.raft.metrics().borrow().clone();
+        let Some(replication) = m.replication.as_ref() else {
+            return BTreeSet::new();
+        };
+        let matched = replication
+            .iter()
+            .map(|(id, log)| (*id, log.map(|l| l.index)));
+        ready_members(
+            self.id,
+            m.last_log_index,
+            matched,
+            |id| self.heard.last(id),
+            Instant::now(),
+            self.live_within,
+        )
     }
 
     async fn membership_change(
@@ -422,6 +472,28 @@ impl Fleet {
     }
 }
 
+/// Who a leader `me` could make a voter: itself, and every member it had an answer from
+/// within `live_within` of `now` whose `matched` log index (replicated there) is at most
+/// [`CAUGHT_UP_WITHIN`] entries behind `last_log` (its own).
+fn ready_members(
+    me: NodeId,
+    last_log: Option<u64>,
+    matched: impl Iterator<Item = (NodeId, Option<u64>)>,
+    last_heard: impl Fn(NodeId) -> Option<Instant>,
+    now: Instant,
+    live_within: Duration,
+) -> BTreeSet<NodeId> {
+    let last = last_log.unwrap_or(0);
+    matched
+        .filter(|(id, _)| {
+            last_heard(*id).is_some_and(|t| now.saturating_duration_since(t) <= live_within)
+        })
+        .filter(|(_, m)| m.is_some_and(|i| i.saturating_add(CAUGHT_UP_WITHIN) >= last))
+        .map(|(id, _)| id)
+        .chain([me])
+        .collect()
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -435,5 +507,50 @@ fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, DirectorNode>>) -> 
             FleetError::Membership(e.to_string())
         }
         RaftError::Fatal(e) => FleetError::Stopped(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_members_answer_recently_and_are_at_most_one_append_behind() {
+        let now = Instant::now();
+        let live = Duration::from_secs(2);
+        let heard = |id: NodeId| match id {
+            // 2..=5 answered just now, 6 long ago, 7 never.
+            2..=5 => now.checked_sub(Duration::from_millis(100)),
+            6 => now.checked_sub(Duration::from_secs(60)),
+            _ => None,
+        };
+        let last = 1000;
+        let matched = [
+            (2, Some(last)),
+            (3, Some(last - CAUGHT_UP_WITHIN)),
+            // Lagging: one entry more than an append behind.
+            (4, Some(last - CAUGHT_UP_WITHIN - 1)),
+            // Nothing replicated yet.
+            (5, None),
+            (6, Some(last)),
+            (7, Some(last)),
+        ];
+        let r = ready_members(1, Some(last), matched.into_iter(), heard, now, live);
+        assert_eq!(r, BTreeSet::from([1, 2, 3]));
+        // A fresh fleet: nothing in the log yet, a member that answered is ready.
+        let r = ready_members(
+            1,
+            None,
+            [(2, None), (3, Some(0))].into_iter(),
+            heard,
+            now,
+            live,
+        );
+        assert_eq!(r, BTreeSet::from([1, 3]));
+        // The leader alone.
+        assert_eq!(
+            ready_members(9, Some(5), std::iter::empty(), heard, now, live),
+            BTreeSet::from([9])
+        );
     }
 }

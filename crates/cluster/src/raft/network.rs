@@ -2,8 +2,10 @@
 //! and one reply enum, carried by any [`Transport`] that can move a request to a director and
 //! bring its reply back (the QUIC mesh in production, [`super::LocalRouter`] in tests).
 
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -115,14 +117,36 @@ impl RaftService {
     }
 }
 
+/// When this director last had an answer from each other director over Raft: the leader's
+/// view of who is live (it sends every member a heartbeat each `heartbeat` interval). openraft
+/// 0.9's metrics only say how far a member's log is replicated, not whether it still answers.
+#[derive(Clone, Default)]
+pub(crate) struct Heard(Arc<Mutex<BTreeMap<NodeId, Instant>>>);
+
+impl Heard {
+    fn record(&self, from: NodeId) {
+        self.lock().insert(from, Instant::now());
+    }
+
+    /// When `from` last answered, if it ever did since this process started.
+    pub(crate) fn last(&self, from: NodeId) -> Option<Instant> {
+        self.lock().get(&from).copied()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, Instant>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// Hands openraft one [`Peer`] per remote director.
 pub(crate) struct NetworkFactory<T> {
     transport: T,
+    heard: Heard,
 }
 
 impl<T> NetworkFactory<T> {
-    pub(crate) fn new(transport: T) -> Self {
-        Self { transport }
+    pub(crate) fn new(transport: T, heard: Heard) -> Self {
+        Self { transport, heard }
     }
 }
 
@@ -133,6 +157,7 @@ impl<T: Transport> RaftNetworkFactory<TypeConfig> for NetworkFactory<T> {
         Peer {
             to: target,
             transport: self.transport.clone(),
+            heard: self.heard.clone(),
         }
     }
 }
@@ -141,6 +166,7 @@ impl<T: Transport> RaftNetworkFactory<TypeConfig> for NetworkFactory<T> {
 pub(crate) struct Peer<T> {
     to: NodeId,
     transport: T,
+    heard: Heard,
 }
 
 /// Failures below the Raft layer, mapped onto openraft's retry classes.
@@ -169,7 +195,11 @@ impl<T: Transport> Peer<T> {
             .map_err(|_| CallError::Timeout(ttl))??;
         match postcard::from_bytes(&reply)? {
             RaftRpcReply::Refused(why) => Err(CallError::Refused(why)),
-            reply => Ok(reply),
+            reply => {
+                // Any answer of its Raft node, even a rejection: it is running and reachable.
+                self.heard.record(self.to);
+                Ok(reply)
+            }
         }
     }
 }

@@ -19,6 +19,7 @@ fn test_config() -> FleetConfig {
         snapshot_after_logs: 5,
         logs_kept_after_snapshot: 0,
         propose_timeout: Duration::from_secs(3),
+        live_within: Duration::from_millis(500),
     }
 }
 
@@ -126,6 +127,35 @@ impl TestFleet {
         }
     }
 
+    /// Reconciles the membership to `desired` on the leader of `among` every 100 ms, as the
+    /// agent's leader does every second, until the leader's metrics satisfy `pred`.
+    async fn reconcile_until(
+        &self,
+        among: &[NodeId],
+        desired: &BTreeMap<NodeId, DirectorNode>,
+        pred: impl Fn(&FleetMetrics) -> bool,
+    ) -> FleetMetrics {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let l = self.leader(among).await;
+            match self.node(l).reconcile_membership(desired).await {
+                Ok(_) | Err(FleetError::NotLeader { .. }) => {}
+                Err(e) => panic!("reconcile on {l}: {e}"),
+            }
+            let m = self.node(l).metrics();
+            if pred(&m) {
+                return m;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "membership never got there: voters {:?}, learners {:?}",
+                m.voters,
+                m.learners
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn shutdown(mut self) {
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
         for id in ids {
@@ -134,20 +164,90 @@ impl TestFleet {
     }
 }
 
+fn ids<const N: usize>(ids: [NodeId; N]) -> BTreeSet<NodeId> {
+    BTreeSet::from(ids)
+}
+
 #[test]
-fn voters_are_the_first_five_by_id() {
-    assert_eq!(voters(&[]), BTreeSet::new());
-    assert_eq!(voters(&[3, 1, 2]), BTreeSet::from([1, 2, 3]));
+fn voters_keep_their_seats_and_free_seats_go_to_ready_learners_lowest_first() {
+    let none = BTreeSet::new();
+    assert_eq!(voters(&none, &none, &none), none);
+    // A new fleet: everybody ready, the five lowest ids.
+    let seven: BTreeSet<NodeId> = (1..=7).rev().collect();
+    assert_eq!(voters(&none, &seven, &seven), ids([1, 2, 3, 4, 5]));
+    // Members that are not ready (not running, or behind) stay learners.
+    assert_eq!(voters(&ids([1]), &seven, &ids([1])), ids([1]));
     assert_eq!(
-        voters(&[7, 6, 5, 4, 3, 2, 1]),
-        BTreeSet::from([1, 2, 3, 4, 5])
+        voters(&ids([1, 2, 3]), &seven, &ids([1, 7])),
+        ids([1, 2, 3, 7])
     );
-    // Duplicates count once; input order does not matter.
+    // Current voters keep their seats even when they are down; ready learners only fill
+    // free seats, lowest id first.
     assert_eq!(
-        voters(&[9, 9, 8, 1, 1, 2, 30]),
-        BTreeSet::from([1, 2, 8, 9, 30])
+        voters(&ids([3, 5, 7]), &seven, &ids([1, 2, 4, 6])),
+        ids([1, 2, 3, 5, 7])
     );
-    assert_eq!(voters(&[2, 1, 3, 4, 5, 6]), voters(&[6, 5, 4, 3, 2, 1]));
+    assert_eq!(
+        voters(&ids([2, 3, 4, 5, 6]), &seven, &seven),
+        ids([2, 3, 4, 5, 6])
+    );
+    // A voter removed from the configuration loses its seat; the lowest ready learner takes it.
+    let without_3: BTreeSet<NodeId> = seven.iter().copied().filter(|i| *i != 3).collect();
+    assert_eq!(
+        voters(&ids([1, 2, 3, 4, 5]), &without_3, &ids([7, 6])),
+        ids([1, 2, 4, 5, 6])
+    );
+    // A ready director that is not a member is never chosen.
+    assert_eq!(voters(&ids([1]), &ids([1, 2]), &ids([1, 9])), ids([1]));
+    // Nobody left and nobody ready: empty, and the caller changes nothing.
+    assert_eq!(voters(&ids([1, 2]), &ids([3]), &none), none);
+    assert_eq!(founder(&seven), Some(1));
+    assert_eq!(founder(&none), None);
+}
+
+mod voter_properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn set() -> impl Strategy<Value = BTreeSet<NodeId>> {
+        proptest::collection::btree_set(0u64..20, 0..12)
+    }
+
+    proptest! {
+        #[test]
+        fn voters_follow_the_rules(current in set(), members in set(), ready in set()) {
+            let chosen = voters(&current, &members, &ready);
+            // Never more than five, never a non-member.
+            prop_assert!(chosen.len() <= MAX_VOTERS);
+            prop_assert!(chosen.is_subset(&members));
+            let kept: BTreeSet<NodeId> = current.intersection(&members).copied().collect();
+            // Every voter that stays a member keeps its seat (at most five of them).
+            if kept.len() <= MAX_VOTERS {
+                prop_assert!(kept.is_subset(&chosen));
+            } else {
+                prop_assert_eq!(&chosen, &kept.iter().copied().take(MAX_VOTERS).collect());
+            }
+            // A new voter is always ready: a learner not running or behind is never promoted.
+            for id in chosen.difference(&current) {
+                prop_assert!(ready.contains(id), "{} promoted but not ready", id);
+            }
+            // Seats are filled while ready learners are left, lowest id first.
+            let candidates: BTreeSet<NodeId> =
+                ready.intersection(&members).filter(|id| !kept.contains(id)).copied().collect();
+            let promoted: BTreeSet<NodeId> = chosen.difference(&kept).copied().collect();
+            prop_assert_eq!(
+                promoted.len(),
+                candidates.len().min(MAX_VOTERS.saturating_sub(kept.len()))
+            );
+            let passed_over = candidates.difference(&promoted).min();
+            if let (Some(skipped), Some(highest)) = (passed_over, promoted.last()) {
+                prop_assert!(skipped > highest);
+            }
+            // The same inputs give the same answer (no hidden state).
+            prop_assert_eq!(&chosen, &voters(&current, &members, &ready));
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -429,19 +529,21 @@ async fn seven_directors_make_five_voters_and_two_learners() {
     assert_eq!(f.node(6).metrics().role, Role::Learner);
     // Reconciling an unchanged membership proposes nothing.
     let log_before = f.node(leader).metrics().last_log_index;
-    f.node(leader)
-        .reconcile_membership(&fleet_of(all.iter().copied()))
-        .await
-        .expect("reconcile again");
+    assert!(
+        !f.node(leader)
+            .reconcile_membership(&fleet_of(all.iter().copied()))
+            .await
+            .expect("reconcile again")
+    );
     assert_eq!(f.node(leader).metrics().last_log_index, log_before);
 
-    // Remove director 3 (a voter, maybe the leader): 6 is promoted, 7 stays a learner.
+    // Remove director 3 (a voter, maybe the leader): 6 (live and caught up, lowest id) is
+    // promoted, 7 stays a learner.
     let remaining: Vec<NodeId> = all.iter().copied().filter(|id| *id != 3).collect();
-    let leader = f.leader(&remaining).await;
-    f.node(leader)
-        .reconcile_membership(&fleet_of(remaining.iter().copied()))
-        .await
-        .expect("reconcile without 3");
+    f.reconcile_until(&remaining, &fleet_of(remaining.iter().copied()), |m| {
+        !m.members.contains_key(&3) && m.voters.len() == MAX_VOTERS
+    })
+    .await;
     f.stop(3).await;
     let leader = f.leader(&[1, 2, 4, 5, 6]).await;
     let m = f
@@ -471,6 +573,137 @@ async fn seven_directors_make_five_voters_and_two_learners() {
     f.propose(&remaining, drain("after-removal")).await;
     f.converge(&remaining, |s| s.drained.contains("after-removal"))
         .await;
+    f.shutdown().await;
+}
+
+/// Directors added to the configuration but not running stay learners: the three that run
+/// keep the quorum. One that starts later becomes a voter once it has caught up; a voter that
+/// dies stays a voter (no demotion on liveness).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn added_directors_vote_only_once_running_and_caught_up() {
+    let all: Vec<NodeId> = (1..=5).collect();
+    let running = [1, 2, 3];
+    let mut f = TestFleet::start(all.iter().copied(), test_config()).await;
+    // 4 and 5 have their directories but are not running (nothing answers for them).
+    for id in [4, 5] {
+        f.stop(id).await;
+    }
+    // The founder alone, as the agent starts a fleet; 2 and 3 join as learners and are
+    // promoted once they answer and have the log.
+    f.node(1)
+        .initialize(&fleet_of([1]))
+        .await
+        .expect("initialize");
+    let three = fleet_of(running);
+    let m = f
+        .reconcile_until(&[1], &three, |m| m.voters == BTreeSet::from(running))
+        .await;
+    assert!(m.learners.is_empty());
+    f.propose(&running, drain("before-growing")).await;
+
+    // `config apply` adds 4 and 5: learners, and they stay learners while not running.
+    let five = fleet_of(all.iter().copied());
+    f.reconcile_until(&running, &five, |m| m.learners == BTreeSet::from([4, 5]))
+        .await;
+    for _ in 0..10 {
+        let l = f.leader(&running).await;
+        f.node(l)
+            .reconcile_membership(&five)
+            .await
+            .expect("reconcile");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for id in running {
+        let m = f.node(id).metrics();
+        assert_eq!(m.voters, BTreeSet::from(running), "node {id}");
+        assert_eq!(m.learners, BTreeSet::from([4, 5]), "node {id}");
+    }
+    // Commits need only the three that run.
+    f.propose(&running, drain("while-4-and-5-are-down")).await;
+    // Enough entries that a cold 4 is more than one append behind when it starts.
+    for epoch in 1..=(CAUGHT_UP_WITHIN + 20) {
+        f.propose(
+            &running,
+            Command::SetAssignment {
+                epoch,
+                blob: vec![1; 8],
+            },
+        )
+        .await;
+    }
+
+    // 4 starts: promoted once caught up (it has every entry by then); 5 stays a learner.
+    f.boot(4).await;
+    let four_voting = BTreeSet::from([1, 2, 3, 4]);
+    let m = f
+        .reconcile_until(&running, &five, |m| m.voters == four_voting)
+        .await;
+    assert_eq!(m.learners, BTreeSet::from([5]));
+    f.converge(&[4], |s| s.drained.contains("while-4-and-5-are-down"))
+        .await;
+    f.node(4)
+        .wait_for(WAIT, |m| m.voters == four_voting)
+        .await
+        .expect("4 sees itself voting");
+
+    // 2 dies for good but stays in the configuration: it keeps its seat (3 of 4 voters run,
+    // a quorum), and 5, not running, is still not promoted in its place.
+    f.stop(2).await;
+    let up = [1, 3, 4];
+    for _ in 0..10 {
+        let l = f.leader(&up).await;
+        match f.node(l).reconcile_membership(&five).await {
+            Ok(_) | Err(FleetError::NotLeader { .. }) => {}
+            Err(e) => panic!("reconcile: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let l = f.leader(&up).await;
+    let m = f.node(l).metrics();
+    assert_eq!(m.voters, four_voting);
+    assert_eq!(m.learners, BTreeSet::from([5]));
+    f.propose(&up, drain("without-2")).await;
+    f.converge(&up, |s| s.drained.contains("without-2")).await;
+    f.shutdown().await;
+}
+
+/// A director removed from the configuration while it keeps running (as `config apply` does
+/// to a director nobody stopped) can be added back as it is, without a restart: it becomes a
+/// learner, catches up, and gets its vote back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_director_that_keeps_running_can_be_added_back() {
+    let all = [1, 2, 3];
+    let f = TestFleet::start(all, test_config()).await;
+    f.node(1)
+        .initialize(&fleet_of(all))
+        .await
+        .expect("initialize");
+    f.propose(&all, drain("before")).await;
+
+    // 3 leaves the configuration (it may be the leader: then it commits its own removal).
+    let two = [1, 2];
+    f.reconcile_until(&all, &fleet_of(two), |m| !m.members.contains_key(&3))
+        .await;
+    f.propose(&two, drain("without-3")).await;
+    f.converge(&two, |s| s.drained.contains("without-3")).await;
+    let m = f.node(f.leader(&two).await).metrics();
+    assert_eq!(m.voters, BTreeSet::from(two));
+    assert!(m.learners.is_empty());
+    // Still running, it hears nothing new.
+    assert!(!f.node(3).state().drained.contains("without-3"));
+
+    // Added back: a learner first, then a voter once it answers and has caught up.
+    let m = f
+        .reconcile_until(&two, &fleet_of(all), |m| m.voters == BTreeSet::from(all))
+        .await;
+    assert!(m.learners.is_empty());
+    f.converge(&all, |s| s.drained.contains("without-3")).await;
+    f.node(3)
+        .wait_for(WAIT, |m| m.voters == BTreeSet::from(all))
+        .await
+        .expect("3 sees itself voting again");
+    f.propose(&all, drain("re-added")).await;
+    f.converge(&all, |s| s.drained.contains("re-added")).await;
     f.shutdown().await;
 }
 
