@@ -12,6 +12,8 @@
 //! * [`Dataplane`]: [`KernelDataplane`] (netlink, messages in [`attr`]) and
 //!   [`MemoryDataplane`] (the kernel's semantics, for tests).
 //! * [`render::render_ipvsadm`]: `ipvsadm -Ln` / `--stats` text.
+//! * [`sync::SyncMessage`]: the kernel sync daemon's connection-sync message, parsed and
+//!   re-emitted (flotilla relays it between directors over the mesh).
 
 pub mod attr;
 pub mod dataplane;
@@ -20,6 +22,7 @@ pub mod kernel;
 pub mod memory;
 pub mod reconcile;
 pub mod render;
+pub mod sync;
 pub mod types;
 
 pub use dataplane::{Dataplane, DataplaneError};

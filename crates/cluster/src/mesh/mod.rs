@@ -10,7 +10,8 @@
 //!   with the reason and [`Event::Refused`] is emitted; it never counts as a member.
 //! - **Streams**: every stream opens with one kind byte, outside the versioned envelope so
 //!   that it never changes: the dialler opens the one heartbeat stream of the pair
-//!   ([`STREAM_HEARTBEAT`]), both sides open a fresh stream per request ([`STREAM_REQUEST`]).
+//!   ([`STREAM_HEARTBEAT`]), both sides open a fresh stream per request ([`STREAM_REQUEST`])
+//!   and per connection-sync message ([`STREAM_CONN_SYNC`]: one way, no answer).
 //! - **Heartbeats** go both ways every `interval` with a sequence number, the sender's
 //!   [`Health`] and its suspicions (gossip). The [`detector`] turns them into
 //!   [`Event`]s; a director sends at once when its suspicions change, so a second opinion
@@ -60,6 +61,9 @@ use wire::{FrameError, Heartbeat, Message, WireError};
 pub const STREAM_HEARTBEAT: u8 = b'H';
 /// First byte of a request stream.
 pub const STREAM_REQUEST: u8 = b'R';
+/// First byte of a connection-sync stream: frames of [`Message::ConnSync`] one way, no
+/// answer. A build without it counts the stream kind unknown and resets the stream.
+pub const STREAM_CONN_SYNC: u8 = b'C';
 
 const CLOSE_SHUTDOWN: VarInt = VarInt::from_u32(0);
 const CLOSE_REFUSED: VarInt = VarInt::from_u32(1);
@@ -200,6 +204,7 @@ pub enum RequestError {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Handler = Arc<dyn Fn(String, Vec<u8>) -> BoxFuture<Result<Vec<u8>, String>> + Send + Sync>;
+type ConnSyncHandler = Arc<dyn Fn(&str, Vec<u8>) + Send + Sync>;
 
 enum Input {
     Heard {
@@ -229,6 +234,7 @@ struct Inner {
     /// The protocol version each peer last spoke.
     versions: Mutex<HashMap<String, u16>>,
     handler: RwLock<Option<Handler>>,
+    conn_sync: RwLock<Option<ConnSyncHandler>>,
     health: watch::Sender<Health>,
     suspects: watch::Sender<Vec<String>>,
     inputs: mpsc::UnboundedSender<Input>,
@@ -288,6 +294,7 @@ impl Mesh {
             connections: Mutex::default(),
             versions: Mutex::default(),
             handler: RwLock::default(),
+            conn_sync: RwLock::default(),
             health: watch::Sender::new(Health {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 load: 0,
@@ -427,6 +434,47 @@ impl Mesh {
         };
         let after = inner.config.request_timeout;
         tokio::time::timeout(after, exchange)
+            .await
+            .map_err(|_| RequestError::Timeout {
+                peer: peer.to_string(),
+                after,
+            })?
+    }
+
+    /// Installs the receiver of connection-sync messages: the sending director's name and the
+    /// message bytes, unchecked (the caller parses them). Without one they are dropped.
+    pub fn set_conn_sync_handler<F>(&self, handler: F)
+    where
+        F: Fn(&str, Vec<u8>) + Send + Sync + 'static,
+    {
+        *self
+            .inner
+            .conn_sync
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(handler));
+    }
+
+    /// Sends one connection-sync message to `peer` on a fresh stream, without an answer:
+    /// the kernel's sync protocol is itself fire-and-forget (entries are re-sent as their
+    /// connections go on), so a message lost with a connection is not retried.
+    pub async fn send_conn_sync(&self, peer: &str, body: Vec<u8>) -> Result<(), RequestError> {
+        let inner = &self.inner;
+        let conn = lock(&inner.connections)
+            .get(peer)
+            .cloned()
+            .ok_or_else(|| RequestError::NotConnected(peer.to_string()))?;
+        let frame = wire::encode(&Message::ConnSync(body), inner.version_for(peer))?;
+        let send = async {
+            let mut send = conn.open_uni().await?;
+            send.write_all(&[STREAM_CONN_SYNC])
+                .await
+                .map_err(|e| FrameError::Io(e.into()))?;
+            wire::write_frame(&mut send, &frame).await?;
+            send.finish().map_err(|_| RequestError::StreamClosed)?;
+            Ok(())
+        };
+        let after = inner.config.request_timeout;
+        tokio::time::timeout(after, send)
             .await
             .map_err(|_| RequestError::Timeout {
                 peer: peer.to_string(),
@@ -754,14 +802,58 @@ async fn run_connection(inner: Arc<Inner>, conn: Connection, peer: String, diale
 }
 
 async fn serve_streams(inner: Arc<Inner>, conn: Connection, peer: String) {
-    while let Ok((send, recv)) = conn.accept_bi().await {
-        tokio::spawn(serve_stream(
-            inner.clone(),
-            conn.clone(),
-            peer.clone(),
-            send,
-            recv,
-        ));
+    loop {
+        tokio::select! {
+            bi = conn.accept_bi() => match bi {
+                Ok((send, recv)) => {
+                    tokio::spawn(serve_stream(inner.clone(), conn.clone(), peer.clone(), send, recv));
+                }
+                Err(_) => break,
+            },
+            uni = conn.accept_uni() => match uni {
+                Ok(recv) => {
+                    tokio::spawn(serve_uni_stream(inner.clone(), peer.clone(), recv));
+                }
+                Err(_) => break,
+            },
+        }
+    }
+}
+
+/// A one-way stream: connection-sync frames until it ends.
+async fn serve_uni_stream(inner: Arc<Inner>, peer: String, mut recv: RecvStream) {
+    let mut kind = [0u8; 1];
+    if recv.read_exact(&mut kind).await.is_err() {
+        return;
+    }
+    if kind[0] != STREAM_CONN_SYNC {
+        inner.reject(&peer, &format_args!("unknown one-way stream kind {:#04x}", kind[0]));
+        let _ = recv.stop(VarInt::from_u32(0));
+        return;
+    }
+    loop {
+        match wire::read_frame(&mut recv, wire::MAX_CONN_SYNC_FRAME).await {
+            Ok(Some(frame)) => match inner.decode_from(&peer, &frame) {
+                Ok(Message::ConnSync(body)) => {
+                    let handler = inner
+                        .conn_sync
+                        .read()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clone();
+                    if let Some(handler) = handler {
+                        handler(&peer, body);
+                    }
+                }
+                Ok(_) => inner.reject(&peer, &"only connection sync belongs on this stream"),
+                Err(e) => inner.reject(&peer, &e),
+            },
+            Ok(None) => return,
+            Err(e) => {
+                inner.reject(&peer, &e);
+                let _ = recv.stop(VarInt::from_u32(0));
+                return;
+            }
+        }
     }
 }
 

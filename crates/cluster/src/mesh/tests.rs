@@ -782,3 +782,47 @@ fn tls_files_are_named_in_errors() {
     .unwrap_err();
     assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
 }
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conn_sync_messages_arrive_one_way_both_directions() {
+    let pki = Pki::new(&["lb-1", "lb-2"]);
+    let fleet = cluster(&[("lb-1", addr(71)), ("lb-2", addr(72))]);
+    let (a, mut a_events) = start(&fleet, "lb-1", &pki.tls("lb-1")).await;
+    let (b, mut b_events) = start(&fleet, "lb-2", &pki.tls("lb-2")).await;
+    wait_up(&mut a_events, &["lb-2"]).await;
+    wait_up(&mut b_events, &["lb-1"]).await;
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let tx_b = tx.clone();
+    b.set_conn_sync_handler(move |peer, body| {
+        let _ = tx_b.send((format!("at lb-2 from {peer}"), body));
+    });
+    a.set_conn_sync_handler(move |peer, body| {
+        let _ = tx.send((format!("at lb-1 from {peer}"), body));
+    });
+    for i in 0..20u8 {
+        a.send_conn_sync("lb-2", vec![i; 100]).await.unwrap();
+    }
+    b.send_conn_sync("lb-1", vec![9; 60_000]).await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < 21 {
+        let m = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("conn sync message lost")
+            .unwrap();
+        got.push(m);
+    }
+    let from_a: Vec<u8> = got
+        .iter()
+        .filter(|(w, _)| w == "at lb-2 from lb-1")
+        .map(|(_, b)| b[0])
+        .collect();
+    assert_eq!(from_a.len(), 20);
+    assert!(got.iter().any(|(w, b)| w == "at lb-1 from lb-2" && b.len() == 60_000));
+    assert!(matches!(
+        a.send_conn_sync("lb-9", vec![]).await,
+        Err(RequestError::NotConnected(_))
+    ));
+    assert_eq!(a.rejected_frames() + b.rejected_frames(), 0);
+    a.close().await;
+    b.close().await;
+}

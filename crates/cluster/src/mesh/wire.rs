@@ -16,6 +16,9 @@ pub const PROTOCOL_VERSION: u16 = 1;
 pub const OLDEST_SUPPORTED_VERSION: u16 = PROTOCOL_VERSION - 1;
 /// Largest frame accepted on a request stream.
 pub const MAX_FRAME: usize = 16 << 20;
+/// Largest frame accepted on a connection-sync stream: one kernel sync message (at most
+/// 64 KiB) and its envelope.
+pub const MAX_CONN_SYNC_FRAME: usize = 80 << 10;
 /// Largest frame accepted on the heartbeat stream: a heartbeat is small, a peer sending
 /// megabytes at 50 Hz is broken.
 pub const MAX_HEARTBEAT_FRAME: usize = 64 << 10;
@@ -59,6 +62,11 @@ pub enum Message {
     Request(Vec<u8>),
     /// The answer on that stream: the handler's bytes or its error.
     Response(Result<Vec<u8>, String>),
+    /// One IPVS connection-sync message as a director's kernel master daemon sent it (the
+    /// agent parses it before sending and again on receipt), on a connection-sync stream.
+    /// Added within version 1: a peer built before it counts the frame malformed and drops
+    /// it, and the stream goes on; a version-0 peer is never sent one.
+    ConnSync(Vec<u8>),
 }
 
 /// Version 0, frozen: heartbeats carried no suspicions (gossip came with version 1).
@@ -97,16 +105,24 @@ impl From<v0::Message> for Message {
     }
 }
 
-impl From<&Message> for v0::Message {
-    fn from(new: &Message) -> Self {
-        match new {
+impl TryFrom<&Message> for v0::Message {
+    type Error = WireError;
+
+    fn try_from(new: &Message) -> Result<Self, WireError> {
+        Ok(match new {
             Message::Heartbeat(hb) => v0::Message::Heartbeat(v0::Heartbeat {
                 seq: hb.seq,
                 health: hb.health.clone(),
             }),
             Message::Request(body) => v0::Message::Request(body.clone()),
             Message::Response(result) => v0::Message::Response(result.clone()),
-        }
+            Message::ConnSync(_) => {
+                return Err(WireError::NotInVersion {
+                    what: "connection sync",
+                    version: 0,
+                });
+            }
+        })
     }
 }
 
@@ -126,13 +142,17 @@ pub enum WireError {
     Envelope(#[source] postcard::Error),
     #[error("cannot encode: {0}")]
     Encode(#[source] postcard::Error),
+    #[error("version {version} has no {what} message")]
+    NotInVersion { what: &'static str, version: u16 },
 }
 
 /// Encodes `message` as version `version` (this one or the one before).
 pub fn encode(message: &Message, version: u16) -> Result<Vec<u8>, WireError> {
     match version {
         PROTOCOL_VERSION => postcard::to_allocvec(&(version, message)),
-        OLDEST_SUPPORTED_VERSION => postcard::to_allocvec(&(version, v0::Message::from(message))),
+        OLDEST_SUPPORTED_VERSION => {
+            postcard::to_allocvec(&(version, v0::Message::try_from(message)?))
+        }
         got => return Err(WireError::UnsupportedVersion { got }),
     }
     .map_err(WireError::Encode)
@@ -298,6 +318,26 @@ mod tests {
             decode(&unknown),
             Err(WireError::Malformed { version: 1, .. })
         ));
+    }
+
+    /// The variant added within version 1: round-trips at version 1; a build from before it
+    /// (the same enum without the last variant) refuses the frame as malformed, not the
+    /// stream; version 0 cannot carry it.
+    #[test]
+    fn conn_sync_is_additive() {
+        let msg = Message::ConnSync(vec![0, 7, 0, 8, 0, 1, 0, 0]);
+        let frame = encode(&msg, PROTOCOL_VERSION).unwrap();
+        assert_eq!(decode(&frame).unwrap().body, msg);
+        let before = postcard::take_from_bytes::<u16>(&frame)
+            .and_then(|(_, rest)| postcard::from_bytes::<v0::Message>(rest));
+        assert!(before.is_err(), "{before:?}");
+        assert!(matches!(
+            encode(&msg, OLDEST_SUPPORTED_VERSION),
+            Err(WireError::NotInVersion { version: 0, .. })
+        ));
+        // Messages built by that older version-1 build still decode unchanged.
+        let old = postcard::to_allocvec(&(1u16, v0::Message::Request(vec![1, 2]))).unwrap();
+        assert_eq!(decode(&old).unwrap().body, Message::Request(vec![1, 2]));
     }
 
     #[tokio::test]
