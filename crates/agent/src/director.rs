@@ -14,6 +14,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::announce::Announcers;
 use crate::api::Handles;
 use crate::instance::{InstanceArgs, InstanceMsg, STOP_TIMEOUT, VrrpInstance};
+use crate::conn_sync::ConnSync;
 use crate::lvs::{IpvsBackend, Lvs};
 use crate::metrics::{IpvsSource, Metrics, set_ipvs};
 use crate::notifier::{Notifier, NotifyMsg};
@@ -222,6 +223,20 @@ pub async fn run_standalone(
     )
     .await;
     ipvs_source(&handles, &lvs, cfg);
+    let conn_sync = match (&handles.fleet, &lvs) {
+        (Some(f), Some(_))
+            if options.ipvs == IpvsBackend::Kernel && crate::conn_sync::wanted(cfg) =>
+        {
+            match ConnSync::start(f.mesh(), cfg, &metrics).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::error!(error = %e, "connection sync not started: flows will not survive a move");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let api = match crate::api::serve(api_socket, handles.clone()) {
         Ok(task) => task,
         Err(e) => {
@@ -326,6 +341,9 @@ pub async fn run_standalone(
     stop_all(&running, |_| true).await;
     supervisor.stop(None);
     set_ipvs(&handles.ipvs, IpvsSource::NotConfigured);
+    if let Some(c) = conn_sync {
+        c.stop().await;
+    }
     if let Some(l) = lvs {
         l.stop(options.keep_ipvs).await;
     }

@@ -175,6 +175,11 @@ pub struct FleetHandle {
 }
 
 impl FleetHandle {
+    /// The mesh this director's fleet runs on.
+    pub fn mesh(&self) -> Arc<Mesh> {
+        self.mesh.clone()
+    }
+
     fn leader_name(&self) -> Option<String> {
         let m = self.fleet.metrics();
         let v = lock(&self.view);

@@ -9,6 +9,7 @@
 
 pub mod announce;
 pub mod api;
+pub mod conn_sync;
 pub mod director;
 pub mod fleet;
 pub mod instance;

@@ -108,6 +108,7 @@ struct Inner {
     checks: BTreeMap<CheckKey, CheckSeries>,
     takeovers: BTreeMap<(String, TakeoverKind), u64>,
     failovers: BTreeMap<(String, TakeoverKind), Histogram>,
+    conn_sync: BTreeMap<&'static str, u64>,
 }
 
 /// The agent's measurements, shared by the actors that record and the listener that renders.
@@ -165,6 +166,11 @@ impl Metrics {
                 .or_insert_with(|| Histogram::new(FAILOVER_BUCKETS))
                 .observe(d);
         }
+    }
+
+    /// Connection sync: `n` more of `event` (see [`crate::conn_sync::Event`]).
+    pub fn conn_sync(&self, event: &'static str, n: u64) {
+        *self.lock().conn_sync.entry(event).or_insert(0) += n;
     }
 
     /// The checker, takeover and failover families. Checker series are shown for the
@@ -236,6 +242,16 @@ impl Metrics {
                 "flotilla_failover_duration_seconds",
                 &[("unit", unit), ("kind", kind.as_str())],
             );
+        }
+        if !inner.conn_sync.is_empty() {
+            f.head(
+                "flotilla_conn_sync_total",
+                "counter",
+                "IPVS connection sync over the mesh. Entries: read (from this kernel's master daemon), forwarded (sent to a peer, once per peer), received (from peers), injected (handed to this kernel's backup daemon), not_a_vip (received for an address this configuration does not serve: dropped). Messages: malformed (failed the sync-message checks: dropped), send_failed (a peer could not be sent one), inject_failed (the local backup daemon's socket refused one).",
+            );
+            for (event, n) in &inner.conn_sync {
+                f.sample("flotilla_conn_sync_total", &[("event", event)], n);
+            }
         }
     }
 }
