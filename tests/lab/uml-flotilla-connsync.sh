@@ -17,7 +17,10 @@
 #        new owner is not listed on the old one; moving the VIP back breaks B (reset or
 #        silence), which is what every connection would suffer without the sync. A keeps
 #        working (the old owner still holds A's own entry from before the first move).
-#   Prints FIGURE lines: echoes of A before/after the move, the longest echo gap across it,
+#     5. Connection C through the (original) owner, listed on the other; the owner crashes
+#        (SIGKILL, link down): the other takes the VIP on the mesh's verdict and C goes on.
+#   Prints FIGURE lines: echoes of A before/after the move and of C after the crash, the
+#   longest echo gaps,
 #   how soon the entry was listed on the peer, and flotilla_conn_sync_total from /metrics.
 #
 # The host kernel has no IPVS: on the host this script boots UML (ops/lab/uml.sh) and runs
@@ -216,8 +219,29 @@ figure "connsync_control_B_echoes_after_move=$(oks_since B "$tb") error=\"$(erro
 [[ -z $(errors A) ]] && pass "A still fine after the move back ($(oks_since A "$tb") echoes)" \
   || echo "   note: A after the move back: $(errors A)"
 
+say "5. Connection C through $owner, then $owner crashes: $other takes over with C's entry"
+client C
+wait_for 5 eval '[[ -n $(port_of C) ]]'
+pc=$(port_of C)
+wait_for 15 listed "$other" "$pc" && pass "$other lists C: $(entry "$other" "$pc")" || fail "$other never listed C"
+sleep 0.5
+tc=$(date +%s.%N)
+lab_kill "$owner" flotilla KILL
+lab_exec "$owner" ip link set eth0 down
+took=$(lab_wait_addr "$other" "$VIP" 10) && pass "$other holds $VIP ${took} s after $owner crashed" || fail "$other did not take $VIP after the crash"
+sleep 3
+touch "$st/stop.C"
+sleep 0.3
+after=$(oks_since C "$tc")
+gap=$(awk -v t="$tc" '$2 == "ok" { if (p) { g = $1 - p; if (g > m) m = g }; p = $1 } END { printf "%.3f", m }' "$st/client.C")
+figure "connsync_C_echoes_after_crash=$after max_echo_gap_s=$gap takeover_s=$took"
+if [[ -z $(errors C) ]] && ((after >= 15)); then
+  pass "C kept working across the crash: $after echoes in the 3 s after it, longest gap ${gap} s"
+else fail "C after the crash: $after echoes; $(errors C)"; fi
+
 say "Metrics"
 for d in $DIRECTORS; do
+  [[ $d == "$owner" ]] && continue  # crashed
   m=$(lab_exec c python3 -c "import urllib.request; print(urllib.request.urlopen('http://$(lab_addr "$d"):9100/metrics', timeout=3).read().decode())" 2>/dev/null \
     | grep '^flotilla_conn_sync_total' | sed 's/flotilla_conn_sync_total{event="\([a-z_]*\)"} /\1=/' | tr '\n' ' ')
   figure "connsync_metrics_$d $m"

@@ -152,9 +152,20 @@ impl ConnSync {
         let sync_id = settings.map_or(0, |s| s.sync_id);
         let max_len = settings.and_then(|s| s.maxlen);
         sync_link::ensure().await?;
-        set_daemons(Some(daemons(sync_id, max_len))).await?;
-        let reader = sync_link::reader()?;
-        let injector = Arc::new(sync_link::injector()?);
+        let started = async {
+            set_daemons(Some(daemons(sync_id, max_len))).await?;
+            Ok::<_, ConnSyncError>((sync_link::reader()?, Arc::new(sync_link::injector()?)))
+        }
+        .await;
+        let (reader, injector) = match started {
+            Ok(sockets) => sockets,
+            Err(e) => {
+                // Leave nothing behind: no daemons, no link.
+                let _ = set_daemons(None).await;
+                let _ = sync_link::remove().await;
+                return Err(e);
+            }
+        };
 
         let served = served_addresses(cfg);
         let m = metrics.clone();
@@ -171,7 +182,10 @@ impl ConnSync {
             let foreign = keep_served(&mut msg, &served);
             if foreign > 0 {
                 m.conn_sync(event::NOT_A_VIP, foreign as u64);
-                debug!(peer, foreign, "connection sync entries for unserved addresses dropped");
+                debug!(
+                    peer,
+                    foreign, "connection sync entries for unserved addresses dropped"
+                );
             }
             if msg.entries.is_empty() {
                 return;
@@ -290,7 +304,10 @@ mod tests {
             &flotilla_config::LoadOptions::default(),
         );
         assert!(loaded.is_ok(), "{}", loaded.report());
-        let mut got: Vec<String> = served_addresses(&loaded.config).iter().map(|a| a.to_string()).collect();
+        let mut got: Vec<String> = served_addresses(&loaded.config)
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
         got.sort();
         assert_eq!(got, ["10.99.0.100", "10.99.0.101", "10.99.0.102"]);
     }
@@ -300,10 +317,18 @@ mod tests {
         let served: HashSet<IpAddr> = ["10.99.0.100".parse().unwrap()].into();
         let mut msg = SyncMessage {
             sync_id: 7,
-            entries: vec![entry("10.99.0.100"), entry("192.0.2.1"), entry("10.99.0.100")],
+            entries: vec![
+                entry("10.99.0.100"),
+                entry("192.0.2.1"),
+                entry("10.99.0.100"),
+            ],
         };
         assert_eq!(keep_served(&mut msg, &served), 1);
         assert_eq!(msg.entries.len(), 2);
-        assert!(msg.entries.iter().all(|e| e.virtual_addr.to_string() == "10.99.0.100"));
+        assert!(
+            msg.entries
+                .iter()
+                .all(|e| e.virtual_addr.to_string() == "10.99.0.100")
+        );
     }
 }

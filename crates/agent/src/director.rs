@@ -13,8 +13,8 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::announce::Announcers;
 use crate::api::Handles;
-use crate::instance::{InstanceArgs, InstanceMsg, STOP_TIMEOUT, VrrpInstance};
 use crate::conn_sync::ConnSync;
+use crate::instance::{InstanceArgs, InstanceMsg, STOP_TIMEOUT, VrrpInstance};
 use crate::lvs::{IpvsBackend, Lvs};
 use crate::metrics::{IpvsSource, Metrics, set_ipvs};
 use crate::notifier::{Notifier, NotifyMsg};

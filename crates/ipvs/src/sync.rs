@@ -103,7 +103,11 @@ pub enum SyncError {
     #[error(
         "not a version-1 message (reserved {reserved}, version {version}, spare {spare}); version 0 is not accepted"
     )]
-    NotVersion1 { reserved: u8, version: u8, spare: u16 },
+    NotVersion1 {
+        reserved: u8,
+        version: u8,
+        spare: u16,
+    },
     #[error("entry {index}: truncated at byte {at}")]
     Truncated { index: usize, at: usize },
     #[error("entry {index}: entry version {version} (only 0 exists)")]
@@ -111,7 +115,11 @@ pub enum SyncError {
     #[error("entry {index}: unknown type {kind:#04x}")]
     EntryType { index: usize, kind: u8 },
     #[error("entry {index}: size {size} is below the {min}-byte fixed part")]
-    EntrySize { index: usize, size: usize, min: usize },
+    EntrySize {
+        index: usize,
+        size: usize,
+        min: usize,
+    },
     #[error("entry {index}: protocol {protocol} is not TCP, UDP or SCTP")]
     Protocol { index: usize, protocol: u8 },
     #[error("entry {index}: option {kind}: {why}")]
@@ -261,7 +269,9 @@ fn parse_entry(e: &[u8], index: usize) -> Result<SyncEntry, SyncError> {
         if plen == 0 {
             return Err(bad("empty"));
         }
-        let data = e.get(at + 2..at + 2 + plen).ok_or(bad("runs past the entry"))?;
+        let data = e
+            .get(at + 2..at + 2 + plen)
+            .ok_or(bad("runs past the entry"))?;
         let base = kind & !OPT_F_PARAM;
         if matches!(base, OPT_SEQ_DATA | OPT_PE_DATA | OPT_PE_NAME)
             && options
@@ -411,7 +421,10 @@ mod tests {
         ));
         assert!(matches!(
             with(&|b| b[8 + 1] = 1),
-            SyncError::Protocol { index: 0, protocol: 1 }
+            SyncError::Protocol {
+                index: 0,
+                protocol: 1
+            }
         ));
         // A template may carry any protocol (fwmark persistence uses IPPROTO_IP).
         let mut t = good.clone();
@@ -430,7 +443,11 @@ mod tests {
         // 0 with length 6, unknown and mandatory.
         assert!(matches!(
             with(&|b| b[8 + 3] = 44),
-            SyncError::Option { index: 0, kind: 0, .. }
+            SyncError::Option {
+                index: 0,
+                kind: 0,
+                ..
+            }
         ));
     }
 
@@ -447,13 +464,37 @@ mod tests {
             kind: OPT_SEQ_DATA,
             data: vec![0; 24],
         };
-        let ok = entry_with(vec![seq.clone(), SyncOption { kind: OPT_F_PARAM | 9, data: vec![1] }]);
+        let ok = entry_with(vec![
+            seq.clone(),
+            SyncOption {
+                kind: OPT_F_PARAM | 9,
+                data: vec![1],
+            },
+        ]);
         assert_eq!(SyncMessage::parse(&ok.emit().unwrap()).unwrap(), ok);
         for (opts, why) in [
             (vec![seq.clone(), seq.clone()], "given twice"),
-            (vec![SyncOption { kind: OPT_SEQ_DATA, data: vec![0; 12] }], "sequence data of wrong size"),
-            (vec![SyncOption { kind: OPT_PE_NAME, data: vec![b'x'; 17] }], "engine name too long"),
-            (vec![SyncOption { kind: 9, data: vec![1] }], "unknown and mandatory"),
+            (
+                vec![SyncOption {
+                    kind: OPT_SEQ_DATA,
+                    data: vec![0; 12],
+                }],
+                "sequence data of wrong size",
+            ),
+            (
+                vec![SyncOption {
+                    kind: OPT_PE_NAME,
+                    data: vec![b'x'; 17],
+                }],
+                "engine name too long",
+            ),
+            (
+                vec![SyncOption {
+                    kind: 9,
+                    data: vec![1],
+                }],
+                "unknown and mandatory",
+            ),
         ] {
             let bytes = entry_with(opts).emit().unwrap();
             match SyncMessage::parse(&bytes) {
@@ -478,9 +519,15 @@ mod tests {
         m.entries[0].dest = "::1".parse().unwrap();
         assert!(matches!(
             m.emit(),
-            Err(SyncError::MixedFamily { what: "real server", .. })
+            Err(SyncError::MixedFamily {
+                what: "real server",
+                ..
+            })
         ));
-        let m = entry_with(vec![SyncOption { kind: OPT_PE_DATA, data: vec![0; 256] }]);
+        let m = entry_with(vec![SyncOption {
+            kind: OPT_PE_DATA,
+            data: vec![0; 256],
+        }]);
         assert!(matches!(m.emit(), Err(SyncError::Option { .. })));
     }
 
@@ -503,27 +550,35 @@ mod tests {
                 proptest::option::of(any::<[u8; 24]>()),
                 proptest::collection::vec(any::<u8>(), 1..40),
             )
-                .prop_map(|(protocol, flags, p, (c, v, d), (fwmark, timeout), seq, pe)| {
-                    let mut options = Vec::new();
-                    if let Some(s) = seq {
-                        options.push(SyncOption { kind: OPT_SEQ_DATA, data: s.to_vec() });
-                    }
-                    options.push(SyncOption { kind: OPT_PE_DATA, data: pe });
-                    SyncEntry {
-                        protocol,
-                        flags,
-                        state: p[0],
-                        client: c,
-                        client_port: p[1],
-                        virtual_addr: v,
-                        virtual_port: p[2],
-                        dest: d,
-                        dest_port: p[3],
-                        fwmark,
-                        timeout,
-                        options,
-                    }
-                })
+                .prop_map(
+                    |(protocol, flags, p, (c, v, d), (fwmark, timeout), seq, pe)| {
+                        let mut options = Vec::new();
+                        if let Some(s) = seq {
+                            options.push(SyncOption {
+                                kind: OPT_SEQ_DATA,
+                                data: s.to_vec(),
+                            });
+                        }
+                        options.push(SyncOption {
+                            kind: OPT_PE_DATA,
+                            data: pe,
+                        });
+                        SyncEntry {
+                            protocol,
+                            flags,
+                            state: p[0],
+                            client: c,
+                            client_port: p[1],
+                            virtual_addr: v,
+                            virtual_port: p[2],
+                            dest: d,
+                            dest_port: p[3],
+                            fwmark,
+                            timeout,
+                            options,
+                        }
+                    },
+                )
         })
     }
 

@@ -1,6 +1,7 @@
 //! The host, kept thin: virtual addresses through rtnetlink, link up/down watch, the raw
 //! VRRP sockets for IPv4 and IPv6 (IP protocol 112, multicast join, TTL / hop limit 255),
-//! gratuitous ARP over AF_PACKET and unsolicited neighbour advertisements over raw ICMPv6. It
+//! gratuitous ARP over AF_PACKET and unsolicited neighbour advertisements over raw ICMPv6, the
+//! local link between the kernel's IPVS sync daemons and the connection-sync relay. It
 //! carries out what the VRRP state machine decided and never decides anything itself.
 
 use std::net::Ipv6Addr;

@@ -133,11 +133,8 @@ pub fn reader() -> Result<tokio::net::UdpSocket, NetError> {
         .map_err(NetError::io("sync reader SO_BINDTODEVICE"))?;
     s.bind(&SocketAddr::V4(SocketAddrV4::new(GROUP, MASTER_PORT)).into())
         .map_err(NetError::io("binding the sync reader"))?;
-    s.join_multicast_v4_n(
-        &GROUP,
-        &socket2::InterfaceIndexOrAddress::Index(index),
-    )
-    .map_err(NetError::io("joining the sync group"))?;
+    s.join_multicast_v4_n(&GROUP, &socket2::InterfaceIndexOrAddress::Index(index))
+        .map_err(NetError::io("joining the sync group"))?;
     s.set_recv_buffer_size(1 << 20)
         .map_err(NetError::io("sync reader buffer"))?;
     s.set_nonblocking(true)

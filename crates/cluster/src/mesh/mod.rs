@@ -827,7 +827,10 @@ async fn serve_uni_stream(inner: Arc<Inner>, peer: String, mut recv: RecvStream)
         return;
     }
     if kind[0] != STREAM_CONN_SYNC {
-        inner.reject(&peer, &format_args!("unknown one-way stream kind {:#04x}", kind[0]));
+        inner.reject(
+            &peer,
+            &format_args!("unknown one-way stream kind {:#04x}", kind[0]),
+        );
         let _ = recv.stop(VarInt::from_u32(0));
         return;
     }

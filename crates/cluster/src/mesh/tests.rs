@@ -817,7 +817,10 @@ async fn conn_sync_messages_arrive_one_way_both_directions() {
         .map(|(_, b)| b[0])
         .collect();
     assert_eq!(from_a.len(), 20);
-    assert!(got.iter().any(|(w, b)| w == "at lb-1 from lb-2" && b.len() == 60_000));
+    assert!(
+        got.iter()
+            .any(|(w, b)| w == "at lb-1 from lb-2" && b.len() == 60_000)
+    );
     assert!(matches!(
         a.send_conn_sync("lb-9", vec![]).await,
         Err(RequestError::NotConnected(_))
