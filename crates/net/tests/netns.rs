@@ -935,3 +935,66 @@ fn with_promote_secondaries_releasing_a_subnet_s_first_vip_keeps_the_others() {
     });
     done.join().expect("namespace thread");
 }
+
+/// The connection-sync link: created (and adopted when it exists), a datagram sent the way
+/// the kernel's master sync daemon sends (from flsync0's address, multicast loopback off,
+/// TTL 1) reaches the reader on flsync1, and the injector's datagram reaches a socket made
+/// the way the kernel's backup daemon makes its own (bound to the group and port, to flsync1,
+/// joined there). Reverse-path filtering is loose (2) in the namespace, as systemd sets it.
+#[test]
+fn the_sync_link_carries_the_master_s_datagrams_to_the_reader_and_the_injector_s_to_the_backup() {
+    use flotilla_net::sync_link::{self, BACKUP_PORT, GROUP, MASTER_ADDR, MASTER_PORT, RELAY_IF};
+    use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
+    use std::net::{SocketAddr, SocketAddrV4};
+
+    let pair = Pair::new("s");
+    sysctl(&pair.a, "net.ipv4.conf.all.rp_filter", "2");
+    let done = Pair::run(&pair.a, || {
+        Box::pin(async {
+            sync_link::ensure().await.expect("sync link");
+            sync_link::ensure().await.expect("sync link adopted");
+            let reader = sync_link::reader().expect("reader");
+            let injector = sync_link::injector().expect("injector");
+
+            let master = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+            master.set_multicast_if_v4(&MASTER_ADDR).unwrap();
+            master.set_multicast_loop_v4(false).unwrap();
+            master.set_multicast_ttl_v4(1).unwrap();
+            master
+                .bind(&SocketAddr::V4(SocketAddrV4::new(MASTER_ADDR, 0)).into())
+                .unwrap();
+            let to = SocketAddr::V4(SocketAddrV4::new(GROUP, MASTER_PORT));
+            master.send_to(b"from the master", &to.into()).unwrap();
+            let mut buf = [0u8; 64];
+            let n = tokio::time::timeout(Duration::from_secs(2), reader.recv(&mut buf))
+                .await
+                .expect("the master's datagram reaches the reader")
+                .unwrap();
+            assert_eq!(&buf[..n], b"from the master");
+
+            let backup = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+            backup.set_reuse_address(true).unwrap();
+            backup.bind_device(Some(RELAY_IF.as_bytes())).unwrap();
+            backup
+                .bind(&SocketAddr::V4(SocketAddrV4::new(GROUP, BACKUP_PORT)).into())
+                .unwrap();
+            let index = flotilla_net::ifindex(RELAY_IF).unwrap();
+            backup
+                .join_multicast_v4_n(&GROUP, &InterfaceIndexOrAddress::Index(index))
+                .unwrap();
+            backup.set_nonblocking(true).unwrap();
+            let backup = tokio::net::UdpSocket::from_std(backup.into()).unwrap();
+            injector.send(b"to the backup").await.unwrap();
+            let n = tokio::time::timeout(Duration::from_secs(2), backup.recv(&mut buf))
+                .await
+                .expect("the injector's datagram reaches the backup socket")
+                .unwrap();
+            assert_eq!(&buf[..n], b"to the backup");
+
+            sync_link::remove().await.expect("remove");
+            sync_link::remove().await.expect("remove again");
+            assert!(flotilla_net::ifindex("flsync0").is_err());
+        })
+    });
+    done.join().expect("namespace thread");
+}
