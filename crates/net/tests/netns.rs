@@ -956,39 +956,47 @@ fn the_sync_link_carries_the_master_s_datagrams_to_the_reader_and_the_injector_s
             let reader = sync_link::reader().expect("reader");
             let injector = sync_link::injector().expect("injector");
 
-            let master = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
-            master.set_multicast_if_v4(&MASTER_ADDR).unwrap();
-            master.set_multicast_loop_v4(false).unwrap();
-            master.set_multicast_ttl_v4(1).unwrap();
+            let master =
+                Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("socket call");
+            master
+                .set_multicast_if_v4(&MASTER_ADDR)
+                .expect("socket call");
+            master.set_multicast_loop_v4(false).expect("socket call");
+            master.set_multicast_ttl_v4(1).expect("socket call");
             master
                 .bind(&SocketAddr::V4(SocketAddrV4::new(MASTER_ADDR, 0)).into())
-                .unwrap();
+                .expect("socket call");
             let to = SocketAddr::V4(SocketAddrV4::new(GROUP, MASTER_PORT));
-            master.send_to(b"from the master", &to.into()).unwrap();
+            master
+                .send_to(b"from the master", &to.into())
+                .expect("socket call");
             let mut buf = [0u8; 64];
             let n = tokio::time::timeout(Duration::from_secs(2), reader.recv(&mut buf))
                 .await
                 .expect("the master's datagram reaches the reader")
-                .unwrap();
+                .expect("socket call");
             assert_eq!(&buf[..n], b"from the master");
 
-            let backup = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
-            backup.set_reuse_address(true).unwrap();
-            backup.bind_device(Some(RELAY_IF.as_bytes())).unwrap();
+            let backup =
+                Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("socket call");
+            backup.set_reuse_address(true).expect("socket call");
+            backup
+                .bind_device(Some(RELAY_IF.as_bytes()))
+                .expect("socket call");
             backup
                 .bind(&SocketAddr::V4(SocketAddrV4::new(GROUP, BACKUP_PORT)).into())
-                .unwrap();
-            let index = flotilla_net::ifindex(RELAY_IF).unwrap();
+                .expect("socket call");
+            let index = flotilla_net::ifindex(RELAY_IF).expect("socket call");
             backup
                 .join_multicast_v4_n(&GROUP, &InterfaceIndexOrAddress::Index(index))
-                .unwrap();
-            backup.set_nonblocking(true).unwrap();
-            let backup = tokio::net::UdpSocket::from_std(backup.into()).unwrap();
-            injector.send(b"to the backup").await.unwrap();
+                .expect("socket call");
+            backup.set_nonblocking(true).expect("socket call");
+            let backup = tokio::net::UdpSocket::from_std(backup.into()).expect("socket call");
+            injector.send(b"to the backup").await.expect("socket call");
             let n = tokio::time::timeout(Duration::from_secs(2), backup.recv(&mut buf))
                 .await
                 .expect("the injector's datagram reaches the backup socket")
-                .unwrap();
+                .expect("socket call");
             assert_eq!(&buf[..n], b"to the backup");
 
             sync_link::remove().await.expect("remove");
