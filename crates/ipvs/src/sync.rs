@@ -233,7 +233,12 @@ impl SyncMessage {
 }
 
 fn parse_entry(e: &[u8], index: usize) -> Result<SyncEntry, SyncError> {
-    let kind = e[0];
+    // An entry's own size may say 0: its type byte is then not part of it.
+    let kind = *e.first().ok_or(SyncError::EntrySize {
+        index,
+        size: 0,
+        min: ENTRY_V4_LEN,
+    })?;
     let (min, ipv6) = match kind {
         0 => (ENTRY_V4_LEN, false),
         1 => (ENTRY_V6_LEN, true),
@@ -603,6 +608,31 @@ mod tests {
             let mut b = hex(CAPTURED);
             b[at] = value;
             let _ = SyncMessage::parse(&b);
+        }
+    }
+
+    /// Found by the `ipvs_sync` fuzz target: an entry whose size field says 0 (the second
+    /// entry's, after the first grew by 8 bytes) made the parser read its type byte past the
+    /// end of an empty slice.
+    #[test]
+    fn an_entry_of_size_zero_is_refused() {
+        let crash = "00070050020100000006002400000083000194780007000700000000000003840a63000a\
+                     83000194780007000700000000000003840a63000a0a6300640a63000b000600240000\
+                     00830001940a63000b";
+        let err = SyncMessage::parse(&hex(crash)).unwrap_err();
+        assert!(matches!(err, SyncError::EntrySize { size: 0, .. }), "{err}");
+    }
+
+    /// Every byte of the capture set to each boundary value, one at a time.
+    #[test]
+    fn boundary_mutations_never_panic() {
+        let good = hex(CAPTURED);
+        for at in 0..good.len() {
+            for value in [0u8, 1, 2, 3, 4, 0x0f, 0x10, 0x24, 0x40, 0x7f, 0x80, 0xff] {
+                let mut b = good.clone();
+                b[at] = value;
+                let _ = SyncMessage::parse(&b);
+            }
         }
     }
 }
