@@ -3,13 +3,14 @@
 # IPVS connection entries reached the new owner over the mesh (real IPVS: UML).
 #
 #   Two fleet directors d1, d2 (mTLS certificates from `flotilla cert`), one VRRP instance
-#   VI_1 with VIP 10.99.0.100 and `virtual_server 10.99.0.100 7` (sh, DR) to an echo server
-#   on b1; `global_defs { lvs_sync_daemon eth0 id 7 }` turns connection sync on.
+#   VI_1 with VIP 10.99.0.100 and `virtual_server 10.99.0.100 7` (sh, DR, persistence_timeout
+#   60) to an echo server on b1; `global_defs { lvs_sync_daemon eth0 id 7 }` turns connection sync on.
 #     1. Both directors run a master and a backup sync daemon on their local sync link
 #        (`ipvsadm -L --daemon`), nothing on eth0.
 #     2. The client opens one TCP connection A through the VIP and sends a line every 100 ms,
 #        each echoed by b1. Within a few seconds the other director lists A's entry
-#        (`ipvsadm -Lnc`), though no packet of A ever reached it.
+#        (`ipvsadm -Lnc`), and the client's persistence template with it, though no packet of
+#        A ever reached it.
 #     3. `flotilla move VI_1 --to OTHER`: the VIP moves; A goes on without a single lost or
 #        late echo, now through the new owner (its entry's packets count up there).
 #     4. Control: on the old owner, the backup daemon is stopped (`ipvsadm --stop-daemon
@@ -105,6 +106,7 @@ virtual_server $VIP 7 {
     lb_algo sh
     lb_kind DR
     protocol TCP
+    persistence_timeout 60
     real_server $(lab_addr b1) 7 {
     }
 }
@@ -179,6 +181,9 @@ if wait_for 15 listed "$other" "$pa"; then
   figure "connsync_entry_on_peer_s=$took"
 else fail "$other never listed A's entry; $owner: $(entry "$owner" "$pa")"; fi
 echo "   $owner: $(entry "$owner" "$pa")"
+# persistence_timeout: the client's template (client port 0) travels with the entry.
+if wait_for 5 listed "$other" 0; then pass "$other lists the client's persistence template: $(entry "$other" 0)"
+else fail "no persistence template on $other: $(lab_exec "$other" ipvsadm -Lnc | tr -s ' ' | tr '\n' '|')"; fi
 
 say "3. flotilla move VI_1 --to $other, with A talking"
 sleep 1
