@@ -11,7 +11,7 @@
 //! - **Streams**: every stream opens with one kind byte, outside the versioned envelope so
 //!   that it never changes: the dialler opens the one heartbeat stream of the pair
 //!   ([`STREAM_HEARTBEAT`]), both sides open a fresh stream per request ([`STREAM_REQUEST`])
-//!   and per connection-sync message ([`STREAM_CONN_SYNC`]: one way, no answer).
+//!   and per connection-sync message ([`STREAM_CONN_SYNC`]: nothing comes back).
 //! - **Heartbeats** go both ways every `interval` with a sequence number, the sender's
 //!   [`Health`] and its suspicions (gossip). The [`detector`] turns them into
 //!   [`Event`]s; a director sends at once when its suspicions change, so a second opinion
@@ -61,8 +61,8 @@ use wire::{FrameError, Heartbeat, Message, WireError};
 pub const STREAM_HEARTBEAT: u8 = b'H';
 /// First byte of a request stream.
 pub const STREAM_REQUEST: u8 = b'R';
-/// First byte of a connection-sync stream: frames of [`Message::ConnSync`] one way, no
-/// answer. A build without it counts the stream kind unknown and resets the stream.
+/// First byte of a connection-sync stream: frames of [`Message::ConnSync`], no answer. A
+/// build without it counts the stream kind unknown and resets the stream.
 pub const STREAM_CONN_SYNC: u8 = b'C';
 
 const CLOSE_SHUTDOWN: VarInt = VarInt::from_u32(0);
@@ -465,7 +465,10 @@ impl Mesh {
             .ok_or_else(|| RequestError::NotConnected(peer.to_string()))?;
         let frame = wire::encode(&Message::ConnSync(body), inner.version_for(peer))?;
         let send = async {
-            let mut send = conn.open_uni().await?;
+            // Bidirectional though nothing comes back: a build from before connection sync
+            // only accepts bidirectional streams, so there it meets the unknown-kind path
+            // (counted, reset) instead of piling up unaccepted one-way streams.
+            let (mut send, _recv) = conn.open_bi().await?;
             send.write_all(&[STREAM_CONN_SYNC])
                 .await
                 .map_err(|e| FrameError::Io(e.into()))?;
@@ -802,41 +805,22 @@ async fn run_connection(inner: Arc<Inner>, conn: Connection, peer: String, diale
 }
 
 async fn serve_streams(inner: Arc<Inner>, conn: Connection, peer: String) {
-    loop {
-        tokio::select! {
-            bi = conn.accept_bi() => match bi {
-                Ok((send, recv)) => {
-                    tokio::spawn(serve_stream(inner.clone(), conn.clone(), peer.clone(), send, recv));
-                }
-                Err(_) => break,
-            },
-            uni = conn.accept_uni() => match uni {
-                Ok(recv) => {
-                    tokio::spawn(serve_uni_stream(inner.clone(), peer.clone(), recv));
-                }
-                Err(_) => break,
-            },
-        }
+    while let Ok((send, recv)) = conn.accept_bi().await {
+        tokio::spawn(serve_stream(
+            inner.clone(),
+            conn.clone(),
+            peer.clone(),
+            send,
+            recv,
+        ));
     }
 }
 
-/// A one-way stream: connection-sync frames until it ends.
-async fn serve_uni_stream(inner: Arc<Inner>, peer: String, mut recv: RecvStream) {
-    let mut kind = [0u8; 1];
-    if recv.read_exact(&mut kind).await.is_err() {
-        return;
-    }
-    if kind[0] != STREAM_CONN_SYNC {
-        inner.reject(
-            &peer,
-            &format_args!("unknown one-way stream kind {:#04x}", kind[0]),
-        );
-        let _ = recv.stop(VarInt::from_u32(0));
-        return;
-    }
+/// A connection-sync stream: its frames until it ends; nothing is answered.
+async fn serve_conn_sync(inner: &Inner, peer: &str, mut recv: RecvStream) {
     loop {
         match wire::read_frame(&mut recv, wire::MAX_CONN_SYNC_FRAME).await {
-            Ok(Some(frame)) => match inner.decode_from(&peer, &frame) {
+            Ok(Some(frame)) => match inner.decode_from(peer, &frame) {
                 Ok(Message::ConnSync(body)) => {
                     let handler = inner
                         .conn_sync
@@ -844,15 +828,15 @@ async fn serve_uni_stream(inner: Arc<Inner>, peer: String, mut recv: RecvStream)
                         .unwrap_or_else(PoisonError::into_inner)
                         .clone();
                     if let Some(handler) = handler {
-                        handler(&peer, body);
+                        handler(peer, body);
                     }
                 }
-                Ok(_) => inner.reject(&peer, &"only connection sync belongs on this stream"),
-                Err(e) => inner.reject(&peer, &e),
+                Ok(_) => inner.reject(peer, &"only connection sync belongs on this stream"),
+                Err(e) => inner.reject(peer, &e),
             },
             Ok(None) => return,
             Err(e) => {
-                inner.reject(&peer, &e);
+                inner.reject(peer, &e);
                 let _ = recv.stop(VarInt::from_u32(0));
                 return;
             }
@@ -877,6 +861,10 @@ async fn serve_stream(
             conn.close(CLOSE_HEARTBEAT_ENDED, b"heartbeat stream ended");
         }
         STREAM_REQUEST => serve_request(&inner, &peer, send, recv).await,
+        STREAM_CONN_SYNC => {
+            let _ = send.finish();
+            serve_conn_sync(&inner, &peer, recv).await;
+        }
         other => {
             inner.reject(&peer, &format_args!("unknown stream kind {other:#04x}"));
             let _ = recv.stop(VarInt::from_u32(0));

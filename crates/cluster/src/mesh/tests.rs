@@ -783,7 +783,7 @@ fn tls_files_are_named_in_errors() {
     assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
 }
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conn_sync_messages_arrive_one_way_both_directions() {
+async fn conn_sync_messages_arrive_unanswered_both_directions() {
     let pki = Pki::new(&["lb-1", "lb-2"]);
     let fleet = cluster(&[("lb-1", addr(71)), ("lb-2", addr(72))]);
     let (a, mut a_events) = start(&fleet, "lb-1", &pki.tls("lb-1")).await;
