@@ -18,8 +18,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use flotilla_config::Config;
-use tokio::time::Instant;
 use flotilla_config::model::lvs::{Checker, CheckerKind, RealServer};
+use tokio::time::Instant;
 
 pub use file::FileProbe;
 pub use http::{BODY_LIMIT, Genhash, GenhashError, GenhashRequest, HttpProbe, UrlCheck, genhash};
