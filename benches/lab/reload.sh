@@ -16,7 +16,8 @@
 #   UML CPU to itself), each in its own namespace (IPVS is per namespace).
 #   Per implementation:
 #     1. start: from the spawn until /proc/net/ip_vs lists every service and destination
-#        (polled every POLL s, 1; reading the full table costs the poller, printed below);
+#        (polled every POLL s, 1, or 3 times as long as a poll took, whichever is longer:
+#        reading the full table in UML is not free; one poll's time is printed);
 #        the daemon's CPU up to then; then wait until it is quiet (QUIET: every one of 2
 #        consecutive seconds under 3 ticks); its RSS; its CPU over 10 s of quiet (idle);
 #     2. reload with a change: the first real server of the first virtual server gets
@@ -33,6 +34,7 @@
 #
 # Usage (root): bash benches/lab/reload.sh
 # Env: VS (2000), RS (37000), DELAY (3600), POLL (1), TIMEOUT (600), UML_MEM (3072M),
+#      IMPLS ("keepalived flotilla": which to run, in that order),
 #      FLOTILLA_BIN (default: release build under CARGO_TARGET_DIR or ./target),
 #      GEN_CONFIG (default: gen-config of the same build)
 set -uo pipefail
@@ -40,6 +42,7 @@ cd "$(dirname "$0")/../.." || exit 1
 source ops/lab/lab.sh
 VS=${FLOTILLA_VS:-${VS:-2000}} RS=${FLOTILLA_RS:-${RS:-37000}} DELAY=${FLOTILLA_DELAY:-${DELAY:-3600}}
 POLL=${FLOTILLA_POLL:-${POLL:-1}} TIMEOUT=${FLOTILLA_TIMEOUT:-${TIMEOUT:-600}}
+IMPLS=${FLOTILLA_IMPLS:-${IMPLS:-keepalived flotilla}}
 hz=$(getconf CLK_TCK)
 
 if [[ ${LAB_IN_UML:-} != 1 ]]; then
@@ -79,7 +82,7 @@ open(sys.argv[3], "w").write(changed)
   FLOTILLA_LABEL="$FLOTILLA_BIN ($(basename "$(dirname "$FLOTILLA_BIN")") build, $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD 2>/dev/null || echo +changes))"
   FLOTILLA_HOST="$(nproc) host cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), shared), host load at the start $(cut -d' ' -f1-3 /proc/loadavg)"
   export FLOTILLA_HOST FLOTILLA_LABEL FLOTILLA_VS=$VS FLOTILLA_RS=$RS FLOTILLA_DELAY=$DELAY \
-    FLOTILLA_POLL=$POLL FLOTILLA_TIMEOUT=$TIMEOUT
+    FLOTILLA_POLL=$POLL FLOTILLA_TIMEOUT=$TIMEOUT FLOTILLA_IMPLS=$IMPLS
   ops/lab/uml.sh run "$0" --timeout $((TIMEOUT * 8 + 600)) --share "$share" --mem "${UML_MEM:-3072M}" >"$share/uml.out" 2>&1
   rc=$?
   grep -E '^(uml:|   |==)' "$share/uml.out" | grep -v '^== table'
@@ -146,9 +149,9 @@ lines() { lab_exec "$1" awk 'END {print NR}' /proc/net/ip_vs; }
 # quiet NODE: wait until 2 consecutive seconds each charge fewer than 3 ticks; prints when
 # (lab_now_ms) the quiet began, or nothing after TIMEOUT.
 quiet() {
-  local a b n=0 since=0 i now
-  a=$(ticks "$1")
-  for ((i = 0; i < TIMEOUT; i++)); do
+  local a b n=0 since=0 now end
+  a=$(ticks "$1"); end=$(($(lab_now_ms) + TIMEOUT * 1000))
+  while (($(lab_now_ms) < end)); do
     sleep 1
     b=$(ticks "$1"); now=$(lab_now_ms)
     if ((b - a < 3)); then ((n == 0)) && since=$((now - 1000)); n=$((n + 1)); else n=0; fi
@@ -165,13 +168,14 @@ changed() {
 stop() { # NODE NAME: TERM, wait for the IPVS table to be released, else KILL
   local i
   lab_kill "$1" "$2" TERM 2>/dev/null
-  for ((i = 0; i < TIMEOUT * 10; i++)); do lab_alive "$1" "$2" || break; sleep 0.1; done
+  local end=$(($(lab_now_ms) + TIMEOUT * 1000))
+  while (($(lab_now_ms) < end)); do lab_alive "$1" "$2" || break; sleep 0.1; done
   lab_alive "$1" "$2" && lab_kill "$1" "$2" KILL
   lab_exec "$1" ipvsadm -C
 }
 
 want=$((3 + VS + RS))
-for impl in keepalived flotilla; do
+for impl in $IMPLS; do
   if [[ $impl == keepalived ]]; then node=d1; else node=d2; fi
   cp "$LAB_SHARE/start.conf" "$conf"
   echo "== $impl in $node: $VS virtual servers, $RS real servers, $(wc -c < "$conf") bytes"
@@ -182,16 +186,19 @@ for impl in keepalived flotilla; do
     lab_spawn "$node" "$impl" "$FLOTILLA" agent --ipvs kernel --config "$conf" --api-socket "$st/$node.sock"
   fi
   pid=$(lab_pid "$node" "$impl")
-  took="" n=0
-  for ((i = 0; i < TIMEOUT / POLL; i++)); do
+  took="" n=0 gap=$((POLL * 1000))
+  while (($(lab_now_ms) - t0 < TIMEOUT * 1000)); do
+    t=$(lab_now_ms)
     n=$(lines "$node")
     ((n >= want)) && { took=$(_lab_seconds $(($(lab_now_ms) - t0))); break; }
     lab_alive "$node" "$impl" || { echo "   $impl exited"; tail -5 "$(lab_logfile "$node" "$impl")"; break; }
-    sleep "$POLL"
+    # The poller shares the one CPU: it sleeps at least 3 times as long as a poll took.
+    t=$((3 * ($(lab_now_ms) - t)))
+    sleep "$(_lab_seconds $((t > gap ? t : gap)))"
   done
   R[$impl start]=${took:->$TIMEOUT} R[$impl start_cpu]=$(secs "$(ticks "$node")")
   echo "   all $((n - 3)) entries in IPVS after ${R[$impl start]} s, CPU ${R[$impl start_cpu]} s"
-  if [[ $impl == keepalived ]]; then
+  if [[ -z ${R[poll]:-} ]]; then
     t=$(lab_now_ms); lines "$node" >/dev/null
     R[poll]=$(_lab_seconds $(($(lab_now_ms) - t)))
     echo "   one poll of the full table (wc -l /proc/net/ip_vs): ${R[poll]} s"
@@ -207,7 +214,7 @@ for impl in keepalived flotilla; do
   c0=$(ticks "$node"); t0=$(lab_now_ms)
   kill -HUP "$pid"
   took=""
-  for ((i = 0; i < TIMEOUT * 10; i++)); do
+  while (($(lab_now_ms) - t0 < TIMEOUT * 1000)); do
     changed "$node" && { took=$(_lab_seconds $(($(lab_now_ms) - t0))); break; }
     sleep 0.1
   done
@@ -233,11 +240,11 @@ done
   echo "== reload of $VS virtual servers / $RS real servers (+1 VS, 1 weight changed), delay_loop and warmup $DELAY s"
   echo "   in UML ($(uname -r), 1 vCPU) on $FLOTILLA_HOST"
   echo "   flotilla: $FLOTILLA_LABEL; keepalived: $(keepalived --version 2>&1 | head -1)"
-  echo "   one after the other in the same UML boot; command: VS=$VS RS=$RS DELAY=$DELAY POLL=$POLL bash benches/lab/reload.sh"
-  echo "   times in s (start: polled every $POLL s, one poll ${R[poll]:-?} s; change: every 0.1 s; quiet: to the first of 2 s under 3 ticks each, 1 s resolution)"
+  echo "   one after the other in the same UML boot; command: VS=$VS RS=$RS DELAY=$DELAY POLL=$POLL TIMEOUT=$TIMEOUT IMPLS=\"$IMPLS\" bash benches/lab/reload.sh"
+  echo "   times in s (start: polled every $POLL s or 3 × a poll, one full poll ${R[poll]:-?} s; change: every 0.1 s; quiet: to the first of 2 s under 3 ticks each, 1 s resolution)"
   echo "   CPU in s: start = from the spawn to all in IPVS; reload = from SIGHUP to the end of the 2 quiet seconds"
   printf '%-11s | %-22s | %-7s | %-10s | %-28s | %-22s\n' impl "start: all in IPVS, CPU" "RSS MB" "idle/10 s" "reload+change: seen, quiet, CPU" "reload same: quiet, CPU"
-  for impl in keepalived flotilla; do
+  for impl in $IMPLS; do
     printf '%-11s | %-22s | %-7s | %-10s | %-28s | %-22s\n' "$impl" "${R[$impl start]} s, ${R[$impl start_cpu]} s" "${R[$impl rss]}" \
       "${R[$impl idle]} s" "${R[$impl chg_seen]} s, ${R[$impl chg_quiet]} s, ${R[$impl chg_cpu]} s" \
       "${R[$impl same_quiet]} s, ${R[$impl same_cpu]} s"
