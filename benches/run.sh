@@ -14,6 +14,8 @@
 #   checkers    flotilla-check example `load`     CPU of TCP_CHECK/HTTP_GET, flotilla alone
 #   checker-cpu benches/lab/checker-cpu.sh        10,000 real servers, flotilla vs keepalived
 #               (in UML: keepalived's checker needs IPVS)
+#   reload      benches/lab/reload.sh             2,000 VS / 37,000 RS into IPVS, reloaded with
+#               and without a change, flotilla vs keepalived (in UML)
 #   idle        benches/lab/idle-cpu.sh           idle CPU/RSS, 1,000 VIPs on 3 directors:
 #               keepalived, flotilla standalone, flotilla fleet
 #   vrrp        benches/lab/vrrp-failover.sh      pair takeover and 200-instance CPU vs keepalived
@@ -29,7 +31,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 quick=0; [[ ${1:-} == --quick ]] && { quick=1; shift; }
-ALL="criterion placement checkers checker-cpu idle vrrp fleet fast handover upgrade"
+ALL="criterion placement checkers checker-cpu reload idle vrrp fleet fast handover upgrade"
 parts=" ${*:-$ALL} "
 for p in $parts; do [[ " $ALL " == *" $p "* ]] || { echo "unknown part '$p' (parts: $ALL)"; exit 2; }; done
 want() { [[ $parts == *" $1 "* ]]; }
@@ -72,6 +74,11 @@ if want checker-cpu && need_root checker-cpu; then
   section "checker CPU, 10,000 real servers, flotilla vs keepalived (UML; flotilla also on the host; release)"
   if ((quick)); then run env RS=2000 DELAY=20 SECS=30 ROUNDS=1 bash benches/lab/checker-cpu.sh
   else run env ROUNDS=2 bash benches/lab/checker-cpu.sh; fi
+fi
+if want reload && need_root reload; then
+  section "reload of 2,000 VS / 37,000 RS, flotilla vs keepalived (UML, release)"
+  if ((quick)); then run env VS=200 RS=3700 bash benches/lab/reload.sh
+  else run bash benches/lab/reload.sh; fi
 fi
 if want idle && need_root idle; then
   section "idle CPU, 1,000 VIPs over 3 directors, flotilla vs keepalived (lab, release)"

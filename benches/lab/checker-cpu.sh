@@ -30,7 +30,8 @@
 # Usage (root): bash benches/lab/checker-cpu.sh
 # Env: RS (10000, a multiple of 100), DELAY (60), SECS (60), ROUNDS (3), KINDS ("tcp http"), HOST (1),
 #      UML (1; 0 = the host part alone),
-#      FLOTILLA_BIN (default: release build under CARGO_TARGET_DIR or ./target)
+#      FLOTILLA_BIN (default: release build under CARGO_TARGET_DIR or ./target),
+#      LAB_PREFIX (of the host part's namespaces; default lab-bcp-chkh)
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 source ops/lab/lab.sh
@@ -124,7 +125,7 @@ if [[ ${LAB_IN_UML:-} != 1 ]]; then
     FLOTILLA_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/flotilla
   fi
   share=$(mktemp -d /tmp/flotilla-chkcpu.XXXXXX)
-  export LAB_PREFIX=lab-bcp-chkh
+  export LAB_PREFIX=${LAB_PREFIX:-lab-bcp-chkh}
   trap 'lab_down; rm -rf "$share"' EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM

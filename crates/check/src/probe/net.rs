@@ -6,12 +6,15 @@ use std::net::SocketAddr;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpSocket, TcpStream, UdpSocket};
+use tokio::time::Instant;
 
 use super::{Endpoint, ProbeError, Secs};
 
 /// A non-blocking socket of `ep`'s family with its bind options applied.
 pub(super) fn socket(ep: &Endpoint, ty: Type, proto: Protocol) -> io::Result<Socket> {
-    let s = Socket::new(Domain::for_address(ep.addr), ty, Some(proto))?;
+    // SOCK_NONBLOCK at creation: two fcntl calls fewer per probe (each a ptrace round trip
+    // under User-Mode Linux, the same as keepalived's `socket(…| SOCK_NONBLOCK)`).
+    let s = Socket::new(Domain::for_address(ep.addr), ty.nonblocking(), Some(proto))?;
     if let Some(mark) = ep.fwmark {
         s.set_mark(mark)?;
     }
@@ -26,15 +29,28 @@ pub(super) fn socket(ep: &Endpoint, ty: Type, proto: Protocol) -> io::Result<Soc
         }
         s.bind(&bind.into())?;
     }
-    s.set_nonblocking(true)?;
     Ok(s)
 }
 
 /// Connects to `ep` within its timeout.
 pub(super) async fn connect_tcp(ep: &Endpoint) -> Result<TcpStream, ProbeError> {
+    connect_tcp_from(ep, Instant::now()).await
+}
+
+/// Connects to `ep` within its timeout counted from `started`: a caller that has just read
+/// the clock saves a read (a system call under User-Mode Linux, where there is no vDSO).
+pub(super) async fn connect_tcp_from(
+    ep: &Endpoint,
+    started: Instant,
+) -> Result<TcpStream, ProbeError> {
     let s = socket(ep, Type::STREAM, Protocol::TCP).map_err(ProbeError::Socket)?;
     let s = TcpSocket::from_std_stream(s.into());
-    match tokio::time::timeout(ep.timeout, s.connect(ep.addr)).await {
+    let connect = s.connect(ep.addr);
+    let bounded = match started.checked_add(ep.timeout) {
+        Some(deadline) => tokio::time::timeout_at(deadline, connect).await,
+        None => tokio::time::timeout(ep.timeout, connect).await,
+    };
+    match bounded {
         Err(_) => Err(ProbeError::ConnectTimeout(Secs(ep.timeout))),
         Ok(Err(e)) => Err(connect_error(e)),
         Ok(Ok(stream)) => Ok(stream),
