@@ -120,7 +120,10 @@ PY
   "$FLOTILLA" config check "$st/lab.conf" 2>/dev/null | sed 's/^/  /' || die "lab.conf does not check"
   load_lab
   # The client's requests: ROUNDS through every VIP, or for SECONDS; one line per request: the
-  # page (the answering server's name), HTTPnnn or FAILED. One process for all of them.
+  # page (the answering server's name), HTTPnnn, RESET (the connection was reset or closed
+  # mid-request: open to a director that let the VIP go; on the host tier each director answers
+  # with its own local server, so a connection cannot survive a move) or FAILED (no answer:
+  # refused or timed out). One process for all of them.
   cat > "$st/traffic.py" <<'PY'
 import http.client, sys, time
 def get(vip, timeout):
@@ -131,6 +134,8 @@ def get(vip, timeout):
         body = r.read().decode(errors="replace").strip()
         c.close()
         return body if r.status == 200 else f"HTTP{r.status}"
+    except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, http.client.RemoteDisconnected):
+        return "RESET"
     except (OSError, http.client.HTTPException):
         return "FAILED"
 mode, amount, timeout, vips = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]
@@ -258,7 +263,9 @@ demo() {
   sleep 1
   "$FLOTILLA" drain d1 --wait --api-socket "$(sock d2)" | sed 's/^/  /'
   wait "$loop"
-  b "  during the drain: $(grep -vc FAILED "$st/drain.txt") requests answered, $(grep -c FAILED "$st/drain.txt") failed"
+  local resets; resets=$(grep -c '^RESET$' "$st/drain.txt")
+  b "  during the drain: $(grep -vcE '^(FAILED|RESET)$' "$st/drain.txt") requests answered, $(grep -c '^FAILED$' "$st/drain.txt") failed"
+  ((resets)) && echo "  ($resets reset in flight: open to d1 as it let the VIP go; on this host lab each director answers with its own local server, so a connection cannot follow the VIP)"
   "$FLOTILLA" undrain d1 --api-socket "$(sock d2)" | sed 's/^/  /'
   step "5. A backend fails: b1's web server stops; its HTTP_GET checks take it out of the LVS table"
   lab_kill b1 http TERM
