@@ -101,8 +101,30 @@ pub async fn ensure() -> Result<(), NetError> {
     }
     .await;
     driver.abort();
-    result
+    result?;
+    wait_running().await
 }
+
+/// Until both ends are running (a veth pair just set up takes a moment to get its carrier:
+/// a datagram sent before that is dropped). Gives up quietly after [`RUNNING_WAIT`]: the sync
+/// daemons send again anyway.
+async fn wait_running() -> Result<(), NetError> {
+    let links = crate::link::Links::connect()?;
+    let deadline = tokio::time::Instant::now() + RUNNING_WAIT;
+    loop {
+        let mut running = true;
+        for name in [MASTER_IF, RELAY_IF] {
+            running &= links.status(name).await?.is_up();
+        }
+        if running || tokio::time::Instant::now() >= deadline {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// How long [`ensure`] waits for the pair's carrier.
+const RUNNING_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Deletes the veth pair (both ends go together); absent is fine.
 pub async fn remove() -> Result<(), NetError> {

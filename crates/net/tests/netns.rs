@@ -967,14 +967,21 @@ fn the_sync_link_carries_the_master_s_datagrams_to_the_reader_and_the_injector_s
                 .bind(&SocketAddr::V4(SocketAddrV4::new(MASTER_ADDR, 0)).into())
                 .expect("socket call");
             let to = SocketAddr::V4(SocketAddrV4::new(GROUP, MASTER_PORT));
-            master
-                .send_to(b"from the master", &to.into())
-                .expect("socket call");
             let mut buf = [0u8; 64];
-            let n = tokio::time::timeout(Duration::from_secs(2), reader.recv(&mut buf))
-                .await
-                .expect("the master's datagram reaches the reader")
-                .expect("socket call");
+            // UDP: sent again every 200 ms (as the daemons do) until one arrives, 2 s at most.
+            let mut got = None;
+            for _ in 0..10 {
+                master
+                    .send_to(b"from the master", &to.into())
+                    .expect("socket call");
+                if let Ok(r) =
+                    tokio::time::timeout(Duration::from_millis(200), reader.recv(&mut buf)).await
+                {
+                    got = Some(r.expect("socket call"));
+                    break;
+                }
+            }
+            let n = got.expect("the master's datagram reaches the reader within 2 s");
             assert_eq!(&buf[..n], b"from the master");
 
             let backup =
@@ -992,11 +999,17 @@ fn the_sync_link_carries_the_master_s_datagrams_to_the_reader_and_the_injector_s
                 .expect("socket call");
             backup.set_nonblocking(true).expect("socket call");
             let backup = tokio::net::UdpSocket::from_std(backup.into()).expect("socket call");
-            injector.send(b"to the backup").await.expect("socket call");
-            let n = tokio::time::timeout(Duration::from_secs(2), backup.recv(&mut buf))
-                .await
-                .expect("the injector's datagram reaches the backup socket")
-                .expect("socket call");
+            let mut got = None;
+            for _ in 0..10 {
+                injector.send(b"to the backup").await.expect("socket call");
+                if let Ok(r) =
+                    tokio::time::timeout(Duration::from_millis(200), backup.recv(&mut buf)).await
+                {
+                    got = Some(r.expect("socket call"));
+                    break;
+                }
+            }
+            let n = got.expect("the injector's datagram reaches the backup socket within 2 s");
             assert_eq!(&buf[..n], b"to the backup");
 
             sync_link::remove().await.expect("remove");
