@@ -66,11 +66,11 @@ raft_mon=$!
 # settle WHAT: within 3 advert intervals every VIP has exactly one holder, and still has 1 s
 # later. A planned move in flight then (rebalancing after a heal) holds its VIPs twice for a
 # few tens of ms on purpose (make-before-break: the new owner's VIPs and GARP come before the
-# advert that releases the old one), so the second look may wait up to 1 s more for that to
-# end; the watcher's longest double holder bounds it over the whole phase.
+# advert that releases the old one); each_once looks twice at such a VIP, and the second look
+# may take up to 2 s. The watcher's longest double holder bounds it over the whole phase.
 settle() {
   local t0; t0=$(lab_now_ms)
-  if wait_for 4 each_once; then sleep 1; wait_for 1 each_once; fi
+  if wait_for 4 each_once; then sleep 1; wait_for 2 each_once; fi
   if bad=$(each_once); then pass "$1: every VIP held exactly once ($(_lab_seconds $(($(lab_now_ms) - t0))) s after; load $(load))"
   else fail "$1: ownership not settled after $(_lab_seconds $(($(lab_now_ms) - t0))) s: $bad; load $(load)"; fi
 }

@@ -53,21 +53,25 @@ if ka_pids=$(pgrep -x keepalived); then
 fi
 cleanup_leftovers
 
-results=() total0=$(lab_now_ms) failed=0
+results=() total0=$(lab_now_ms) failed=0 failed_checks=()
+logdir=$(mktemp -d /tmp/flotilla-lab-tests.XXXXXX)
 for t in "${tests[@]}"; do
   name=$(basename "$t" .sh)
   echo
   echo "################ $name (timeout ${timeout_s}s)"
   t0=$(lab_now_ms)
   # TERM first (tests clean up in their EXIT trap; UML shuts down cleanly), KILL 30 s later.
-  timeout -k 30 "$timeout_s" bash "$t"
-  rc=$?
+  timeout -k 30 "$timeout_s" bash "$t" 2>&1 | tee "$logdir/$name.log"
+  rc=${PIPESTATUS[0]}
   secs=$(_lab_seconds $(($(lab_now_ms) - t0)))
   case $rc in
     0)       res=PASS ;;
     124|137) res=TIMEOUT; failed=$((failed + 1)) ;;
     *)       res="FAIL($rc)"; failed=$((failed + 1)) ;;
   esac
+  # The failed checks again at the end, where a CI excerpt of the last lines still shows them.
+  [[ $res == PASS ]] || mapfile -t -O "${#failed_checks[@]}" failed_checks \
+    < <(grep -E '^(FAIL|TIMEOUT|ERROR)' "$logdir/$name.log" | grep -Ev 'failed checks\)$' | sed "s/^/$name: /" | head -20)
   results+=("$(printf '%-28s %-10s %8s' "$name" "$res" "$secs")")
 done
 cleanup_leftovers
@@ -78,4 +82,10 @@ echo "################ summary"
 printf '%-28s %-10s %8s\n' test result seconds
 printf '%s\n' "${results[@]}"
 printf '%-28s %-10s %8s\n' total "$((${#tests[@]} - failed))/${#tests[@]} ok" "$total"
+if ((${#failed_checks[@]})); then
+  echo
+  echo "################ failed checks"
+  printf '%s\n' "${failed_checks[@]}"
+fi
+rm -rf "$logdir"
 ((failed == 0))

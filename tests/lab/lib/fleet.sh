@@ -62,7 +62,17 @@ print($2)" 2>/dev/null
 }
 
 holders() { local d out=""; for d in $DIRECTORS; do lab_has_addr "$d" "10.99.0.$1" && out+="$d "; done; echo "${out% }"; }
-each_once() { local v h; for v in $VIPS; do h=$(holders "$v"); [[ $h == d? ]] || { echo "$v:'$h'"; return 1; }; done; }
+# each_once: every VIP has exactly one holder. A VIP seen with two holders (or none) is looked at
+# again 0.3 s later before it counts: a planned move holds its VIPs twice for a few tens of ms on
+# purpose (make-before-break), and a rebalance after a heal makes such moves for seconds. How
+# long any VIP really had two holders or none is the ownership watcher's job (watch_report).
+each_once() {
+  local v h
+  for v in $VIPS; do
+    h=$(holders "$v"); [[ $h == d? ]] && continue
+    sleep 0.3; h=$(holders "$v"); [[ $h == d? ]] || { echo "$v:'$h'"; return 1; }
+  done
+}
 load() { local d v n; for d in $DIRECTORS; do n=0; for v in $VIPS; do lab_has_addr "$d" "10.99.0.$v" && n=$((n + 1)); done; printf '%s=%s ' "$d" "$n"; done; }
 spread() { tr ' ' '\n' <<<"$1" | cut -d= -f2 | grep . | sort -n | awk 'NR==1{mn=$1} {mx=$1} END{print mx - mn}'; }
 
