@@ -131,11 +131,13 @@ type SupervisorRef = ActorRef<SupervisorMsg<UnitSetup, InstanceMsg>>;
 /// whose setup is unchanged keep running untouched (no transition, no VIP flap), removed
 /// units release (priority 0, VIPs removed) and stop, new and changed units start.
 pub async fn run_standalone(
-    cfg: &Config,
+    cfg: Arc<Config>,
     reload: impl Fn() -> Result<Config, String>,
     options: &Options,
 ) -> Result<(), AgentError> {
     let api_socket = options.api_socket.as_path();
+    let mut in_effect = cfg;
+    let cfg: &Config = &in_effect;
     let units = match &options.fleet {
         None => setup::units(cfg)?,
         Some(f) => setup::units_for_director(cfg, &f.name)?,
@@ -211,11 +213,10 @@ pub async fn run_standalone(
     // The configuration in effect here: a committed one is compared with this, not with the
     // file the director started from, or a return to that file (a director removed and then
     // added back while it runs) would be taken for "no change" and leave its units stopped.
-    let mut in_effect = cfg.clone();
     let strays = handles.strays.clone();
     strays.watch(&specs(&running));
     let mut lvs = Lvs::start(
-        &Arc::new(cfg.clone()),
+        &in_effect,
         &notifier,
         options.ipvs,
         handles.virtual_servers.clone(),
@@ -279,6 +280,8 @@ pub async fn run_standalone(
             });
         }
     }
+    // What loading and starting freed (the file's syntax tree above all) goes back now.
+    flotilla_net::heap::release_free_memory();
     tracing::info!(units = lock(&running).len(), api = %api_socket.display(), "running standalone");
     loop {
         tokio::select! {
@@ -300,7 +303,7 @@ pub async fn run_standalone(
                         Err(e) => tracing::error!(error = %e, "SIGHUP: cannot encode the configuration"),
                     },
                     (None, Ok(new)) => {
-                        apply_config(&new, &running, &supervisor, &strays, &mut lvs, &notifier, options, &handles).await;
+                        apply_config(&Arc::new(new), &running, &supervisor, &strays, &mut lvs, &notifier, options, &handles).await;
                     }
                 }
                 if let Some(sd) = &systemd {
@@ -316,8 +319,9 @@ pub async fn run_standalone(
                 if let Some(state) = state && state.config_version != config_version {
                     config_version = state.config_version;
                     match state.config() {
-                        Ok(Some(new)) if new != in_effect => {
+                        Ok(Some(new)) if new != *in_effect => {
                             tracing::info!(version = config_version, "fleet configuration changed");
+                            let new = Arc::new(new);
                             if apply_config(&new, &running, &supervisor, &strays, &mut lvs, &notifier, options, &handles).await {
                                 in_effect = new;
                             }
@@ -401,7 +405,7 @@ async fn next_state(
 /// changed).
 #[allow(clippy::too_many_arguments)]
 async fn apply_config(
-    new: &Config,
+    new: &Arc<Config>,
     running: &Running,
     supervisor: &SupervisorRef,
     strays: &crate::strays::Strays,
@@ -448,24 +452,24 @@ async fn apply_config(
     };
     apply_reload(running, wanted, supervisor).await;
     strays.watch(&specs(running));
-    let new = Arc::new(new.clone());
     match lvs {
-        Some(l) => l.reload(&new).await,
+        Some(l) => l.reload(new).await,
         None => {
             *lvs = Lvs::start(
-                &new,
+                new,
                 notifier,
                 options.ipvs,
                 handles.virtual_servers.clone(),
                 &handles.metrics,
             )
             .await;
-            ipvs_source(handles, lvs, &new);
+            ipvs_source(handles, lvs, new);
         }
     }
     if let Some(f) = &handles.fleet {
         f.reapply();
     }
+    flotilla_net::heap::release_free_memory();
     true
 }
 

@@ -2,10 +2,12 @@
 //! machines, the host, IPVS, the checkers and the cluster together. Actors are thin shells
 //! around the pure crates; a crashed actor is restarted alone, never the director.
 //!
-//! Today: standalone VRRP (no `cluster` block): one [`instance::VrrpInstance`] actor per unit
-//! (an instance, or a sync group) under the [`supervisor::Supervisor`], a
-//! [`notifier::Notifier`] running notify scripts, and one runner per tracked script, file or
-//! process ([`trackers`]); see [`director::run_standalone`].
+//! [`director::run_standalone`] starts, under the [`supervisor::Supervisor`], one
+//! [`instance::VrrpInstance`] actor per unit (an instance, or a sync group), a
+//! [`notifier::Notifier`] running notify scripts, one runner per tracked script, file or
+//! process ([`trackers`]), one [`virtual_server`] actor per virtual server (its checkers report
+//! to it) feeding the single IPVS writer ([`lvs_writer`]) and, for a director of a fleet, the
+//! [`fleet`] half: mesh, Raft, placement and the moves it orders.
 
 pub mod announce;
 pub mod api;

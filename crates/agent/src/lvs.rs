@@ -71,7 +71,7 @@ impl Lvs {
         let mut initial = BTreeMap::new();
         let mut startable = Vec::new();
         for s in specs {
-            match VsState::new(&cfg.lvs, &s.vs) {
+            match VsState::new(&s) {
                 Ok(st) => {
                     initial.insert(s.name.clone(), st.desired());
                     startable.push(s);

@@ -6,14 +6,12 @@
 
 use std::sync::Arc;
 
-use flotilla_check::{CheckEvent, CheckRunner, CheckSpec, Target};
+use flotilla_check::{CheckEvent, CheckRunner, CheckSpec, EventSink, Target};
 use flotilla_config::Config;
 use flotilla_config::model::lvs::{Protocol, RealServer, VirtualServer, VirtualServerKey};
 use flotilla_ipvs::ServiceSpec;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use crate::lvs_writer::WriterMsg;
 use crate::metrics::Metrics;
@@ -79,18 +77,31 @@ pub struct VsActor;
 
 /// What the supervisor restarts a virtual server from. Two specs are equal when the virtual
 /// server and the groups it may use are (a reload leaves an equal one running untouched).
+///
+/// A spec points into the shared configuration rather than holding a copy of its virtual
+/// server: with tens of thousands of real servers, every copy of the model costs megabytes.
 #[derive(Clone)]
 pub struct VsSpec {
     pub name: String,
-    pub vs: VirtualServer,
     /// The whole configuration, for groups and the checkers' global settings.
     pub config: Arc<Config>,
+    /// Which of `config`'s virtual servers this is.
+    index: usize,
+}
+
+impl std::fmt::Debug for VsSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VsSpec")
+            .field("name", &self.name)
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PartialEq for VsSpec {
     fn eq(&self, other: &Self) -> bool {
         self.name == other.name
-            && self.vs == other.vs
+            && self.vs() == other.vs()
             && self.config.lvs.virtual_server_groups == other.config.lvs.virtual_server_groups
     }
 }
@@ -102,12 +113,19 @@ impl VsSpec {
             .lvs
             .virtual_servers
             .iter()
-            .map(|vs| VsSpec {
+            .enumerate()
+            .map(|(index, vs)| VsSpec {
                 name: vs_name(vs),
-                vs: vs.clone(),
                 config: config.clone(),
+                index,
             })
             .collect()
+    }
+
+    /// The virtual server.
+    pub fn vs(&self) -> &VirtualServer {
+        // `index` came from this configuration, which nothing mutates behind its Arc.
+        &self.config.lvs.virtual_servers[self.index]
     }
 }
 
@@ -124,8 +142,7 @@ pub struct VsActorState {
     writer: ActorRef<WriterMsg>,
     notifier: ActorRef<NotifyMsg>,
     /// Dropping a runner stops its checker.
-    _runners: Vec<CheckRunner>,
-    forwarders: Vec<JoinHandle<()>>,
+    runners: Vec<CheckRunner>,
     reasons: Vec<Option<String>>,
     last: Vec<ServiceSpec>,
 }
@@ -147,33 +164,25 @@ impl Actor for VsActor {
             metrics,
         } = args;
         let cfg = &spec.config;
-        let vs = &spec.vs;
-        let state = VsState::new(&cfg.lvs, vs)?;
+        let vs = spec.vs();
+        let state = VsState::new(&spec)?;
         let mut runners = Vec::new();
-        let mut forwarders = Vec::new();
         for (i, rs) in vs.real_servers.iter().enumerate() {
             for (c, checker) in rs.checkers.iter().enumerate() {
                 let check = CheckSpec::new(checker, Target::of(rs), cfg)
                     .map_err(|e| format!("{}: real server {}: {e}", spec.name, rs.ip))?;
-                let (tx, mut rx) = mpsc::channel(16);
                 let observer =
                     metrics.probe_observer(&spec.name, &rs_address(rs), checker.kind.keyword());
-                runners.push(CheckRunner::spawn_observed(check, tx, Some(observer)));
                 let me = me.clone();
-                forwarders.push(tokio::spawn(async move {
-                    while let Some(event) = rx.recv().await {
-                        if me
-                            .cast(VsMsg::Check {
-                                rs: i,
-                                check: c,
-                                event,
-                            })
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
+                let events = EventSink::Call(Box::new(move |event| {
+                    me.cast(VsMsg::Check {
+                        rs: i,
+                        check: c,
+                        event,
+                    })
+                    .is_ok()
                 }));
+                runners.push(CheckRunner::spawn_observed(check, events, Some(observer)));
             }
         }
         let last = state.desired();
@@ -189,14 +198,14 @@ impl Actor for VsActor {
             quorum_up = state.quorum_up(),
             "virtual server started"
         );
+        let reasons = vec![None; vs.real_servers.len()];
         Ok(VsActorState {
             name: spec.name,
-            reasons: vec![None; vs.real_servers.len()],
+            reasons,
             state,
             writer,
             notifier,
-            _runners: runners,
-            forwarders,
+            runners,
             last,
         })
     }
@@ -244,9 +253,8 @@ impl Actor for VsActor {
         _me: ActorRef<VsMsg>,
         st: &mut VsActorState,
     ) -> Result<(), ActorProcessingErr> {
-        for f in &st.forwarders {
-            f.abort();
-        }
+        // Stops every checker now, not when ractor drops the state.
+        st.runners.clear();
         Ok(())
     }
 }

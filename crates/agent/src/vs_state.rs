@@ -11,9 +11,11 @@
 //!   (or stays at weight 0 with `sorry_server_inhibit`).
 //! * Dynamic weights (MISC_CHECK `misc_dynamic`, FILE_CHECK) replace a server's weight.
 
-use flotilla_config::model::lvs::{LvsSection, VirtualServer};
+use flotilla_config::model::lvs::VirtualServer;
 use flotilla_ipvs::desired::{destination, service_keys, service_spec, sorry_destination};
 use flotilla_ipvs::{DesiredError, ServiceKey, ServiceSpec};
+
+use crate::virtual_server::VsSpec;
 
 /// What changed, for logs and notify scripts (`notify_up/down`, `quorum_up/down`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,15 +42,17 @@ impl RsHealth {
 
 #[derive(Debug, Clone)]
 pub struct VsState {
-    vs: VirtualServer,
+    /// The virtual server, in the shared configuration (not a copy of it).
+    spec: VsSpec,
     keys: Vec<ServiceKey>,
     rs: Vec<RsHealth>,
     quorum_up: bool,
 }
 
 impl VsState {
-    pub fn new(lvs: &LvsSection, vs: &VirtualServer) -> Result<VsState, DesiredError> {
-        let keys = service_keys(lvs, vs)?;
+    pub fn new(spec: &VsSpec) -> Result<VsState, DesiredError> {
+        let vs = spec.vs();
+        let keys = service_keys(&spec.config.lvs, vs)?;
         let rs = vs
             .real_servers
             .iter()
@@ -59,18 +63,18 @@ impl VsState {
             })
             .collect();
         let mut st = VsState {
-            vs: vs.clone(),
+            spec: spec.clone(),
             keys,
             rs,
             quorum_up: true,
         };
         // At start the plain threshold decides (no hysteresis yet).
-        st.quorum_up = st.live_weight() >= u64::from(st.vs.quorum);
+        st.quorum_up = st.live_weight() >= u64::from(st.spec.vs().quorum);
         Ok(st)
     }
 
     pub fn virtual_server(&self) -> &VirtualServer {
-        &self.vs
+        self.spec.vs()
     }
 
     pub fn keys(&self) -> &[ServiceKey] {
@@ -131,7 +135,10 @@ impl VsState {
 
     fn update_quorum(&mut self, events: &mut Vec<VsEvent>) {
         let weight = self.live_weight();
-        let (quorum, hyst) = (u64::from(self.vs.quorum), u64::from(self.vs.hysteresis));
+        let (quorum, hyst) = (
+            u64::from(self.spec.vs().quorum),
+            u64::from(self.spec.vs().hysteresis),
+        );
         if !self.quorum_up && weight >= quorum + hyst {
             self.quorum_up = true;
             events.push(VsEvent::QuorumUp { weight });
@@ -143,17 +150,17 @@ impl VsState {
 
     /// The IPVS services this virtual server should have now.
     pub fn desired(&self) -> Vec<ServiceSpec> {
+        let vs = self.spec.vs();
         self.keys
             .iter()
             .map(|key| {
-                let mut spec = service_spec(&self.vs, *key);
-                let sorry = sorry_destination(&self.vs, *key);
-                let inhibit_sorry = self.vs.sorry_server.as_ref().is_some_and(|s| s.inhibit);
+                let mut spec = service_spec(vs, *key);
+                let sorry = sorry_destination(vs, *key);
+                let inhibit_sorry = vs.sorry_server.as_ref().is_some_and(|s| s.inhibit);
                 spec.destinations = if !self.quorum_up && sorry.is_some() {
                     sorry.into_iter().collect()
                 } else {
-                    let mut d: Vec<_> = self
-                        .vs
+                    let mut d: Vec<_> = vs
                         .real_servers
                         .iter()
                         .zip(&self.rs)
@@ -162,7 +169,7 @@ impl VsState {
                             if h.alive() {
                                 dest.weight = h.weight;
                                 Some(dest)
-                            } else if cfg.inhibit_on_failure || self.vs.inhibit_on_failure {
+                            } else if cfg.inhibit_on_failure || vs.inhibit_on_failure {
                                 dest.weight = 0;
                                 Some(dest)
                             } else {
@@ -189,6 +196,7 @@ impl VsState {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use std::path::Path;
+    use std::sync::Arc;
 
     use flotilla_config::{LoadOptions, load_str};
 
@@ -205,7 +213,7 @@ mod tests {
         text.push_str("}\n");
         let l = load_str(Path::new("t.conf"), &text, &LoadOptions::default());
         assert!(l.is_ok(), "{}", l.report());
-        VsState::new(&l.config.lvs, &l.config.lvs.virtual_servers[0]).unwrap()
+        VsState::new(&VsSpec::all(&Arc::new(l.config))[0]).unwrap()
     }
 
     fn weights(s: &VsState) -> Vec<(String, u32)> {
@@ -351,7 +359,7 @@ mod tests {
     fn a_real_server_without_checkers_is_always_alive() {
         let text = "virtual_server 10.0.0.100 80 {\n alpha\n real_server 10.0.1.1 80 {\n  weight 3\n }\n}\n";
         let l = load_str(Path::new("t.conf"), text, &LoadOptions::default());
-        let s = VsState::new(&l.config.lvs, &l.config.lvs.virtual_servers[0]).unwrap();
+        let s = VsState::new(&VsSpec::all(&Arc::new(l.config))[0]).unwrap();
         assert_eq!(weights(&s), [("10.0.1.1".into(), 3)]);
     }
 }

@@ -14,5 +14,5 @@ pub mod runner;
 pub mod schedule;
 
 pub use probe::{CheckSpec, Pass, Probe, ProbeError, SpecError, Target};
-pub use runner::{CheckRunner, ProbeObserver, ProbeReport, ProbeResult};
+pub use runner::{CheckRunner, EventSink, ProbeObserver, ProbeReport, ProbeResult};
 pub use schedule::{CheckEvent, Health, Outcome, Scheduler};

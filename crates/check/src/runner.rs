@@ -1,7 +1,8 @@
 //! One checker on tokio: the [`Scheduler`] fed with real time and real probes.
 //!
-//! The agent spawns a [`CheckRunner`] per checker and reads [`CheckEvent`]s from its
-//! channel; dropping the runner stops the checker (a MISC_CHECK script that is running is
+//! The agent spawns a [`CheckRunner`] per checker and hears its [`CheckEvent`]s through an
+//! [`EventSink`] (a channel, or a call made on the checker's task); dropping the runner stops
+//! the checker (a MISC_CHECK script that is running is
 //! killed with its process group). Events are transitions only; a [`ProbeObserver`] given at
 //! spawn hears every probe as it completes (what it took and how it ended), for metrics.
 
@@ -58,6 +59,42 @@ impl ProbeResult {
 /// Called on the checker's task after every probe; it must not block.
 pub type ProbeObserver = Arc<dyn Fn(ProbeReport) + Send + Sync>;
 
+/// Where a checker's events go. The checker stops once nobody listens any more.
+pub enum EventSink {
+    /// A channel; the checker waits while it is full.
+    Channel(mpsc::Sender<CheckEvent>),
+    /// Called on the checker's task for every event; it must not block, and returns false
+    /// once nobody listens. Costs no channel and no task of its own per checker (an agent
+    /// with tens of thousands of real servers runs one checker each).
+    Call(Box<dyn Fn(CheckEvent) -> bool + Send + Sync>),
+}
+
+impl EventSink {
+    async fn send(&self, e: CheckEvent) -> bool {
+        match self {
+            // Boxed: the send future is a quarter of a KB, kept in every checker's task
+            // otherwise (the agent's checkers use `Call`).
+            EventSink::Channel(tx) => Box::pin(tx.send(e)).await.is_ok(),
+            EventSink::Call(f) => f(e),
+        }
+    }
+}
+
+impl From<mpsc::Sender<CheckEvent>> for EventSink {
+    fn from(tx: mpsc::Sender<CheckEvent>) -> Self {
+        EventSink::Channel(tx)
+    }
+}
+
+impl std::fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EventSink::Channel(_) => "EventSink::Channel",
+            EventSink::Call(_) => "EventSink::Call",
+        })
+    }
+}
+
 /// A running checker; dropping it cancels the checker.
 #[derive(Debug)]
 pub struct CheckRunner {
@@ -69,39 +106,39 @@ impl CheckRunner {
     /// Starts checking on the current tokio runtime. The first probe runs after
     /// keepalived's bootstrap delay plus a random share of `warmup`; events go to `events`
     /// until the receiver is dropped.
-    pub fn spawn(spec: CheckSpec, events: mpsc::Sender<CheckEvent>) -> Self {
+    pub fn spawn(spec: CheckSpec, events: impl Into<EventSink>) -> Self {
         Self::spawn_observed(spec, events, None)
     }
 
     /// As [`Self::spawn`]; `observer` also hears every probe's duration and result.
     pub fn spawn_observed(
         spec: CheckSpec,
-        events: mpsc::Sender<CheckEvent>,
+        events: impl Into<EventSink>,
         observer: Option<ProbeObserver>,
     ) -> Self {
         let first = first_delay(spec.schedule.warmup, random_u64());
-        Self::start(spec, events, first, observer)
+        Self::start(spec, events.into(), first, observer)
     }
 
     /// As [`Self::spawn`], with the first probe `first` from now (tests, or an agent that
     /// spreads its checkers itself).
-    pub fn spawn_after(spec: CheckSpec, events: mpsc::Sender<CheckEvent>, first: Duration) -> Self {
-        Self::start(spec, events, first, None)
+    pub fn spawn_after(spec: CheckSpec, events: impl Into<EventSink>, first: Duration) -> Self {
+        Self::start(spec, events.into(), first, None)
     }
 
     /// As [`Self::spawn_after`], with an observer (see [`Self::spawn_observed`]).
     pub fn spawn_observed_after(
         spec: CheckSpec,
-        events: mpsc::Sender<CheckEvent>,
+        events: impl Into<EventSink>,
         first: Duration,
         observer: ProbeObserver,
     ) -> Self {
-        Self::start(spec, events, first, Some(observer))
+        Self::start(spec, events.into(), first, Some(observer))
     }
 
     fn start(
         spec: CheckSpec,
-        events: mpsc::Sender<CheckEvent>,
+        events: EventSink,
         first: Duration,
         observer: Option<ProbeObserver>,
     ) -> Self {
@@ -128,18 +165,13 @@ impl Drop for CheckRunner {
     }
 }
 
-async fn run(
-    spec: CheckSpec,
-    events: mpsc::Sender<CheckEvent>,
-    first: Duration,
-    observer: Option<ProbeObserver>,
-) {
+async fn run(spec: CheckSpec, events: EventSink, first: Duration, observer: Option<ProbeObserver>) {
     // Two clock reads per probe, when it starts and when it ends: under User-Mode Linux each
     // is a system call, and a probe makes only about seven others.
     let mut s = Scheduler::new(Instant::now().into_std(), spec.schedule, spec.weight, first);
     loop {
         while let Some(e) = s.poll_event() {
-            if events.send(e).await.is_err() {
+            if !events.send(e).await {
                 return;
             }
         }

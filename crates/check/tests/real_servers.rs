@@ -637,6 +637,54 @@ async fn next(rx: &mut mpsc::Receiver<CheckEvent>) -> CheckEvent {
         .expect("the checker runs")
 }
 
+/// The agent's way: events as calls on the checker's task, no channel. The checker stops
+/// once the call says nobody listens.
+#[tokio::test]
+async fn a_call_sink_hears_transitions_and_a_refusal_stops_the_checker() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let server = http_server("127.0.0.4:0").await;
+    let addr = server.addr;
+    let mut c = checker(CheckerKind::Http(http(vec![url("/ok")])), T);
+    c.timing = Some(timing(
+        Duration::from_millis(100),
+        0,
+        Duration::from_millis(100),
+        true,
+    ));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let sink = flotilla_check::EventSink::Call(Box::new(move |e| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        tx.send(e).is_ok()
+    }));
+    let _runner = CheckRunner::spawn_after(spec(&c, addr), sink, Duration::ZERO);
+    let first = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await;
+    assert_eq!(
+        first.expect("an event within 20 s"),
+        Some(CheckEvent::Up {
+            reason: "HTTP status 200 for /ok".into()
+        })
+    );
+    // Nobody listens any more: the next transition's call returns false and ends the checker.
+    drop(rx);
+    drop(server);
+    let t0 = tokio::time::Instant::now();
+    while calls.load(Ordering::SeqCst) < 2 && t0.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "the down transition was offered"
+    );
+    // With the server back the checker would go up again; it has stopped, so no third call.
+    let _server = http_server(&addr.to_string()).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "the checker stopped");
+}
+
 #[tokio::test]
 async fn a_server_that_stops_goes_down_and_comes_back_up() {
     let server = http_server("127.0.0.4:0").await;

@@ -95,10 +95,48 @@ fn lex_options(opts: &LoadOptions) -> lexer::LexOptions {
 
 fn finish(lines: Vec<ast::Line>, sources: SourceMap, mut diagnostics: Diagnostics) -> Loaded {
     let nodes = tree::build(lines, &mut diagnostics);
-    let config = lower::lower(&nodes, &mut lower::Ctx::new(&mut diagnostics));
+    let mut config = lower::lower(&nodes, &mut lower::Ctx::new(&mut diagnostics));
+    config.shrink_to_fit();
     Loaded {
         config,
         sources,
         diagnostics,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::lvs::CheckerKind;
+
+    /// Every vector of the LVS half holds exactly what it has: a model kept for the life of
+    /// the process must not carry the slots its vectors grew into.
+    fn assert_tight(c: &Config) {
+        let lvs = &c.lvs;
+        assert_eq!(lvs.virtual_servers.capacity(), lvs.virtual_servers.len());
+        for vs in &lvs.virtual_servers {
+            assert_eq!(vs.real_servers.capacity(), vs.real_servers.len());
+            for rs in &vs.real_servers {
+                assert_eq!(rs.checkers.capacity(), rs.checkers.len());
+                for ch in &rs.checkers {
+                    if let CheckerKind::Http(h) = &ch.kind {
+                        assert_eq!(h.urls.capacity(), h.urls.len());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_loaded_or_decoded_model_keeps_no_spare_room() {
+        let text = "virtual_server 10.0.0.1 80 {\n  real_server 10.0.1.1 80 {\n    HTTP_GET {\n      url {\n        path /\n      }\n    }\n  }\n  real_server 10.0.1.2 80 {\n    TCP_CHECK {\n    }\n  }\n  real_server 10.0.1.3 80 {\n    TCP_CHECK {\n    }\n  }\n}\n";
+        let loaded = load_str(Path::new("t.conf"), text, &LoadOptions::default());
+        assert!(loaded.is_ok(), "{}", loaded.report());
+        assert_tight(&loaded.config);
+        let json = serde_json::to_string(&loaded.config).expect("encodes");
+        let mut decoded: Config = serde_json::from_str(&json).expect("decodes");
+        decoded.shrink_to_fit();
+        assert_tight(&decoded);
+        assert_eq!(decoded, loaded.config);
     }
 }

@@ -55,10 +55,16 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
                 state_dir: args.state_dir.clone(),
             }),
     };
+    // The sources (the file's text) are not kept: a reload reads the file again.
+    let flotilla_config::Loaded {
+        config,
+        sources,
+        diagnostics,
+    } = loaded;
+    drop((sources, diagnostics));
+    let config = std::sync::Arc::new(config);
     match runtime.block_on(flotilla_agent::director::run_standalone(
-        &loaded.config,
-        reload,
-        &options,
+        config, reload, &options,
     )) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {

@@ -31,11 +31,13 @@ enum Command {
     /// Read, check and show configurations.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Run a director. Today: standalone VRRP (a configuration without a cluster block),
-    /// IPv4 instances, keepalived's behaviour: adverts, VIPs, gratuitous ARP, notify scripts;
-    /// on SIGTERM every master sends priority 0 and removes its VIPs.
+    /// Run a director: its VRRP instances as keepalived runs them (adverts, VIPs, gratuitous
+    /// ARP / unsolicited NA, tracking, notify scripts), its virtual servers in IPVS with their
+    /// health checkers and, with --name and a `cluster` block, its part in the fleet (mesh,
+    /// Raft, placement). On SIGTERM every master sends priority 0 and removes its VIPs.
     ///
     /// Example: flotilla agent --config /etc/keepalived/keepalived.conf
+    /// (fleet: flotilla agent --config /etc/flotilla/flotilla.conf --name d1)
     Agent(AgentArgs),
     /// Show what the local agent runs: per instance its state, priority (configured and
     /// effective), master, VIPs held, since when and why, advert counters and dropped packets.

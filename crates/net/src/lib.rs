@@ -8,6 +8,7 @@ use std::net::Ipv6Addr;
 
 pub mod file_watch;
 pub mod garp;
+pub mod heap;
 pub mod link;
 pub mod sync_link;
 pub mod vip;

@@ -140,7 +140,12 @@ impl FleetState {
     pub fn config(&self) -> Result<Option<Config>, ConfigDecodeError> {
         self.config_json
             .as_deref()
-            .map(serde_json::from_str)
+            .map(|json| {
+                serde_json::from_str(json).map(|mut c: Config| {
+                    c.shrink_to_fit();
+                    c
+                })
+            })
             .transpose()
             .map_err(|source| ConfigDecodeError {
                 version: self.config_version,

@@ -36,6 +36,14 @@ pub struct Config {
     pub cluster: Option<Cluster>,
 }
 
+impl Config {
+    /// Gives back the room its vectors grew into while it was built or decoded (see
+    /// [`LvsSection::shrink_to_fit`]); done once for a configuration that is kept.
+    pub fn shrink_to_fit(&mut self) {
+        self.lvs.shrink_to_fit();
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {

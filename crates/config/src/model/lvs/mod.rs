@@ -46,6 +46,28 @@ impl LvsSection {
     pub fn group(&self, name: &str) -> Option<&VirtualServerGroup> {
         self.virtual_server_groups.iter().find(|g| g.name == name)
     }
+
+    /// Gives back the room the vectors grew into while the model was built or decoded. A
+    /// vector that grew to one element holds four, so a configuration of tens of thousands
+    /// of real servers would keep megabytes of empty slots for as long as it runs.
+    pub fn shrink_to_fit(&mut self) {
+        self.virtual_server_groups.shrink_to_fit();
+        self.virtual_servers.shrink_to_fit();
+        for vs in &mut self.virtual_servers {
+            vs.real_servers.shrink_to_fit();
+            for rs in &mut vs.real_servers {
+                rs.checkers.shrink_to_fit();
+                for c in &mut rs.checkers {
+                    if let CheckerKind::Http(h) | CheckerKind::Ssl(h) = &mut c.kind {
+                        h.urls.shrink_to_fit();
+                        for u in &mut h.urls {
+                            u.status_codes.shrink_to_fit();
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
