@@ -209,6 +209,13 @@ for kind in $KINDS; do
   LEFT[keepalived $kind]=$(dests d1); LEFT[flotilla $kind]=$(dests d2)
   stop d1 ka; rm -f "$st/ka.pid" "$st/ka-chk.pid"
   stop d2 flotilla
+  # Why real servers were taken out: the five most common reasons of each, addresses and
+  # numbers masked.
+  mask() { sed -E 's/\[?[0-9]+(\.[0-9]+){3}\]?(:[a-z]*:?[0-9]+)?/ADDR/g; s/[0-9]+(\.[0-9]+)? ?(s|ms)\b/N s/g' | sort | uniq -c | sort -rn | head -5 | sed 's/^/     /'; }
+  echo "   $kind: flotilla's reasons for taking a real server out:"
+  grep -a 'real server down' "$(lab_logfile d2 flotilla)" | sed 's/.*reason=//' | mask
+  echo "   $kind: keepalived's checker failures:"
+  grep -aiE 'timeout|fail|error|refused|reset' "$(lab_logfile d1 ka)" | grep -aviE 'Removing|Disabling' | sed -E 's/^.*(Keepalived_healthcheckers|Keepalived)\[[0-9]+\]: //; s/^[A-Z][a-z]{2} [A-Z][a-z]{2} +[0-9]+ [0-9:]+ [0-9]+: //' | mask
   lab_exec d1 ipvsadm -C; lab_exec d2 ipvsadm -C
 done
 
