@@ -165,29 +165,54 @@ impl Drop for CheckRunner {
     }
 }
 
-async fn run(spec: CheckSpec, events: EventSink, first: Duration, observer: Option<ProbeObserver>) {
+/// What a checker's task keeps between probes. It lives in one allocation of its own
+/// ([`run`] takes it boxed): an async fn keeps its arguments and its locals apart in its
+/// future, so passed by value they would take their room twice in every checker's task.
+struct Checker {
+    spec: CheckSpec,
+    events: EventSink,
+    observer: Option<ProbeObserver>,
+    s: Scheduler,
+}
+
+fn run(
+    spec: CheckSpec,
+    events: EventSink,
+    first: Duration,
+    observer: Option<ProbeObserver>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     // Two clock reads per probe, when it starts and when it ends: under User-Mode Linux each
     // is a system call, and a probe makes only about seven others.
-    let mut s = Scheduler::new(Instant::now().into_std(), spec.schedule, spec.weight, first);
+    let s = Scheduler::new(Instant::now().into_std(), spec.schedule, spec.weight, first);
+    let c = Box::new(Checker {
+        spec,
+        events,
+        observer,
+        s,
+    });
+    run_boxed(c)
+}
+
+async fn run_boxed(mut c: Box<Checker>) {
     loop {
-        while let Some(e) = s.poll_event() {
-            if !events.send(e).await {
+        while let Some(e) = c.s.poll_event() {
+            if !c.events.send(e).await {
                 return;
             }
         }
-        let Some(at) = s.poll_timeout() else {
+        let Some(at) = c.s.poll_timeout() else {
             // Unreachable: with no probe running a next one is always scheduled.
             return;
         };
         tokio::time::sleep_until(Instant::from_std(at)).await;
         let started = Instant::now();
-        s.handle_timeout(started.into_std());
-        let Some(attempt) = s.poll_probe() else {
+        c.s.handle_timeout(started.into_std());
+        let Some(attempt) = c.s.poll_probe() else {
             continue;
         };
-        let result = spec.probe.run_from(started).await;
+        let result = c.spec.probe.run_from(started).await;
         let ended = Instant::now();
-        if let Some(o) = &observer {
+        if let Some(o) = &c.observer {
             o(ProbeReport {
                 duration: ended.saturating_duration_since(started),
                 result: ProbeResult::of(&result),
@@ -196,7 +221,7 @@ async fn run(spec: CheckSpec, events: EventSink, first: Duration, observer: Opti
         if let Err(e) = &result {
             tracing::debug!(retry = attempt.retry, "probe failed: {e}");
         }
-        s.probe_result(ended.into_std(), Outcome::from(result));
+        c.s.probe_result(ended.into_std(), Outcome::from(result));
     }
 }
 
