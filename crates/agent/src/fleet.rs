@@ -52,6 +52,11 @@ pub const CATCH_UP_WAIT: Duration = Duration::from_secs(10);
 /// How often this director's units are asked for their state (health gossip, arbitration).
 pub const UNIT_POLL: Duration = Duration::from_millis(500);
 
+/// How long a control request (drain, undrain, move, config apply) waits for a Raft leader
+/// to be known before it is refused; and how often it looks meanwhile.
+pub const LEADER_WAIT: Duration = Duration::from_secs(5);
+const LEADER_POLL: Duration = Duration::from_millis(50);
+
 /// What `flotilla status` shows of the fleet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FleetReport {
@@ -499,12 +504,24 @@ impl FleetHandle {
 
     /// A control request: executed here if this director leads, else forwarded to the
     /// leader over the mesh.
+    /// While no leader is known (an election runs for a few hundred ms after the leader
+    /// stopped, e.g. during a rolling upgrade) the request waits up to [`LEADER_WAIT`] for
+    /// one, rather than failing an operator's command that a retry a second later would pass.
     pub async fn control(&self, req: Request) -> Answer {
-        if self.is_leader() {
-            return self.execute(req).await;
-        }
-        let Some(leader) = self.leader_name() else {
-            return Answer::error("no Raft leader (no quorum?): nothing can be committed now");
+        let deadline = Instant::now() + LEADER_WAIT;
+        let leader = loop {
+            if self.is_leader() {
+                return self.execute(req).await;
+            }
+            if let Some(leader) = self.leader_name() {
+                break leader;
+            }
+            if Instant::now() >= deadline {
+                return Answer::error(format!(
+                    "no Raft leader after {LEADER_WAIT:?} (no quorum?): nothing can be committed now"
+                ));
+            }
+            tokio::time::sleep(LEADER_POLL).await;
         };
         let body = match serde_json::to_vec(&req) {
             Ok(b) => b,
