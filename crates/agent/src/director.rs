@@ -136,6 +136,9 @@ pub async fn run_standalone(
     options: &Options,
 ) -> Result<(), AgentError> {
     let api_socket = options.api_socket.as_path();
+    // The configuration in effect here: a committed one is compared with this, not with the
+    // file the director started from, or a return to that file (a director removed and then
+    // added back while it runs) would be taken for "no change" and leave its units stopped.
     let mut in_effect = cfg;
     let cfg: &Config = &in_effect;
     let units = match &options.fleet {
@@ -210,9 +213,6 @@ pub async fn run_standalone(
         .as_ref()
         .map(|w| w.borrow().config_version)
         .unwrap_or(0);
-    // The configuration in effect here: a committed one is compared with this, not with the
-    // file the director started from, or a return to that file (a director removed and then
-    // added back while it runs) would be taken for "no change" and leave its units stopped.
     let strays = handles.strays.clone();
     strays.watch(&specs(&running));
     let mut lvs = Lvs::start(
@@ -319,8 +319,11 @@ pub async fn run_standalone(
                 if let Some(state) = state && state.config_version != config_version {
                     config_version = state.config_version;
                     match state.config() {
-                        Ok(Some(new)) if new != *in_effect => {
+                        Ok(Some(mut new)) if new != *in_effect => {
                             tracing::info!(version = config_version, "fleet configuration changed");
+                            // Kept for as long as it is in effect: without the room its
+                            // vectors grew into while decoding (other decodes are dropped).
+                            new.shrink_to_fit();
                             let new = Arc::new(new);
                             if apply_config(&new, &running, &supervisor, &strays, &mut lvs, &notifier, options, &handles).await {
                                 in_effect = new;

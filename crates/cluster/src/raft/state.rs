@@ -140,12 +140,7 @@ impl FleetState {
     pub fn config(&self) -> Result<Option<Config>, ConfigDecodeError> {
         self.config_json
             .as_deref()
-            .map(|json| {
-                serde_json::from_str(json).map(|mut c: Config| {
-                    c.shrink_to_fit();
-                    c
-                })
-            })
+            .map(serde_json::from_str)
             .transpose()
             .map_err(|source| ConfigDecodeError {
                 version: self.config_version,
