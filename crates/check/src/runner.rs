@@ -166,7 +166,7 @@ impl Drop for CheckRunner {
 }
 
 /// What a checker's task keeps between probes. It lives in one allocation of its own
-/// ([`run`] takes it boxed): an async fn keeps its arguments and its locals apart in its
+/// ([`run`] boxes it for [`run_boxed`]): an async fn keeps its arguments and its locals apart in its
 /// future, so passed by value they would take their room twice in every checker's task.
 struct Checker {
     spec: CheckSpec,

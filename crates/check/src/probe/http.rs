@@ -141,7 +141,7 @@ struct TlsOptions {
 
 impl HttpProbe {
     pub(super) fn new(endpoint: Endpoint, h: &HttpCheck, ssl: bool) -> Result<Self, SpecError> {
-        let urls = h
+        let mut urls = h
             .urls
             .iter()
             .map(|u| {
@@ -174,7 +174,6 @@ impl HttpProbe {
             })
             .collect::<Result<Vec<_>, _>>()?;
         // collect() leaves room for four: 1 KB a checker kept for nothing.
-        let mut urls = urls;
         urls.shrink_to_fit();
         let tls = if ssl {
             Some(TlsOptions {
