@@ -127,16 +127,23 @@ PY
   cat > "$st/traffic.py" <<'PY'
 import http.client, sys, time
 def get(vip, timeout):
+    t0, stage = time.monotonic(), "connect"
     try:
         c = http.client.HTTPConnection(vip, 80, timeout=timeout)
+        c.connect()
+        stage = "request"
         c.request("GET", "/")
+        stage = "response"
         r = c.getresponse()
         body = r.read().decode(errors="replace").strip()
         c.close()
         return body if r.status == 200 else f"HTTP{r.status}"
     except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, http.client.RemoteDisconnected):
         return "RESET"
-    except (OSError, http.client.HTTPException):
+    except (OSError, http.client.HTTPException) as e:
+        # Why, where and when on stderr: the answer line stays one word.
+        print(f"{time.strftime('%H:%M:%S')}.{int(time.time() * 1000) % 1000:03d} {vip} {stage}: "
+              f"{type(e).__name__}: {e} after {time.monotonic() - t0:.3f} s", file=sys.stderr, flush=True)
         return "FAILED"
 mode, amount, timeout, vips = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]
 end, rounds = time.monotonic() + amount, 0
@@ -258,13 +265,14 @@ demo() {
   echo
   "$FLOTILLA" status --api-socket "$(sock d1)" | sed -n '4,8p' | sed 's/^/  /'
   step "4. Drain d1 while the client keeps requesting every VIP"
-  requests seconds 5 > "$st/drain.txt" &
+  requests seconds 5 > "$st/drain.txt" 2> "$st/drain-failed.txt" &
   local loop=$!
   sleep 1
   "$FLOTILLA" drain d1 --wait --api-socket "$(sock d2)" | sed 's/^/  /'
   wait "$loop"
   local resets; resets=$(grep -c '^RESET$' "$st/drain.txt")
   b "  during the drain: $(grep -vcE '^(FAILED|RESET)$' "$st/drain.txt") requests answered, $(grep -c '^FAILED$' "$st/drain.txt") failed"
+  sed 's/^/  failed: /' "$st/drain-failed.txt"
   ((resets)) && echo "  ($resets reset in flight: open to d1 as it let the VIP go; on this host lab each director answers with its own local server, so a connection cannot follow the VIP)"
   "$FLOTILLA" undrain d1 --api-socket "$(sock d2)" | sed 's/^/  /'
   step "5. A backend fails: b1's web server stops; its HTTP_GET checks take it out of the LVS table"

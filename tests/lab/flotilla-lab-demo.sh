@@ -48,7 +48,7 @@ drain=$(clean | grep -m1 'during the drain:')
 resets=$(clean | sed -n 's/^ *(\([0-9]*\) reset in flight.*/\1/p')
 [[ $drain =~ ([0-9]+)\ requests\ answered,\ 0\ failed ]] && ((BASH_REMATCH[1] > 0)) \
   && pass "step 4: drain under traffic, ${BASH_REMATCH[1]} requests answered, 0 unanswered (${resets:-0} reset in flight)" \
-  || fail "step 4: ${drain:-no drain line}"
+  || { fail "step 4: ${drain:-no drain line}"; clean | grep '^ *failed: ' | sed 's/^/   /'; }
 echo "FIGURE demo_drain_reset=${resets:-0}"
 clean | grep -qE 'b1 left (d1.s IPVS table )?after [0-9.]+ s' && pass "step 5: the failed backend left the LVS table" \
   || fail "step 5: $(clean | grep -m1 -A3 'A backend fails')"

@@ -28,6 +28,7 @@ use flotilla_cluster::raft::{
 };
 use flotilla_cluster::raft_mesh::{MeshTransport, TAG_CONTROL, TAG_RAFT, tagged, untag};
 use flotilla_config::Config;
+use flotilla_config::model::Cluster;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
@@ -169,6 +170,9 @@ pub fn placement_units(units: &[UnitSetup]) -> BTreeMap<String, Unit> {
         .collect()
 }
 
+/// The committed configuration's `cluster` block and its version, decoded once per version.
+type CachedCluster = (u64, Arc<Cluster>);
+
 /// The fleet runtime's handle, shared with the control API.
 #[derive(Clone)]
 pub struct FleetHandle {
@@ -177,9 +181,35 @@ pub struct FleetHandle {
     view: Arc<Mutex<View>>,
     nudge: Arc<Notify>,
     units: Running,
+    cluster: Arc<Mutex<Option<CachedCluster>>>,
 }
 
 impl FleetHandle {
+    /// The `cluster` block of the committed configuration (`None` before one is committed):
+    /// read every second by the mesh roster and the leader's membership check, decoded only
+    /// when the version changes (a large LVS configuration is tens of MB of JSON).
+    fn committed_cluster(&self) -> Option<Arc<Cluster>> {
+        let state = self.fleet.state();
+        let mut cached = lock(&self.cluster);
+        if let Some((version, c)) = cached.as_ref()
+            && *version == state.config_version
+        {
+            return Some(c.clone());
+        }
+        match state.cluster() {
+            Ok(Some(c)) => {
+                let c = Arc::new(c);
+                *cached = Some((state.config_version, c.clone()));
+                Some(c)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::debug!(error = %e, "the committed configuration does not decode");
+                None
+            }
+        }
+    }
+
     /// The mesh this director's fleet runs on.
     pub fn mesh(&self) -> Arc<Mesh> {
         self.mesh.clone()
@@ -280,10 +310,7 @@ impl FleetHandle {
     /// run and have caught up; removed ones leave the group. Checked every second, so a
     /// director started long after it was added is promoted too.
     async fn reconcile_membership(&self) {
-        let Ok(Some(cfg)) = self.fleet.state().config() else {
-            return;
-        };
-        let Some(cluster) = cfg.cluster else {
+        let Some(cluster) = self.committed_cluster() else {
             return;
         };
         let nodes = cluster
@@ -682,6 +709,7 @@ pub async fn start(s: FleetStart<'_>) -> Result<FleetHandle, FleetStartError> {
         view,
         nudge: Arc::new(Notify::new()),
         units: s.units.clone(),
+        cluster: Arc::default(),
     };
 
     // Directors added or removed by a committed configuration.

@@ -17,7 +17,7 @@ use flotilla_vrrp::wire::{Advert, ChecksumMode, MULTICAST_V4, MULTICAST_V6, TTL}
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::task::JoinHandle;
 
-use crate::announce::{Announce, Announcers};
+use crate::announce::{Announce, Announcers, Sent};
 use crate::metrics::Metrics;
 use crate::moves::{MoveWatch, Takeover};
 use crate::notifier::NotifyMsg;
@@ -30,6 +30,9 @@ pub enum InstanceMsg {
     Packet(usize, Packet),
     /// A timer armed with this generation fired (older generations are stale).
     Timer(u64),
+    /// Member `i`'s first gratuitous ARP round after a takeover has gone out (see
+    /// `Router::announced`).
+    Announced(usize),
     /// Release (priority 0, VIPs removed) and report back.
     Stop(RpcReplyPort<()>),
     Status(RpcReplyPort<Vec<InstanceStatus>>),
@@ -230,6 +233,18 @@ impl Machine {
         }
     }
 
+    fn announced(&mut self, now: Instant, i: usize) {
+        match self {
+            Machine::Single(r) => {
+                if i == 0 {
+                    r.announced(now);
+                    r.handle_timeout(now);
+                }
+            }
+            Machine::Group(g) => g.announced(now, i),
+        }
+    }
+
     fn hold_back(&mut self, now: Instant, on: bool) {
         match self {
             Machine::Single(r) => r.hold_back(now, on),
@@ -409,6 +424,10 @@ impl Actor for VrrpInstance {
                 st.run_actions(&me).await;
             }
             InstanceMsg::Timer(_) => {}
+            InstanceMsg::Announced(i) => {
+                st.machine.announced(Instant::now(), i);
+                st.run_actions(&me).await;
+            }
             InstanceMsg::Link { name, up } => {
                 st.track(&me, Source::Interface(name), Reading::Up(up))
                     .await;
@@ -752,7 +771,7 @@ impl InstanceState {
     async fn run_actions(&mut self, me: &ActorRef<InstanceMsg>) {
         while let Some(out) = self.machine.poll() {
             match out {
-                Out::Member(i, action) => self.member_action(i, action).await,
+                Out::Member(i, action) => self.member_action(me, i, action).await,
                 Out::Group { to } => {
                     tracing::info!(group = %self.name, ?to, "sync group transition");
                     if let Some(n) = &self.group {
@@ -784,12 +803,10 @@ impl InstanceState {
         }
     }
 
-    async fn member_action(&mut self, i: usize, action: Action) {
-        let prio = self
-            .machine
-            .router(i)
-            .map(Router::effective_priority)
-            .unwrap_or(0);
+    async fn member_action(&mut self, me: &ActorRef<InstanceMsg>, i: usize, action: Action) {
+        let router = self.machine.router(i);
+        let prio = router.map(Router::effective_priority).unwrap_or(0);
+        let awaits_garp = router.is_some_and(Router::advert_awaits_garp);
         let Some(m) = self.members.get_mut(i) else {
             return;
         };
@@ -815,8 +832,18 @@ impl InstanceState {
                 }
             }
             Action::SendGarp { count } => {
+                // After a takeover the advert waits for the first round on every interface
+                // (the last of these to be dropped tells the actor).
+                let all = awaits_garp.then(|| {
+                    let me = me.clone();
+                    Arc::new(Sent::new(move || {
+                        let _ = me.cast(InstanceMsg::Announced(i));
+                    }))
+                });
                 for (dev, ips) in by_device(&m.setup) {
-                    self.announcers.send(&dev, Announce::Burst(ips, count));
+                    let sent = all.clone().map(|all| Sent::new(move || drop(all)));
+                    self.announcers
+                        .send(&dev, Announce::Burst(ips, count, sent));
                 }
             }
             Action::StateChanged { from, to, reason } => {

@@ -339,13 +339,12 @@ fn instance(vrrp: &VrrpSection, i: &VrrpInstance) -> Result<InstanceSetup, Setup
     params.lower_prio_no_advert = i.lower_prio_no_advert;
     params.higher_prio_send_advert = i.higher_prio_send_advert;
     params.down_timer_adverts = i.down_timer_adverts;
-    // Only used on a takeover the fleet orders: time for the addresses to be added (one
-    // netlink request each) and the first GARP round to leave before the advert that makes
-    // the old owner let go. Half an advert interval at most.
-    params.takeover_advert_delay = (Duration::from_millis(30)
-        + Duration::from_millis(2)
-            .saturating_mul(u32::try_from(params.addresses.len()).unwrap_or(u32::MAX)))
-    .min(Duration::from_millis(u64::from(interval_cs) * 5));
+    // Only used on a takeover the fleet orders: the advert that makes the old owner let go
+    // waits for the first GARP round to leave (the instance reports it, after the addresses
+    // were added); this is the deadline should the report not come: half an advert interval.
+    // A timed guess alone (it was 30 ms + 2 ms per address) is not enough on a busy machine,
+    // where the announcer's task may run later than that.
+    params.takeover_advert_delay = Duration::from_millis(u64::from(interval_cs) * 5);
     let mut tracked = Vec::new();
     if !i.dont_track_primary {
         tracked.push(Tracked::interface(&interface, 0, false));

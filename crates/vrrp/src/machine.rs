@@ -133,9 +133,10 @@ pub struct Params {
     pub down_timer_adverts: u8,
     /// Fleet mode: on a takeover the cluster ordered ([`Router::take_over`]), the addresses
     /// go up and the gratuitous ARPs out first, and the first advert — on which the old
-    /// master lets go of the addresses — follows this much later. With the advert first
-    /// (RFC order, zero here) the old master drops the addresses a few milliseconds before
-    /// the clients hear the new owner's GARP, and a request sent in between is lost.
+    /// master lets go of the addresses — follows when the caller reports the first GARP
+    /// round sent ([`Router::announced`]), or this much later at the latest. With the advert
+    /// first (RFC order, zero here) the old master drops the addresses a few milliseconds
+    /// before the clients hear the new owner's GARP, and a request sent in between is lost.
     pub takeover_advert_delay: Duration,
 }
 
@@ -200,6 +201,9 @@ pub struct Router {
     /// Fleet mode: stay backup, whatever the timers say (see [`Router::hold_back`]).
     held_back: bool,
     advert_at: Option<Instant>,
+    /// The first advert after a takeover waits for the first GARP round
+    /// ([`Params::takeover_advert_delay`]).
+    advert_awaits_garp: bool,
     master_down_at: Option<Instant>,
     garp_second_at: Option<Instant>,
     garp_refresh_at: Option<Instant>,
@@ -228,6 +232,7 @@ impl Router {
             cluster_owner: false,
             held_back: false,
             advert_at: None,
+            advert_awaits_garp: false,
             master_down_at: None,
             garp_second_at: None,
             garp_refresh_at: None,
@@ -453,11 +458,27 @@ impl Router {
         self.held_back
     }
 
+    /// Fleet mode: the first gratuitous ARP round of a takeover has left (or never will):
+    /// the advert that makes the old master let go goes now instead of at the
+    /// [`Params::takeover_advert_delay`] deadline (call [`Self::handle_timeout`]).
+    pub fn announced(&mut self, now: Instant) {
+        if self.advert_awaits_garp && self.state == State::Master {
+            self.advert_awaits_garp = false;
+            self.advert_at = Some(self.advert_at.map_or(now, |t| t.min(now)));
+        }
+    }
+
+    /// Whether the first advert after a takeover waits for [`Self::announced`].
+    pub fn advert_awaits_garp(&self) -> bool {
+        self.advert_awaits_garp
+    }
+
     /// A master announces itself at once (an advert at its current priority), e.g. after the
     /// cluster lowered its priority: a new owner waiting as backup sees the lower priority and
-    /// preempts now instead of one advert interval later.
+    /// preempts now instead of one advert interval later. A takeover's first advert that
+    /// waits for its GARP ([`Self::announced`]) is not sent early by this.
     pub fn announce(&mut self, now: Instant) {
-        if self.state == State::Master {
+        if self.state == State::Master && !self.advert_awaits_garp {
             self.send_advert(now, self.advert_priority(now));
         }
     }
@@ -589,7 +610,9 @@ impl Router {
         } else if from != self.params.source {
             // A lower-priority router believes it is master (split brain healing,
             // keepalived.md §3.3): answer at once and re-announce the addresses.
-            if !self.params.lower_prio_no_advert {
+            // Not while a takeover's first advert waits for its GARP: that advert, soon, is
+            // the answer (the old owner lets go on it, so it must not go before the GARP).
+            if !self.params.lower_prio_no_advert && !self.advert_awaits_garp {
                 self.send_advert(now, self.advert_priority(now));
             }
             self.garp(self.params.garp.lower_prio_repeat);
@@ -648,7 +671,10 @@ impl Router {
         self.preempt_until = None;
         self.released = false;
         if self.took_over_at.is_some() && !delay.is_zero() {
-            self.advert_at = Some(now + delay);
+            // Without a GARP to wait for, the advert follows the addresses at once.
+            let garp = self.params.garp.master_repeat > 0 && !self.params.addresses.is_empty();
+            self.advert_at = Some(if garp { now + delay } else { now });
+            self.advert_awaits_garp = garp;
         }
         self.takeover = false;
         self.wants_master = false;
@@ -701,6 +727,7 @@ impl Router {
     }
 
     fn send_advert(&mut self, now: Instant, priority: u8) {
+        self.advert_awaits_garp = false;
         self.actions.push_back(Action::SendAdvert(Advert {
             version: self.params.version,
             vrid: self.params.vrid,
@@ -722,6 +749,7 @@ impl Router {
 
     fn clear_timers(&mut self) {
         self.advert_at = None;
+        self.advert_awaits_garp = false;
         self.master_down_at = None;
         self.garp_second_at = None;
         self.garp_refresh_at = None;
@@ -1089,6 +1117,74 @@ mod tests {
             .position(|a| matches!(a, Action::SendAdvert(_)));
         let add = first.iter().position(|a| matches!(a, Action::AddAddresses));
         assert!(advert < add, "{first:?}");
+    }
+
+    #[test]
+    fn the_takeover_advert_follows_the_first_garp_round_reported_sent_and_waits_for_nothing_else() {
+        let takeover = |p1: Params| {
+            let mut s = Segment::new(vec![params(1, 150), p1]);
+            s.start_all();
+            s.run_for(ms(1_000));
+            assert_eq!(s.masters(), [0]);
+            s.routers[0].set_effective_priority(100);
+            s.routers[1].set_effective_priority(200);
+            let at = s.now - s.t0;
+            s.routers[1].take_over(s.now);
+            s.routers[1].handle_timeout(s.now);
+            s.drain(1);
+            (s, at)
+        };
+        let advert_times = |s: &Segment| -> Vec<Duration> {
+            s.log
+                .iter()
+                .filter(|(_, r, a)| *r == 1 && matches!(a, Action::SendAdvert(_)))
+                .map(|(t, _, _)| *t)
+                .collect()
+        };
+        let mut p1 = params(2, 100);
+        // At most half the advert interval (100 ms here), as the agent sets it.
+        p1.takeover_advert_delay = ms(40);
+        // The GARP round is reported sent 3 ms later: the advert goes then, not at 40 ms.
+        let (mut s, at) = takeover(p1.clone());
+        assert!(s.routers[1].advert_awaits_garp());
+        // The old owner's periodic advert, lower now, is not answered before the GARP, and
+        // the cluster asking for an announcement does not send it early either.
+        s.routers[0].announce(s.now);
+        s.drain(0);
+        s.routers[1].announce(s.now);
+        s.drain(1);
+        s.run_for(ms(3));
+        assert!(advert_times(&s).is_empty(), "{:?}", advert_times(&s));
+        assert_eq!(
+            s.masters(),
+            [0, 1],
+            "both hold the addresses until the advert"
+        );
+        s.routers[1].announced(s.now);
+        assert!(!s.routers[1].advert_awaits_garp());
+        s.routers[1].handle_timeout(s.now);
+        s.drain(1);
+        s.run_for(ms(5));
+        assert_eq!(s.masters(), [1], "the old owner yielded on it");
+        assert_eq!(advert_times(&s).first(), Some(&(at + ms(3))));
+        // A report that comes late (after the deadline's advert) changes nothing.
+        let sent = advert_times(&s).len();
+        s.routers[1].announced(s.now);
+        s.routers[1].handle_timeout(s.now);
+        s.drain(1);
+        assert_eq!(advert_times(&s).len(), sent, "no extra advert");
+        // Never reported: the deadline.
+        let (mut s, at) = takeover(p1.clone());
+        s.run_for(ms(39));
+        assert_eq!(s.masters(), [0, 1]);
+        s.run_for(ms(5));
+        assert_eq!(s.masters(), [1]);
+        assert_eq!(advert_times(&s).first(), Some(&(at + ms(40))));
+        // No GARP configured: nothing to wait for, the advert follows the addresses at once.
+        p1.garp.master_repeat = 0;
+        let (s, at) = takeover(p1);
+        assert!(!s.routers[1].advert_awaits_garp());
+        assert_eq!(advert_times(&s).first(), Some(&at));
     }
 
     #[test]

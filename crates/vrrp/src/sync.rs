@@ -123,6 +123,14 @@ impl SyncGroup {
         self.handle_timeout(now);
     }
 
+    /// Member `i`'s first GARP round after a takeover has left ([`Router::announced`]).
+    pub fn announced(&mut self, now: Instant, i: usize) {
+        if let Some(m) = self.members.get_mut(i) {
+            m.announced(now);
+        }
+        self.handle_timeout(now);
+    }
+
     /// Every master member announces itself at once ([`Router::announce`]).
     pub fn announce(&mut self, now: Instant) {
         for m in &mut self.members {

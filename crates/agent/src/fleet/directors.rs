@@ -167,10 +167,7 @@ struct Out {
 
 fn sync(h: &FleetHandle, transport: &MeshTransport, out: &mut Out) {
     // Before the first configuration commits, the one the director started with stands.
-    let Ok(Some(cfg)) = h.fleet.state().config() else {
-        return;
-    };
-    let Some(cluster) = cfg.cluster else {
+    let Some(cluster) = h.committed_cluster() else {
         return;
     };
     let me = lock(&h.view).me.clone();

@@ -788,7 +788,7 @@ mod tests {
         assert_eq!(plain, postcard::to_allocvec(&small).expect("postcard"));
         assert_eq!(decode_snapshot(&plain).expect("decode"), small);
         let large = FleetState {
-            config_json: Some("{\"x\": 1}".repeat(100_000)),
+            config_json: Some("{\"x\": 1}".repeat(100_000).into()),
             config_version: 3,
             ..FleetState::default()
         };
