@@ -13,8 +13,9 @@
 #              wait until d1 holds every VIP again (it preempts) and 2 s more. ROUNDS runs.
 #   Both: the client requests every VIP in turn (curl, 1 s limit each) from before the first
 #   node until after the last; "unanswered" = timeouts/refusals (no holder answered),
-#   "reset" = curl 52/56 (a connection in flight to a director that let go: the responders are
-#   local to each director, no IPVS on the host kernel); the watcher samples every
+#   "reset" = curl 52/56, or connected and then no answer (CUT_IN_FLIGHT in tests/lab/lib/fleet.sh:
+#   a connection in flight to a director that let go: the responders are local to each
+#   director, no IPVS on the host kernel); the watcher samples every
 #   director's addresses every ~20 ms: samples with a VIP unheld, the longest double holder.
 #
 # Usage (root): bash benches/lab/rolling-upgrade.sh
@@ -95,7 +96,7 @@ if [[ " $PARTS " == *" keepalived "* ]]; then
       traffic_stop
       watch_stop
       ok=$(grep -c '^ok$' "$st/replies"); bad=$(grep -c FAILED "$st/replies")
-      resets=$(grep -cE 'FAILED [0-9]+ rc=(52|56) ' "$st/replies")
+      resets=$(grep FAILED "$st/replies" | grep -cE "$CUT_IN_FLIGHT")
       rep=$(watch_report "$t_start")
       zero=$(sed -n '1s/.*zero=\([0-9]*\).*/\1/p' <<<"$rep")
       maxd=$(sed -n '1s/.*max_double_s=\([0-9.]*\).*/\1/p' <<<"$rep")

@@ -122,8 +122,9 @@ PY
   # The client's requests: ROUNDS through every VIP, or for SECONDS; one line per request: the
   # page (the answering server's name), HTTPnnn, RESET (the connection was reset or closed
   # mid-request: open to a director that let the VIP go; on the host tier each director answers
-  # with its own local server, so a connection cannot survive a move) or FAILED (no answer:
-  # refused or timed out). One process for all of them.
+  # with its own local server, so a connection cannot survive a move), CUT (the same, but the
+  # request had been delivered and its answer never came) or FAILED (no answer: refused, or
+  # timed out before a connection). One process for all of them; why each failed on stderr.
   cat > "$st/traffic.py" <<'PY'
 import http.client, sys, time
 def get(vip, timeout):
@@ -144,7 +145,10 @@ def get(vip, timeout):
         # Why, where and when on stderr: the answer line stays one word.
         print(f"{time.strftime('%H:%M:%S')}.{int(time.time() * 1000) % 1000:03d} {vip} {stage}: "
               f"{type(e).__name__}: {e} after {time.monotonic() - t0:.3f} s", file=sys.stderr, flush=True)
-        return "FAILED"
+        # Connected and asked, then silence: the director answering let the VIP go before
+        # its reply left (the reply's source address was gone), and the client had nothing
+        # outstanding that the new holder could reset.
+        return "CUT" if stage == "response" and isinstance(e, TimeoutError) else "FAILED"
 mode, amount, timeout, vips = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]
 end, rounds = time.monotonic() + amount, 0
 while (rounds < amount) if mode == "rounds" else (time.monotonic() < end):
@@ -270,10 +274,10 @@ demo() {
   sleep 1
   "$FLOTILLA" drain d1 --wait --api-socket "$(sock d2)" | sed 's/^/  /'
   wait "$loop"
-  local resets; resets=$(grep -c '^RESET$' "$st/drain.txt")
-  b "  during the drain: $(grep -vcE '^(FAILED|RESET)$' "$st/drain.txt") requests answered, $(grep -c '^FAILED$' "$st/drain.txt") failed"
+  local resets; resets=$(grep -cE '^(RESET|CUT)$' "$st/drain.txt")
+  b "  during the drain: $(grep -vcE '^(FAILED|RESET|CUT)$' "$st/drain.txt") requests answered, $(grep -c '^FAILED$' "$st/drain.txt") failed"
   sed 's/^/  failed: /' "$st/drain-failed.txt"
-  ((resets)) && echo "  ($resets reset in flight: open to d1 as it let the VIP go; on this host lab each director answers with its own local server, so a connection cannot follow the VIP)"
+  ((resets)) && echo "  ($resets reset or cut in flight: open to d1 as it let the VIP go; on this host lab each director answers with its own local server, so a connection cannot follow the VIP)"
   "$FLOTILLA" undrain d1 --api-socket "$(sock d2)" | sed 's/^/  /'
   step "5. A backend fails: b1's web server stops; its HTTP_GET checks take it out of the LVS table"
   lab_kill b1 http TERM

@@ -92,8 +92,8 @@ agents_cpu() { local d p out=""; for d in $DIRECTORS; do p=$(lab_pid "$d" flotil
 # reported. Any other failure (timeout, refused) is a VIP nobody answered: none allowed —
 # planned moves are make-before-break.
 few_failed() { local ok=$1 bad=$2; ((ok > 0 && bad == 0)); }
-count_failed() { grep FAILED "$st/replies" | grep -vcE 'rc=(52|56) '; }
-count_reset() { grep -cE 'FAILED [0-9]+ rc=(52|56) ' "$st/replies"; }
+count_failed() { grep FAILED "$st/replies" | grep -vcE "$CUT_IN_FLIGHT"; }
+count_reset() { grep FAILED "$st/replies" | grep -cE "$CUT_IN_FLIGHT"; }
 count_ok() { grep -c '^ok$' "$st/replies"; }
 
 say "HTTP on every director; d1–d3 start from a file of 3 directors"
@@ -161,7 +161,7 @@ each_once >/dev/null && pass "every VIP held by exactly one of 6 directors" || f
 traffic_stop
 ok=$(count_ok); bad=$(count_failed)
 echo "FIGURE grow_requests=$ok grow_unanswered=$bad grow_reset=$(count_reset)"
-few_failed "$ok" "$bad" && pass "while growing: $ok requests answered, none unanswered ($(count_reset) reset in flight)" || fail "while growing: $bad of $((ok + bad)) unanswered: $(grep FAILED "$st/replies" | grep -vE 'rc=(52|56) ' | head -5 | tr '\n' ';')"
+few_failed "$ok" "$bad" && pass "while growing: $ok requests answered, none unanswered ($(count_reset) reset or cut in flight)" || fail "while growing: $bad of $((ok + bad)) unanswered: $(grep FAILED "$st/replies" | grep -vE "$CUT_IN_FLIGHT" | head -5 | tr '\n' ';')"
 grep FAILED "$st/replies" | head -5 | sed 's/^/   /'
 
 say "4. The learner and a voter crash"
@@ -226,7 +226,7 @@ echo "   (deaths declared over the whole run, d1–d5, false ones included: $oth
 [[ $(fleet_json d1 "len(f['members'])") == 5 ]] && pass "d1 lists 5 directors" || fail "d1 lists $(fleet_json d1 "len(f['members'])")"
 ok=$(count_ok); bad=$(count_failed)
 echo "FIGURE shrink_requests=$ok shrink_unanswered=$bad shrink_reset=$(count_reset)"
-few_failed "$ok" "$bad" && pass "while d6 left: $ok requests answered, none unanswered ($(count_reset) reset in flight)" || fail "while d6 left: $bad of $((ok + bad)) unanswered: $(grep FAILED "$st/replies" | grep -vE 'rc=(52|56) ' | head -5 | tr '\n' ';')"
+few_failed "$ok" "$bad" && pass "while d6 left: $ok requests answered, none unanswered ($(count_reset) reset or cut in flight)" || fail "while d6 left: $bad of $((ok + bad)) unanswered: $(grep FAILED "$st/replies" | grep -vE "$CUT_IN_FLIGHT" | head -5 | tr '\n' ';')"
 grep FAILED "$st/replies" | head -5 | sed 's/^/   /'
 "$FLOTILLA" status --api-socket "$st/d1.sock" | sed -n '1,12p' | sed 's/^/   /'
 grep -h "releasing every unit\|mesh peer removed" "$(lab_logfile d6 flotilla)" | tail -3 | cut -c1-200 | sed 's/^/   d6: /'
@@ -256,7 +256,7 @@ sleep 2
 traffic_stop
 ok=$(count_ok); bad=$(count_failed)
 echo "FIGURE readd_requests=$ok readd_unanswered=$bad readd_reset=$(count_reset)"
-few_failed "$ok" "$bad" && pass "while d6 came back: $ok requests answered, none unanswered ($(count_reset) reset in flight)" || fail "while d6 came back: $bad of $((ok + bad)) unanswered: $(grep FAILED "$st/replies" | grep -vE 'rc=(52|56) ' | head -5 | tr '\n' ';')"
+few_failed "$ok" "$bad" && pass "while d6 came back: $ok requests answered, none unanswered ($(count_reset) reset or cut in flight)" || fail "while d6 came back: $bad of $((ok + bad)) unanswered: $(grep FAILED "$st/replies" | grep -vE "$CUT_IN_FLIGHT" | head -5 | tr '\n' ';')"
 "$FLOTILLA" status --api-socket "$st/d6.sock" | sed -n '1,12p' | sed 's/^/   /'
 
 for d in d1 d2 d3 d4 d5 d6; do lab_kill "$d" flotilla TERM; done

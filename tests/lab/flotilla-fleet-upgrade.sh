@@ -78,9 +78,10 @@ watch_stop
 
 say "Results"
 ok=$(grep -c '^ok$' "$st/replies"); bad=$(grep -c FAILED "$st/replies")
-# curl 52/56: the connection was reset (or closed) mid-request: it was in flight to the old
-# holder when the VIP moved; every other failure (7 refused, 28 timeout …) is a VIP nobody answered.
-resets=$(grep -cE 'FAILED [0-9]+ rc=(52|56) ' "$st/replies"); unanswered=$((bad - resets))
+# CUT_IN_FLIGHT (curl 52/56, or connected and then timed out): the request was in flight to
+# the old holder when the VIP moved; every other failure (7 refused, 28 before a connection …)
+# is a VIP nobody answered.
+resets=$(grep FAILED "$st/replies" | grep -cE "$CUT_IN_FLIGHT"); unanswered=$((bad - resets))
 rep=$(watch_report "$t_start"); echo "   ownership samples: $(head -1 <<<"$rep")"
 tail -n +2 <<<"$rep"
 maxd=$(sed -n 's/.*max_double_s=\([0-9.]*\).*/\1/p' <<<"$rep")

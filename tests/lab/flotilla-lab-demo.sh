@@ -6,7 +6,7 @@
 #   1. `lab up` returns once the 3-director fleet is ready and prints the placement.
 #   2. `lab demo` runs to the end: every VIP answers; the crashed director's VIPs are taken
 #      over (the measured time under 1 s); it comes back and holds VIPs again; the drain under
-#      traffic leaves no request unanswered (a request reset in flight as its VIP leaves d1 is
+#      traffic leaves no request unanswered (a request reset or cut in flight as its VIP leaves d1 is
 #      counted apart: here each director answers with its own local server); the failed
 #      backend leaves the LVS table.
 #   3. `lab status` shows three directors up; `lab down` removes everything, twice.
@@ -45,9 +45,9 @@ takeover=$(clean | sed -n "s/.*all of d2's VIPs taken over by survivors in \([0-
   && pass "step 2: d2's VIPs taken over in $takeover s" || fail "step 2: takeover '${takeover:-none}' ($(clean | grep -m1 -A2 'director crashes'))"
 clean | grep -qE 'd2 holds [1-9][0-9]* VIP' && pass "step 3: d2 back and holding VIPs" || fail "step 3: d2 never held VIPs again"
 drain=$(clean | grep -m1 'during the drain:')
-resets=$(clean | sed -n 's/^ *(\([0-9]*\) reset in flight.*/\1/p')
+resets=$(clean | sed -n 's/^ *(\([0-9]*\) reset or cut in flight.*/\1/p')
 [[ $drain =~ ([0-9]+)\ requests\ answered,\ 0\ failed ]] && ((BASH_REMATCH[1] > 0)) \
-  && pass "step 4: drain under traffic, ${BASH_REMATCH[1]} requests answered, 0 unanswered (${resets:-0} reset in flight)" \
+  && pass "step 4: drain under traffic, ${BASH_REMATCH[1]} requests answered, 0 unanswered (${resets:-0} reset or cut in flight)" \
   || { fail "step 4: ${drain:-no drain line}"; clean | grep '^ *failed: ' | sed 's/^/   /'; }
 echo "FIGURE demo_drain_reset=${resets:-0}"
 clean | grep -qE 'b1 left (d1.s IPVS table )?after [0-9.]+ s' && pass "step 5: the failed backend left the LVS table" \
