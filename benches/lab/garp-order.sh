@@ -80,7 +80,7 @@ for line in sys.stdin:
     for r in recs:
         t = float(r.split()[0])
         if r.split()[1] == mac and "ARP" in r:
-            m = re.search(r"who-has (\S+) tell (\S+)", r)
+            m = re.search(r"who-has ([\d.]+) tell ([\d.]+)", r)
             if m and m.group(1) == m.group(2): garps.append((t, m.group(1)))
         elif "VRRP" in r and f" {me} > " in r:
             m = re.search(r"vrid (\d+), prio (\d+).*addrs?(?:\(\d+\))?: ([\d.,]+)", r)
