@@ -9,9 +9,10 @@
 #   Before the fix this guards (the new owner's advert went out before its addresses and
 #   GARP, so the old owner dropped the VIP a few ms before the clients were told) one request
 #   in ~300 at 20 requests/s went unanswered.
-#   Checks: every connection answered (a reset in flight is counted apart: the responders are
-#   local to each director on the host tier, nothing carries a connection across a move); the
-#   client's entry names the new owner in the end; the VIP is held by it alone.
+#   Checks: every connection answered (a reset or cut in flight — connected, then no reply —
+#   is counted apart: the responders are local to each director on the host tier, nothing
+#   carries a connection across a move); the client's entry names the new owner in the end;
+#   the VIP is held by it alone.
 #   Prints FIGURE move_rounds=… move_requests=… move_unanswered=… move_reset=…
 #
 # Usage (root): bash tests/lab/flotilla-fleet-arp.sh     Env: LAB_TEST_PREFIX (default lab-t), ROUNDS (default 6)
@@ -46,13 +47,15 @@ import socket, subprocess, sys, threading, time
 vip = sys.argv[1]
 results = []
 def one(t):
-    s = socket.socket(); s.settimeout(1.0)
+    s = socket.socket(); s.settimeout(1.0); stage = "connect"
     try:
-        s.connect((vip, 80)); s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        s.connect((vip, 80)); stage = "response"; s.sendall(b"GET / HTTP/1.0\r\n\r\n")
         ok = s.recv(12).startswith(b"HTTP/1")
         results.append((t, "ok" if ok else "empty"))
     except ConnectionResetError: results.append((t, "reset"))
-    except OSError as e: results.append((t, type(e).__name__))
+    # Connected and asked, then silence: the old owner let the VIP go before its reply left.
+    except TimeoutError if stage == "response" else (): results.append((t, "cut"))
+    except OSError as e: results.append((t, f"{type(e).__name__}@{stage}"))
     finally: s.close()
 threads = []; t0 = time.monotonic()
 while time.monotonic() - t0 < 3.0:
@@ -65,10 +68,10 @@ for t, r in sorted(results): print(f"{t:.3f} {r}")
 PY
 )
   mac=$(sed -n 's/^MAC //p' <<<"$out"); res=$(grep -v '^MAC' <<<"$out")
-  n=$(wc -l <<<"$res"); resets=$(grep -c ' reset$' <<<"$res"); bad=$(grep -vcE ' (ok|reset)$' <<<"$res")
+  n=$(wc -l <<<"$res"); resets=$(grep -cE ' (reset|cut)$' <<<"$res"); bad=$(grep -vcE ' (ok|reset|cut)$' <<<"$res")
   total=$((total + n)); unanswered=$((unanswered + bad)); reset_total=$((reset_total + resets))
-  echo "   round $r: $from → $to: $n connections, $bad unanswered, $resets reset in flight; client entry now $mac (new ${MAC[$to]})"
-  ((bad)) && grep -vE ' (ok|reset)$' <<<"$res" | head -5 | sed 's/^/      failed at +/'
+  echo "   round $r: $from → $to: $n connections, $bad unanswered, $resets reset or cut in flight; client entry now $mac (new ${MAC[$to]})"
+  ((bad)) && grep -vE ' (ok|reset|cut)$' <<<"$res" | head -5 | sed 's/^/      failed at +/'
   [[ $mac == "${MAC[$to]}" ]] || fail "round $r: the client's entry does not name $to in the end"
   [[ $(holders 100) == "$to" ]] || fail "round $r: $VIP held by '$(holders 100)', not $to"
   "$FLOTILLA" unpin "$unit" --api-socket "$st/d1.sock" >/dev/null
@@ -76,6 +79,6 @@ PY
   sleep 1
 done
 echo "FIGURE move_rounds=$ROUNDS move_requests=$total move_unanswered=$unanswered move_reset=$reset_total"
-((unanswered == 0)) && pass "all $total connections answered across $ROUNDS planned moves ($reset_total reset in flight)" \
+((unanswered == 0)) && pass "all $total connections answered across $ROUNDS planned moves ($reset_total reset or cut in flight)" \
   || fail "$unanswered of $total requests unanswered across $ROUNDS planned moves"
 runbook_end

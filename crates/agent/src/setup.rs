@@ -345,6 +345,13 @@ fn instance(vrrp: &VrrpSection, i: &VrrpInstance) -> Result<InstanceSetup, Setup
     // A timed guess alone (it was 30 ms + 2 ms per address) is not enough on a busy machine,
     // where the announcer's task may run later than that.
     params.takeover_advert_delay = Duration::from_millis(u64::from(interval_cs) * 5);
+    // And not before this, however early the GARP left: the old owner keeps the addresses
+    // so long after the clients were told, and its replies to requests it already has
+    // still leave (with the advert right after the GARP they would have about a millisecond).
+    params.takeover_advert_min = (Duration::from_millis(30)
+        + Duration::from_millis(2)
+            .saturating_mul(u32::try_from(params.addresses.len()).unwrap_or(u32::MAX)))
+    .min(params.takeover_advert_delay);
     let mut tracked = Vec::new();
     if !i.dont_track_primary {
         tracked.push(Tracked::interface(&interface, 0, false));

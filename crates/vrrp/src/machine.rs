@@ -138,6 +138,12 @@ pub struct Params {
     /// first (RFC order, zero here) the old master drops the addresses a few milliseconds
     /// before the clients hear the new owner's GARP, and a request sent in between is lost.
     pub takeover_advert_delay: Duration,
+    /// Fleet mode: however early the GARP is reported sent, that advert does not go before
+    /// this much after the takeover (at most [`Self::takeover_advert_delay`]). The clients
+    /// already send to the new owner; the old one keeps the addresses meanwhile, so its
+    /// replies to requests it already has still leave (a host does not send from an address
+    /// it no longer has).
+    pub takeover_advert_min: Duration,
 }
 
 impl Params {
@@ -164,6 +170,7 @@ impl Params {
             higher_prio_send_advert: false,
             down_timer_adverts: 3,
             takeover_advert_delay: Duration::ZERO,
+            takeover_advert_min: Duration::ZERO,
         }
     }
 }
@@ -204,6 +211,8 @@ pub struct Router {
     /// The first advert after a takeover waits for the first GARP round
     /// ([`Params::takeover_advert_delay`]).
     advert_awaits_garp: bool,
+    /// That advert has not gone yet: nothing else sends one early.
+    takeover_advert_pending: bool,
     master_down_at: Option<Instant>,
     garp_second_at: Option<Instant>,
     garp_refresh_at: Option<Instant>,
@@ -233,6 +242,7 @@ impl Router {
             held_back: false,
             advert_at: None,
             advert_awaits_garp: false,
+            takeover_advert_pending: false,
             master_down_at: None,
             garp_second_at: None,
             garp_refresh_at: None,
@@ -459,12 +469,16 @@ impl Router {
     }
 
     /// Fleet mode: the first gratuitous ARP round of a takeover has left (or never will):
-    /// the advert that makes the old master let go goes now instead of at the
-    /// [`Params::takeover_advert_delay`] deadline (call [`Self::handle_timeout`]).
+    /// the advert that makes the old master let go goes now — or at
+    /// [`Params::takeover_advert_min`] after the takeover if that is later — instead of at
+    /// the [`Params::takeover_advert_delay`] deadline (call [`Self::handle_timeout`]).
     pub fn announced(&mut self, now: Instant) {
         if self.advert_awaits_garp && self.state == State::Master {
             self.advert_awaits_garp = false;
-            self.advert_at = Some(self.advert_at.map_or(now, |t| t.min(now)));
+            let earliest = self
+                .took_over_at
+                .map_or(now, |t| now.max(t + self.params.takeover_advert_min));
+            self.advert_at = Some(self.advert_at.map_or(earliest, |t| t.min(earliest)));
         }
     }
 
@@ -476,9 +490,9 @@ impl Router {
     /// A master announces itself at once (an advert at its current priority), e.g. after the
     /// cluster lowered its priority: a new owner waiting as backup sees the lower priority and
     /// preempts now instead of one advert interval later. A takeover's first advert that
-    /// waits for its GARP ([`Self::announced`]) is not sent early by this.
+    /// is pending ([`Self::announced`]) is not sent early by this.
     pub fn announce(&mut self, now: Instant) {
-        if self.state == State::Master && !self.advert_awaits_garp {
+        if self.state == State::Master && !self.takeover_advert_pending {
             self.send_advert(now, self.advert_priority(now));
         }
     }
@@ -610,9 +624,10 @@ impl Router {
         } else if from != self.params.source {
             // A lower-priority router believes it is master (split brain healing,
             // keepalived.md §3.3): answer at once and re-announce the addresses.
-            // Not while a takeover's first advert waits for its GARP: that advert, soon, is
-            // the answer (the old owner lets go on it, so it must not go before the GARP).
-            if !self.params.lower_prio_no_advert && !self.advert_awaits_garp {
+            // Not while a takeover's first advert is pending: that advert, soon, is the
+            // answer (the old owner lets go on it, so it must not go before the GARP, nor
+            // before `takeover_advert_min`).
+            if !self.params.lower_prio_no_advert && !self.takeover_advert_pending {
                 self.send_advert(now, self.advert_priority(now));
             }
             self.garp(self.params.garp.lower_prio_repeat);
@@ -675,6 +690,7 @@ impl Router {
             let garp = self.params.garp.master_repeat > 0 && !self.params.addresses.is_empty();
             self.advert_at = Some(if garp { now + delay } else { now });
             self.advert_awaits_garp = garp;
+            self.takeover_advert_pending = garp;
         }
         self.takeover = false;
         self.wants_master = false;
@@ -728,6 +744,7 @@ impl Router {
 
     fn send_advert(&mut self, now: Instant, priority: u8) {
         self.advert_awaits_garp = false;
+        self.takeover_advert_pending = false;
         self.actions.push_back(Action::SendAdvert(Advert {
             version: self.params.version,
             vrid: self.params.vrid,
@@ -750,6 +767,7 @@ impl Router {
     fn clear_timers(&mut self) {
         self.advert_at = None;
         self.advert_awaits_garp = false;
+        self.takeover_advert_pending = false;
         self.master_down_at = None;
         self.garp_second_at = None;
         self.garp_refresh_at = None;
@@ -1173,6 +1191,31 @@ mod tests {
         s.routers[1].handle_timeout(s.now);
         s.drain(1);
         assert_eq!(advert_times(&s).len(), sent, "no extra advert");
+        // Reported early, with a minimum: the advert waits for the minimum; reported after
+        // it: at once.
+        let mut p2 = p1.clone();
+        p2.takeover_advert_min = ms(10);
+        let (mut s, at) = takeover(p2.clone());
+        s.run_for(ms(3));
+        s.routers[1].announced(s.now);
+        s.routers[1].handle_timeout(s.now);
+        s.drain(1);
+        s.routers[0].announce(s.now);
+        s.drain(0);
+        s.run_for(ms(5));
+        assert!(
+            advert_times(&s).is_empty(),
+            "not before the minimum, not as an answer"
+        );
+        s.run_for(ms(5));
+        assert_eq!(advert_times(&s).first(), Some(&(at + ms(10))));
+        assert_eq!(s.masters(), [1]);
+        let (mut s, at) = takeover(p2);
+        s.run_for(ms(15));
+        s.routers[1].announced(s.now);
+        s.routers[1].handle_timeout(s.now);
+        s.drain(1);
+        assert_eq!(advert_times(&s).first(), Some(&(at + ms(15))));
         // Never reported: the deadline.
         let (mut s, at) = takeover(p1.clone());
         s.run_for(ms(39));
