@@ -146,6 +146,15 @@ pub async fn run_standalone(
         Some(f) => setup::units_for_director(cfg, &f.name)?,
     };
     let unit_setups = units.clone();
+    // Each running health check holds a socket: at a soft limit of 1,024 a large LVS
+    // configuration runs out, and every check that cannot open one fails its real server.
+    match flotilla_net::limits::raise_open_files() {
+        Ok((before, after)) if after > before => {
+            tracing::info!(before, after, "open files limit raised to the hard limit");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "open files limit not raised"),
+    }
     let mut term = signal(SignalKind::terminate()).map_err(AgentError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(AgentError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(AgentError::Signals)?;

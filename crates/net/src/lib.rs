@@ -9,6 +9,7 @@ use std::net::Ipv6Addr;
 pub mod file_watch;
 pub mod garp;
 pub mod heap;
+pub mod limits;
 pub mod link;
 pub mod sync_link;
 pub mod vip;
