@@ -67,6 +67,25 @@ fn poll<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<(T, Dura
     None
 }
 
+/// Waits (up to 10 s) until `dev` in namespace `ns` runs: carrier on, which the kernel's
+/// linkwatch sets some time after `link set up` (up to ~1 s, longer on a loaded machine).
+/// A watch opened before that records the link as down, and a later `link set down` is no
+/// transition to it.
+fn wait_running(ns: &str, dev: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = ip(&["-n", ns, "link", "show", dev]);
+        if out.contains("LOWER_UP") && out.contains("state UP") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{dev} in {ns} not running after 10 s: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 impl Pair {
     fn new(tag: &str) -> Pair {
         assert!(
@@ -507,6 +526,7 @@ fn gratuitous_arp_and_unsolicited_na_move_the_neighbours_entry_to_our_mac() {
 fn link_watch_reports_down_within_a_second_and_up_again() {
     let pair = Pair::new("l");
     let ns = pair.a.clone();
+    wait_running(&pair.a, "eth0");
     let took = Pair::run(&pair.a, move || {
         Box::pin(async move {
             let links = Links::connect().expect("rtnetlink");
@@ -579,6 +599,7 @@ fn link_watch_reports_down_within_a_second_and_up_again() {
 fn link_watch_recovers_from_a_notification_flood() {
     let pair = Pair::new("f");
     let ns = pair.a.clone();
+    wait_running(&pair.a, "eth0");
     let (overruns, last, count) = Pair::run(&pair.a, move || {
         Box::pin(async move {
             ip(&[
@@ -630,6 +651,9 @@ fn link_watch_recovers_from_a_notification_flood() {
 fn link_watch_loses_nothing_when_next_is_cancelled() {
     let pair = Pair::new("c");
     let ns = pair.a.clone();
+    // The watch must start from eth0 up, or the first `link set down` is no transition (CI
+    // once opened it before the carrier came on, and no Down came).
+    wait_running(&pair.a, "eth0");
     Pair::run(&pair.a, move || {
         Box::pin(async move {
             use futures_util::FutureExt;
