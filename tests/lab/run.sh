@@ -60,17 +60,17 @@ if ka_pids=$(pgrep -x keepalived); then
 fi
 cleanup_leftovers
 
-results=() total0=$(lab_now_ms) failed=0 failed_checks=() flaky_checks=()
-# The failed checks of test NAME's log, prefixed "NAME: " (at most 20).
+results=() total0=$(lab_now_ms) failed=0 failed_checks=() flaky_checks=() passed_late=0
+# The failed checks of test NAME's log, prefixed "LABEL: " (default NAME; at most 20).
 checks_of() {
-  grep -E '^(FAIL|TIMEOUT|ERROR)' "$logdir/$1.log" | grep -Ev 'failed checks\)$' | sed "s/^/$1: /" | head -20
+  grep -E '^(FAIL|TIMEOUT|ERROR)' "$logdir/$1.log" | grep -Ev 'failed checks\)$' | sed "s/^/${2:-$1}: /" | head -20
 }
 logdir=$(mktemp -d /tmp/flotilla-lab-tests.XXXXXX)
 for t in "${tests[@]}"; do
   name=$(basename "$t" .sh)
   echo
   echo "################ $name (timeout ${timeout_s}s)"
-  t0=$(lab_now_ms)
+  t0=$(lab_now_ms) earlier=()
   for ((run = 1; run <= retries + 1; run++)); do
     ((run > 1)) && { echo; echo "################ $name again (run $run): the last run failed"; cleanup_leftovers; }
     # TERM first (tests clean up in their EXIT trap; UML shuts down cleanly), KILL 30 s later.
@@ -82,15 +82,16 @@ for t in "${tests[@]}"; do
       *)       res="FAIL($rc)" ;;
     esac
     [[ $res == PASS ]] && break
-    # Kept for the end, where a CI excerpt of the last lines still shows them.
-    mapfile -t -O "${#flaky_checks[@]}" flaky_checks < <(checks_of "$name" | sed "s/^$name: /$name (run $run): /")
+    mapfile -t -O "${#earlier[@]}" earlier < <(checks_of "$name" "$name (run $run)")
   done
   secs=$(_lab_seconds $(($(lab_now_ms) - t0)))
   if [[ $res != PASS ]]; then
     failed=$((failed + 1))
     mapfile -t -O "${#failed_checks[@]}" failed_checks < <(checks_of "$name")
   elif ((run > 1)); then
-    res="PASS(run $run)"
+    res="PASS(run $run)" passed_late=$((passed_late + 1))
+    # Kept for the end, where a CI excerpt of the last lines still shows them.
+    flaky_checks+=("${earlier[@]}")
   fi
   results+=("$(printf '%-28s %-12s %8s' "$name" "$res" "$secs")")
 done
@@ -102,11 +103,10 @@ echo "################ summary"
 printf '%-28s %-12s %8s\n' test result seconds
 printf '%s\n' "${results[@]}"
 printf '%-28s %-12s %8s\n' total "$((${#tests[@]} - failed))/${#tests[@]} ok" "$total"
-passed_late=$(printf '%s\n' "${results[@]}" | grep -c ' PASS(')
 if ((passed_late)); then
   echo
   echo "################ passed on a second run ($passed_late): what the earlier runs failed"
-  printf '%s\n' "${flaky_checks[@]}" | grep -F -f <(printf '%s\n' "${results[@]}" | awk '$2 ~ /^PASS\(/ { print $1 " (run " }')
+  printf '%s\n' "${flaky_checks[@]}"
 fi
 if ((${#failed_checks[@]})); then
   echo
