@@ -1081,10 +1081,10 @@ mod tests {
         assert!(!lone.held_back());
     }
 
-    #[test]
-    fn with_a_takeover_delay_addresses_and_garp_go_first_and_the_advert_follows() {
-        let mut p1 = params(2, 100);
-        p1.takeover_advert_delay = ms(20);
+    /// A planned move: router 0 (priority 150) is master, then the cluster makes router 1
+    /// (`p1`) the owner — priorities 100 and 200 — and orders it to take over. Returns the
+    /// segment and the takeover's time since the start.
+    fn planned_takeover(p1: Params) -> (Segment, Duration) {
         let mut s = Segment::new(vec![params(1, 150), p1]);
         s.start_all();
         s.run_for(ms(1_000));
@@ -1095,6 +1095,14 @@ mod tests {
         s.routers[1].take_over(s.now);
         s.routers[1].handle_timeout(s.now);
         s.drain(1);
+        (s, at)
+    }
+
+    #[test]
+    fn with_a_takeover_delay_addresses_and_garp_go_first_and_the_advert_follows() {
+        let mut p1 = params(2, 100);
+        p1.takeover_advert_delay = ms(20);
+        let (mut s, at) = planned_takeover(p1);
         let mine: Vec<&Action> = s
             .log
             .iter()
@@ -1139,19 +1147,6 @@ mod tests {
 
     #[test]
     fn the_takeover_advert_follows_the_first_garp_round_reported_sent_and_waits_for_nothing_else() {
-        let takeover = |p1: Params| {
-            let mut s = Segment::new(vec![params(1, 150), p1]);
-            s.start_all();
-            s.run_for(ms(1_000));
-            assert_eq!(s.masters(), [0]);
-            s.routers[0].set_effective_priority(100);
-            s.routers[1].set_effective_priority(200);
-            let at = s.now - s.t0;
-            s.routers[1].take_over(s.now);
-            s.routers[1].handle_timeout(s.now);
-            s.drain(1);
-            (s, at)
-        };
         let advert_times = |s: &Segment| -> Vec<Duration> {
             s.log
                 .iter()
@@ -1163,7 +1158,7 @@ mod tests {
         // At most half the advert interval (100 ms here), as the agent sets it.
         p1.takeover_advert_delay = ms(40);
         // The GARP round is reported sent 3 ms later: the advert goes then, not at 40 ms.
-        let (mut s, at) = takeover(p1.clone());
+        let (mut s, at) = planned_takeover(p1.clone());
         assert!(s.routers[1].advert_awaits_garp());
         // The old owner's periodic advert, lower now, is not answered before the GARP, and
         // the cluster asking for an announcement does not send it early either.
@@ -1195,7 +1190,7 @@ mod tests {
         // it: at once.
         let mut p2 = p1.clone();
         p2.takeover_advert_min = ms(10);
-        let (mut s, at) = takeover(p2.clone());
+        let (mut s, at) = planned_takeover(p2.clone());
         s.run_for(ms(3));
         s.routers[1].announced(s.now);
         s.routers[1].handle_timeout(s.now);
@@ -1210,14 +1205,14 @@ mod tests {
         s.run_for(ms(5));
         assert_eq!(advert_times(&s).first(), Some(&(at + ms(10))));
         assert_eq!(s.masters(), [1]);
-        let (mut s, at) = takeover(p2);
+        let (mut s, at) = planned_takeover(p2);
         s.run_for(ms(15));
         s.routers[1].announced(s.now);
         s.routers[1].handle_timeout(s.now);
         s.drain(1);
         assert_eq!(advert_times(&s).first(), Some(&(at + ms(15))));
         // Never reported: the deadline.
-        let (mut s, at) = takeover(p1.clone());
+        let (mut s, at) = planned_takeover(p1.clone());
         s.run_for(ms(39));
         assert_eq!(s.masters(), [0, 1]);
         s.run_for(ms(5));
@@ -1225,7 +1220,7 @@ mod tests {
         assert_eq!(advert_times(&s).first(), Some(&(at + ms(40))));
         // No GARP configured: nothing to wait for, the advert follows the addresses at once.
         p1.garp.master_repeat = 0;
-        let (s, at) = takeover(p1);
+        let (s, at) = planned_takeover(p1);
         assert!(!s.routers[1].advert_awaits_garp());
         assert_eq!(advert_times(&s).first(), Some(&at));
     }
